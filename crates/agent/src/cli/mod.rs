@@ -1,0 +1,42 @@
+//! The command line: one module per command, dispatched from one `match`.
+
+mod times;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for bad input (expressions, zones, times, task files).
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// Run and watch the scheduled tasks of a fleet of machines.
+#[derive(Debug, Parser)]
+#[command(name = "cronfleet", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the next fire times of a schedule expression.
+    Next(times::NextArgs),
+    /// Print the previous fire times of a schedule expression.
+    Prev(times::PrevArgs),
+}
+
+/// Parses the process arguments and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Next(args) => times::next(args),
+        Command::Prev(args) => times::prev(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("cronfleet: {message}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! cronfleet: run and watch the scheduled tasks of a fleet of machines.
+//!
+//! This crate holds the `cronfleet` command. Its schedule engine is the `cronfleet-cron`
+//! crate; see ARCHITECTURE.md in the repository for how the parts fit together.
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod timearg;
