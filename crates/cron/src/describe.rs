@@ -4,10 +4,21 @@ use jiff::Zoned;
 
 use crate::{every::Interval, spec::CronSpec};
 
-const DAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+const DAYS: [&str; 7] =
+    ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
 const MONTHS: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
 const ORDINALS: [&str; 5] = ["first", "second", "third", "fourth", "fifth"];
 
@@ -84,7 +95,11 @@ fn time_of_day(spec: &CronSpec) -> String {
         let mut times = Vec::new();
         for &h in &hours {
             for &m in &mins {
-                times.push(if s == 0 { format!("{h:02}:{m:02}") } else { format!("{h:02}:{m:02}:{s:02}") });
+                times.push(if s == 0 {
+                    format!("{h:02}:{m:02}")
+                } else {
+                    format!("{h:02}:{m:02}:{s:02}")
+                });
             }
         }
         return format!("at {}", join(&times));
@@ -104,23 +119,17 @@ fn time_of_day(spec: &CronSpec) -> String {
         (_, Some(n)) if out.is_empty() => out.push(plural(n, "minute")),
         (_, Some(n)) => out.push(format!("every {n} minutes")),
         ([0], _) if out.is_empty() && hours.len() == 24 => out.push("every hour".to_owned()),
-        (list, _) => out.push(format!(
-            "at minute {}",
-            runs(list, |v| v.to_string(), "through")
-        )),
+        (list, _) => out.push(format!("at minute {}", runs(list, |v| v.to_string(), "through"))),
     }
     if hours.len() < 24 {
         match step_of(&hours, 0, 23) {
             Some(n) => out.push(format!("of every {n} hours")),
-            None if is_run(&hours) => out.push(format!(
-                "between {:02}:00 and {:02}:59",
-                hours[0],
-                hours[hours.len() - 1]
-            )),
-            None => out.push(format!(
-                "during hour {}",
-                runs(&hours, |h| format!("{h:02}"), "through")
-            )),
+            None if is_run(&hours) => {
+                out.push(format!("between {:02}:00 and {:02}:59", hours[0], hours[hours.len() - 1]))
+            }
+            None => {
+                out.push(format!("during hour {}", runs(&hours, |h| format!("{h:02}"), "through")))
+            }
         }
     }
     out.join(", ")
@@ -162,7 +171,11 @@ fn days(spec: &CronSpec) -> Option<String> {
     }
     for (wd, ks) in d.nth_dow.iter().enumerate() {
         for k in values((*ks).into(), 1, 5) {
-            dow_parts.push(format!("on the {} {} of the month", ORDINALS[k as usize - 1], DAYS[wd]));
+            dow_parts.push(format!(
+                "on the {} {} of the month",
+                ORDINALS[k as usize - 1],
+                DAYS[wd]
+            ));
         }
     }
     let dom = (!dom_parts.is_empty()).then(|| join(&dom_parts));

@@ -136,9 +136,8 @@ impl fmt::Display for Error {
         let col = self.expr.get(..self.offset).map_or(self.offset, |s| s.chars().count());
         let width = self
             .expr
-            .get(self.offset..)
-            .map_or(1, |rest| rest.chars().take(self.len).count().max(1))
-            .min(self.len);
+            .get(self.offset..(self.offset + self.len).min(self.expr.len()))
+            .map_or(1, |fault| fault.chars().count().max(1));
         write!(f, "\n  {}\n  {}{}", self.expr, " ".repeat(col), "^".repeat(width))
     }
 }

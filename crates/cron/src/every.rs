@@ -71,7 +71,12 @@ impl Interval {
     }
 
     /// Unanchored intervals count from the asked instant: `t + self` (or `t - self`).
-    pub(crate) fn from_instant(self, tz: &TimeZone, t: Timestamp, after: bool) -> Option<Timestamp> {
+    pub(crate) fn counted_from(
+        self,
+        tz: &TimeZone,
+        t: Timestamp,
+        after: bool,
+    ) -> Option<Timestamp> {
         let anchor = t.to_zoned(tz.clone());
         self.nth(&anchor, if after { 1 } else { -1 })
     }

@@ -9,7 +9,7 @@
 //! use jiff::Zoned;
 //!
 //! let schedule: Schedule = "CRON_TZ=America/New_York 0 30 9 * * MON-FRI".parse()?;
-//! let now: Zoned = "2026-11-20T12:00:00+00:00[UTC]".parse()?;
+//! let now: Zoned = "2026-11-20T15:00:00+00:00[UTC]".parse()?; // Friday, 10:00 in New York
 //! let next = schedule.next_after(&now).unwrap();
 //! assert_eq!(next.to_string(), "2026-11-23T09:30:00-05:00[America/New_York]");
 //! assert_eq!(schedule.describe(), "at 09:30, Monday through Friday (America/New_York)");
@@ -265,7 +265,7 @@ impl Schedule {
                 let anchor = anchor.with_time_zone(tz.clone());
                 interval.step(&anchor, t, after)
             }
-            Kind::Every { interval, anchor: None } => interval.from_instant(tz, t, after),
+            Kind::Every { interval, anchor: None } => interval.counted_from(tz, t, after),
         }
     }
 

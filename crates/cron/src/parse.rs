@@ -31,9 +31,12 @@ struct FieldDef {
     names_from: u32,
 }
 
-const SECOND: FieldDef = FieldDef { kind: ErrorKind::Second, min: 0, max: 59, names: &[], names_from: 0 };
-const MINUTE: FieldDef = FieldDef { kind: ErrorKind::Minute, min: 0, max: 59, names: &[], names_from: 0 };
-const HOUR: FieldDef = FieldDef { kind: ErrorKind::Hour, min: 0, max: 23, names: &[], names_from: 0 };
+const SECOND: FieldDef =
+    FieldDef { kind: ErrorKind::Second, min: 0, max: 59, names: &[], names_from: 0 };
+const MINUTE: FieldDef =
+    FieldDef { kind: ErrorKind::Minute, min: 0, max: 59, names: &[], names_from: 0 };
+const HOUR: FieldDef =
+    FieldDef { kind: ErrorKind::Hour, min: 0, max: 23, names: &[], names_from: 0 };
 const DOM: FieldDef =
     FieldDef { kind: ErrorKind::DayOfMonth, min: 1, max: 31, names: &[], names_from: 0 };
 const MONTH: FieldDef = FieldDef {
@@ -255,7 +258,9 @@ impl<'a> Parser<'a> {
         match (range.text == "*", lo == hi, step) {
             (true, _, 1) => self.canonical.push('*'),
             (true, _, n) => self.canonical.push_str(&format!("*/{n}")),
-            (false, true, _) => self.canonical.push_str(&lo.to_string()),
+            (false, true, _) => {
+                self.canonical.push_str(&(if dow { lo % 7 } else { lo }).to_string())
+            }
             (false, false, 1) => self.canonical.push_str(&format!("{lo}-{hi}")),
             (false, false, n) => self.canonical.push_str(&format!("{lo}-{hi}/{n}")),
         }
@@ -348,8 +353,16 @@ pub(crate) fn parse(expr: &str) -> Result<Parsed, Error> {
     let starts_star = |t: Tok<'_>| t.text.starts_with(['*', '?']);
     days.dom_star = starts_star(f[2]);
     days.dow_star = starts_star(f[4]);
-    let fixed_time = !(has_seconds && starts_star(toks[0])) && !starts_star(f[0]) && !starts_star(f[1]);
-    let spec = CronSpec::new(seconds, minutes, u32::try_from(hours).unwrap_or(0), months, days, fixed_time);
+    let fixed_time =
+        !((has_seconds && starts_star(toks[0])) || starts_star(f[0]) || starts_star(f[1]));
+    let spec = CronSpec::new(
+        seconds,
+        minutes,
+        u32::try_from(hours).unwrap_or(0),
+        months,
+        days,
+        fixed_time,
+    );
     if !spec.can_fire() {
         let from = f[2].at;
         let to = f[4].at + f[4].text.len();
@@ -461,11 +474,15 @@ fn interval(p: &Parser<'_>, tok: Tok<'_>) -> Result<Interval, Error> {
         if i == start {
             return Err(bad(
                 tok.slice(start, tok.text.len()),
-                format!("expected a number in duration {:?} (units w d h m s, e.g. 1h30m)", tok.text),
+                format!(
+                    "expected a number in duration {:?} (units w d h m s, e.g. 1h30m)",
+                    tok.text
+                ),
             ));
         }
         let num_tok = tok.slice(start, i);
-        let n: i64 = if i - start > 9 { i64::MAX } else { num_tok.text.parse().unwrap_or(i64::MAX) };
+        let n: i64 =
+            if i - start > 9 { i64::MAX } else { num_tok.text.parse().unwrap_or(i64::MAX) };
         let unit_at = i;
         // A unit is one ASCII letter; anything else (including non-ASCII) is refused here.
         let unit = bytes.get(i).copied().filter(u8::is_ascii_alphabetic);

@@ -129,10 +129,10 @@ impl DaySpec {
 /// The weekday nearest day `n` of a month of `len` days, never leaving the month.
 fn nearest_workday(n: i8, len: i8, weekday: i8) -> i8 {
     match weekday {
-        6 if n == 1 => 3,   // Saturday the 1st: Monday the 3rd
-        6 => n - 1,         // Saturday: Friday before
+        6 if n == 1 => 3,       // Saturday the 1st: Monday the 3rd
+        6 => n - 1,             // Saturday: Friday before
         0 if n == len => n - 2, // Sunday the last: Friday before
-        0 => n + 1,         // Sunday: Monday after
+        0 => n + 1,             // Sunday: Monday after
         _ => n,
     }
 }
@@ -289,7 +289,14 @@ impl CronSpec {
         let mut cache = MonthCache { key: (i32::MIN, 0), mask: 0 };
         while p.year >= MIN_YEAR {
             let Some(month) = prev_bit(self.months.into(), p.month) else {
-                p = Parts { year: p.year - 1, month: 12, day: 31, hour: 23, minute: 59, second: 59 };
+                p = Parts {
+                    year: p.year - 1,
+                    month: 12,
+                    day: 31,
+                    hour: 23,
+                    minute: 59,
+                    second: 59,
+                };
                 continue;
             };
             if month != p.month {
