@@ -86,11 +86,26 @@ pub struct Schedule {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 struct Inner {
     kind: Kind,
     tz: Option<TimeZone>,
     canonical: String,
+    /// Present when the schedule owns its zone (`tz` is set): see `zone.rs`.
+    segments: Option<zone::SegmentCache>,
+}
+
+impl Inner {
+    fn new(kind: Kind, tz: Option<TimeZone>, canonical: String) -> Inner {
+        let segments = tz.as_ref().map(|_| zone::SegmentCache::default());
+        Inner { kind, tz, canonical, segments }
+    }
+}
+
+impl PartialEq for Inner {
+    fn eq(&self, other: &Inner) -> bool {
+        self.kind == other.kind && self.tz == other.tz && self.canonical == other.canonical
+    }
 }
 
 #[derive(Debug, PartialEq)]
@@ -108,7 +123,7 @@ impl FromStr for Schedule {
             Body::Cron(spec) => Kind::Cron(spec),
             Body::Every(interval) => Kind::Every { interval, anchor: None },
         };
-        Ok(Schedule { inner: Arc::new(Inner { kind, tz: parsed.tz, canonical: parsed.canonical }) })
+        Ok(Schedule { inner: Arc::new(Inner::new(kind, parsed.tz, parsed.canonical)) })
     }
 }
 
@@ -146,11 +161,11 @@ impl Schedule {
         let inner = &self.inner;
         match inner.kind {
             Kind::Every { interval, .. } => Ok(Schedule {
-                inner: Arc::new(Inner {
-                    kind: Kind::Every { interval, anchor: Some(anchor) },
-                    tz: inner.tz.clone(),
-                    canonical: inner.canonical.clone(),
-                }),
+                inner: Arc::new(Inner::new(
+                    Kind::Every { interval, anchor: Some(anchor) },
+                    inner.tz.clone(),
+                    inner.canonical.clone(),
+                )),
             }),
             Kind::Cron(_) => Err(Error::new(
                 ErrorKind::Interval,
@@ -160,6 +175,34 @@ impl Schedule {
                 "an anchor only applies to @every schedules",
             )),
         }
+    }
+
+    /// Gives the schedule a zone of its own, used when the expression has no `CRON_TZ=`/`TZ=`
+    /// prefix (a prefix wins). Results are then always in this zone, whatever the zone of the
+    /// instant asked about; this is also faster, since the schedule can remember the zone's
+    /// transitions between calls.
+    ///
+    /// # Example
+    /// ```
+    /// use cronfleet_cron::Schedule;
+    /// use jiff::{tz::TimeZone, Zoned};
+    ///
+    /// let s = "0 9 * * *".parse::<Schedule>()?.in_time_zone(TimeZone::get("Asia/Tokyo")?);
+    /// let at: Zoned = "2026-11-23T12:00:00+00:00[UTC]".parse()?;
+    /// assert_eq!(s.next_after(&at).unwrap().to_string(), "2026-11-24T09:00:00+09:00[Asia/Tokyo]");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn in_time_zone(self, tz: TimeZone) -> Schedule {
+        if self.inner.tz.is_some() {
+            return self;
+        }
+        let kind = match &self.inner.kind {
+            Kind::Cron(spec) => Kind::Cron(spec.clone()),
+            Kind::Every { interval, anchor } => {
+                Kind::Every { interval: *interval, anchor: anchor.clone() }
+            }
+        };
+        Schedule { inner: Arc::new(Inner::new(kind, Some(tz), self.inner.canonical.clone())) }
     }
 
     /// The anchor of an anchored `@every` schedule.
@@ -189,7 +232,8 @@ impl Schedule {
         matches!(self.inner.kind, Kind::Every { .. })
     }
 
-    /// The zone of a `CRON_TZ=`/`TZ=` prefix, if the expression has one.
+    /// The schedule's own zone: its `CRON_TZ=`/`TZ=` prefix, or the one given to
+    /// [`Schedule::in_time_zone`].
     ///
     /// # Example
     /// ```
@@ -236,7 +280,7 @@ impl Schedule {
     /// ```
     pub fn next_after(&self, at: &Zoned) -> Option<Zoned> {
         let tz = self.zone_for(at);
-        self.step(tz, at.timestamp(), true).map(|ts| ts.to_zoned(tz.clone()))
+        self.step(tz, at, true).map(|ts| ts.to_zoned(tz.clone()))
     }
 
     /// The last fire time strictly before `at`, in the same zone as [`Schedule::next_after`].
@@ -253,14 +297,16 @@ impl Schedule {
     /// ```
     pub fn prev_before(&self, at: &Zoned) -> Option<Zoned> {
         let tz = self.zone_for(at);
-        self.step(tz, at.timestamp(), false).map(|ts| ts.to_zoned(tz.clone()))
+        self.step(tz, at, false).map(|ts| ts.to_zoned(tz.clone()))
     }
 
     /// The instant-level step: the next (or previous) fire time as a timestamp in zone `tz`.
-    fn step(&self, tz: &TimeZone, t: Timestamp, after: bool) -> Option<Timestamp> {
+    fn step(&self, tz: &TimeZone, at: &Zoned, after: bool) -> Option<Timestamp> {
+        let t = at.timestamp();
+        let cache = self.inner.segments.as_ref();
         match &self.inner.kind {
-            Kind::Cron(spec) if after => zone::next_after(spec, tz, t),
-            Kind::Cron(spec) => zone::prev_before(spec, tz, t),
+            Kind::Cron(spec) if after => zone::next_after(spec, tz, cache, at),
+            Kind::Cron(spec) => zone::prev_before(spec, tz, cache, at),
             Kind::Every { interval, anchor: Some(anchor) } => {
                 let anchor = anchor.with_time_zone(tz.clone());
                 interval.step(&anchor, t, after)
@@ -292,7 +338,7 @@ impl Schedule {
                 let Some(before) = t.checked_sub(jiff::SignedDuration::from_nanos(1)).ok() else {
                     return false;
                 };
-                self.step(tz, before, true) == Some(t)
+                self.step(tz, &before.to_zoned(tz.clone()), true) == Some(t)
             }
             Kind::Every { anchor: None, .. } => false,
         }

@@ -100,7 +100,8 @@ impl DaySpec {
         }
 
         let mut dow = dow_by_first[first as usize] & valid;
-        for wd in 0..7i8 {
+        let has_extras = self.last_dow != 0 || self.nth_dow != [0; 7];
+        for wd in (0..7i8).filter(|_| has_extras) {
             let offset = (wd - first).rem_euclid(7); // first day of the month with weekday wd, minus 1
             if self.last_dow & (1 << wd) != 0 {
                 let last = offset + 1 + 7 * ((len - 1 - offset) / 7);
@@ -189,13 +190,14 @@ impl CronSpec {
         days: DaySpec,
         fixed_time: bool,
     ) -> CronSpec {
+        // Day d of a month whose 1st is weekday f has weekday (f + d - 1) % 7: rotate the
+        // weekday bits by f, repeat them every 7 days, and start at day 1.
+        let dow = u64::from(days.dow & 0x7f);
         let mut dow_by_first = [0u32; 7];
         for (first, mask) in dow_by_first.iter_mut().enumerate() {
-            for day in 1..=31 {
-                if days.dow & (1 << ((first + day - 1) % 7)) != 0 {
-                    *mask |= 1 << day;
-                }
-            }
+            let r = ((dow >> first) | (dow << (7 - first))) & 0x7f;
+            let repeated = r | r << 7 | r << 14 | r << 21 | r << 28;
+            *mask = ((repeated << 1) & 0xffff_fffe) as u32;
         }
         CronSpec { seconds, minutes, hours, months, days, fixed_time, dow_by_first }
     }

@@ -10,30 +10,206 @@
 //! * **Real-time** schedules fire at every instant whose local time matches. Between two
 //!   transitions the offset is constant, so local time runs in step with real time: the search
 //!   walks these segments in order, and looks for matches only inside each one.
+//!
+//! # Why a segment cache?
+//!
+//! Asking jiff for the offset, the ambiguity of a local time or the next transition costs
+//! 15-35 ns each, more than the search itself. A schedule that owns its zone remembers the
+//! last segment between two transitions it saw (in a few atomics, so `Schedule` stays `Sync`).
+//! An answer inside that segment, and more than [`MARGIN`] away from both of its ends, cannot
+//! be in a gap or a fold, so it needs no question to jiff at all.
+
+use std::sync::atomic::{fence, AtomicI32, AtomicI64, AtomicU64, Ordering};
 
 use jiff::{
     civil::DateTime,
     tz::{AmbiguousOffset, Offset, TimeZone},
-    SignedDuration, Timestamp,
+    SignedDuration, Timestamp, Zoned,
 };
 
 use crate::spec::CronSpec;
 
 const ONE_NANO: SignedDuration = SignedDuration::from_nanos(1);
 
-/// The first instant strictly after `t` at which `spec` fires in `tz`.
-pub(crate) fn next_after(spec: &CronSpec, tz: &TimeZone, t: Timestamp) -> Option<Timestamp> {
-    if spec.fixed_time {
-        next_fixed(spec, tz, t)
-    } else {
-        next_real(spec, tz, t)
+/// No gap or fold reaches further than the largest difference of two offsets (jiff bounds
+/// offsets to ±25:59:59) from its transition.
+const MARGIN: i128 = 52 * 3600 * 1_000_000_000;
+
+/// A stretch of time with one offset: from one transition (or the beginning of time) to the
+/// next, in seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Segment {
+    start: i64,
+    end: i64,
+    offset: Offset,
+}
+
+impl Segment {
+    fn at(tz: &TimeZone, t: Timestamp) -> Segment {
+        let start = t
+            .checked_add(ONE_NANO)
+            .ok()
+            .and_then(|after| tz.preceding(after).next())
+            .map_or(i64::MIN, |tr| tr.timestamp().as_second());
+        let end = tz.following(t).next().map_or(i64::MAX, |tr| tr.timestamp().as_second());
+        Segment { start, end, offset: tz.to_offset(t) }
+    }
+
+    fn nanos(secs: i64) -> i128 {
+        i128::from(secs) * 1_000_000_000
+    }
+
+    fn contains(&self, t: Timestamp) -> bool {
+        let n = t.as_nanosecond();
+        Self::nanos(self.start) <= n && n < Self::nanos(self.end)
+    }
+
+    /// Far enough inside that no local time mapping here is ambiguous.
+    fn deep_inside(&self, t: Timestamp) -> bool {
+        let n = t.as_nanosecond();
+        Self::nanos(self.start).saturating_add(MARGIN) <= n
+            && n < Self::nanos(self.end).saturating_sub(MARGIN)
     }
 }
 
-/// The last instant strictly before `t` at which `spec` fires in `tz`.
-pub(crate) fn prev_before(spec: &CronSpec, tz: &TimeZone, t: Timestamp) -> Option<Timestamp> {
+/// The last [`Segment`] a schedule saw, shared between threads by a sequence lock.
+#[derive(Debug, Default)]
+pub(crate) struct SegmentCache {
+    /// Even: the fields are consistent; odd: a writer is at work; 0: empty.
+    seq: AtomicU64,
+    start: AtomicI64,
+    end: AtomicI64,
+    offset: AtomicI32,
+}
+
+impl SegmentCache {
+    fn get(&self) -> Option<Segment> {
+        let before = self.seq.load(Ordering::Acquire);
+        if before == 0 || before & 1 == 1 {
+            return None;
+        }
+        let start = self.start.load(Ordering::Relaxed);
+        let end = self.end.load(Ordering::Relaxed);
+        let offset = self.offset.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        if self.seq.load(Ordering::Relaxed) != before {
+            return None;
+        }
+        Some(Segment { start, end, offset: Offset::from_seconds(offset).ok()? })
+    }
+
+    fn put(&self, seg: Segment) {
+        let seq = self.seq.load(Ordering::Relaxed);
+        // Another writer is at work: its segment is as good as ours.
+        if seq & 1 == 1
+            || self
+                .seq
+                .compare_exchange(seq, seq + 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        fence(Ordering::Release);
+        self.start.store(seg.start, Ordering::Relaxed);
+        self.end.store(seg.end, Ordering::Relaxed);
+        self.offset.store(seg.offset.seconds(), Ordering::Relaxed);
+        self.seq.store(seq + 2, Ordering::Release);
+    }
+
+    /// The segment containing `t`, from the cache or from jiff (then remembered).
+    fn segment(&self, tz: &TimeZone, t: Timestamp) -> Segment {
+        match self.get() {
+            Some(seg) if seg.contains(t) => seg,
+            _ => {
+                let seg = Segment::at(tz, t);
+                self.put(seg);
+                seg
+            }
+        }
+    }
+}
+
+impl Clone for SegmentCache {
+    /// A clone starts empty: it is only a cache.
+    fn clone(&self) -> SegmentCache {
+        SegmentCache::default()
+    }
+}
+
+/// The asked instant with its offset and local time in the zone of the search.
+struct Local {
+    t: Timestamp,
+    offset: Offset,
+    dt: DateTime,
+}
+
+impl Local {
+    /// `at` read in a zone whose offset at that instant is `offset`, reusing what `at` already
+    /// knows when the offsets agree (a local time depends only on the instant and the offset).
+    fn new(at: &Zoned, offset: Offset) -> Local {
+        let t = at.timestamp();
+        let dt = if at.offset() == offset { at.datetime() } else { offset.to_datetime(t) };
+        Local { t, offset, dt }
+    }
+}
+
+/// The first instant strictly after `at` at which `spec` fires in `tz`. `cache` is given when
+/// `tz` is the schedule's own zone; without it, `tz` is `at`'s zone.
+pub(crate) fn next_after(
+    spec: &CronSpec,
+    tz: &TimeZone,
+    cache: Option<&SegmentCache>,
+    at: &Zoned,
+) -> Option<Timestamp> {
+    let local = match cache {
+        Some(cache) => {
+            let seg = cache.segment(tz, at.timestamp());
+            let local = Local::new(at, seg.offset);
+            let dt = spec.next_civil(local.dt, false)?;
+            let found = seg.offset.to_timestamp(dt).ok()?;
+            let sure = if spec.fixed_time { seg.deep_inside(found) } else { seg.contains(found) };
+            if sure {
+                return Some(found);
+            }
+            local
+        }
+        None => Local { t: at.timestamp(), offset: at.offset(), dt: at.datetime() },
+    };
     if spec.fixed_time {
-        prev_fixed(spec, tz, t)
+        next_fixed(spec, tz, &local)
+    } else {
+        next_real(spec, tz, &local)
+    }
+}
+
+/// The last instant strictly before `at` at which `spec` fires in `tz`.
+pub(crate) fn prev_before(
+    spec: &CronSpec,
+    tz: &TimeZone,
+    cache: Option<&SegmentCache>,
+    at: &Zoned,
+) -> Option<Timestamp> {
+    let t = at.timestamp();
+    let offset = match cache {
+        Some(cache) => {
+            let seg = cache.segment(tz, t);
+            // Instants just before `t` are in this segment only if it started before `t`.
+            if Segment::nanos(seg.start) < t.as_nanosecond() {
+                let local = Local::new(at, seg.offset);
+                let dt = spec.prev_civil(local.dt, false)?;
+                let found = seg.offset.to_timestamp(dt).ok()?;
+                let sure =
+                    if spec.fixed_time { seg.deep_inside(found) } else { seg.contains(found) };
+                if sure {
+                    return Some(found);
+                }
+            }
+            seg.offset
+        }
+        None => at.offset(),
+    };
+    if spec.fixed_time {
+        prev_fixed(spec, tz, &Local::new(at, offset))
     } else {
         prev_real(spec, tz, t)
     }
@@ -54,12 +230,12 @@ fn resolve_first(tz: &TimeZone, dt: DateTime) -> Option<Timestamp> {
     }
 }
 
-fn next_fixed(spec: &CronSpec, tz: &TimeZone, t: Timestamp) -> Option<Timestamp> {
-    let mut from = tz.to_datetime(t);
+fn next_fixed(spec: &CronSpec, tz: &TimeZone, local: &Local) -> Option<Timestamp> {
+    let mut from = local.dt;
     loop {
         let dt = spec.next_civil(from, false)?;
         let at = resolve_first(tz, dt)?;
-        if at > t {
+        if at > local.t {
             return Some(at);
         }
         // `t` is in the second pass of a fold, or at the end of a gap: this local time fired
@@ -68,15 +244,13 @@ fn next_fixed(spec: &CronSpec, tz: &TimeZone, t: Timestamp) -> Option<Timestamp>
     }
 }
 
-fn prev_fixed(spec: &CronSpec, tz: &TimeZone, t: Timestamp) -> Option<Timestamp> {
-    let offset = tz.to_offset(t);
-    let local = offset.to_datetime(t);
-    let mut from = local;
+fn prev_fixed(spec: &CronSpec, tz: &TimeZone, local: &Local) -> Option<Timestamp> {
+    let mut from = local.dt;
     // In the second pass of a fold, local times up to the fold's end fired (on their first
     // pass) before `t`: start looking from the fold's end.
-    if let AmbiguousOffset::Fold { before, after } = tz.to_ambiguous_timestamp(local).offset() {
-        if offset == after {
-            let first_pass = before.to_timestamp(local).ok()?;
+    if let AmbiguousOffset::Fold { before, after } = tz.to_ambiguous_timestamp(local.dt).offset() {
+        if local.offset == after {
+            let first_pass = before.to_timestamp(local.dt).ok()?;
             let transition = tz.following(first_pass).next()?.timestamp();
             from = before.to_datetime(transition);
         }
@@ -84,18 +258,18 @@ fn prev_fixed(spec: &CronSpec, tz: &TimeZone, t: Timestamp) -> Option<Timestamp>
     loop {
         let dt = spec.prev_civil(from, false)?;
         let at = resolve_first(tz, dt)?;
-        if at < t {
+        if at < local.t {
             return Some(at);
         }
         from = dt;
     }
 }
 
-fn next_real(spec: &CronSpec, tz: &TimeZone, t: Timestamp) -> Option<Timestamp> {
+fn next_real(spec: &CronSpec, tz: &TimeZone, local: &Local) -> Option<Timestamp> {
     // The segment [start, next transition) has one offset.
-    let mut start = t;
-    let mut offset = tz.to_offset(t);
-    let mut from = offset.to_datetime(t);
+    let mut start = local.t;
+    let mut offset = local.offset;
+    let mut from = local.dt;
     let mut inclusive = false;
     loop {
         let dt = spec.next_civil(from, inclusive)?;
@@ -132,4 +306,34 @@ fn prev_real(spec: &CronSpec, tz: &TimeZone, t: Timestamp) -> Option<Timestamp> 
 /// The offset in force just before `t`.
 fn offset_before(tz: &TimeZone, t: Timestamp) -> Option<Offset> {
     Some(tz.to_offset(t.checked_sub(ONE_NANO).ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_round_trip_and_clone_is_empty() {
+        let cache = SegmentCache::default();
+        assert_eq!(cache.get(), None);
+        let seg = Segment { start: -5, end: 1_000, offset: Offset::from_seconds(-18_000).unwrap() };
+        cache.put(seg);
+        assert_eq!(cache.get(), Some(seg));
+        assert_eq!(cache.clone().get(), None);
+        assert!(seg.contains(Timestamp::from_second(-5).unwrap()));
+        assert!(!seg.contains(Timestamp::from_second(1_000).unwrap()));
+    }
+
+    #[test]
+    fn segments_end_at_transitions() {
+        let tz = TimeZone::get("America/New_York").unwrap();
+        let t: Timestamp = "2026-07-01T00:00:00Z".parse().unwrap();
+        let seg = Segment::at(&tz, t);
+        assert_eq!(Timestamp::from_second(seg.start).unwrap().to_string(), "2026-03-08T07:00:00Z");
+        assert_eq!(Timestamp::from_second(seg.end).unwrap().to_string(), "2026-11-01T06:00:00Z");
+        // At a transition instant exactly, the segment starts there.
+        let at_transition: Timestamp = "2026-11-01T06:00:00Z".parse().unwrap();
+        assert_eq!(Segment::at(&tz, at_transition).start, at_transition.as_second());
+        assert_eq!(Segment::at(&TimeZone::UTC, t).start, i64::MIN);
+    }
 }
