@@ -1,5 +1,7 @@
 //! The expression parser: text to [`Parsed`], with errors that point at the fault.
 
+use std::fmt::Write as _;
+
 use jiff::tz::TimeZone;
 
 use crate::{
@@ -162,7 +164,9 @@ impl<'a> Parser<'a> {
     }
 
     fn item(&mut self, def: &FieldDef, item: Tok<'_>, days: &mut DaySpec) -> Result<u64, Error> {
-        let upper = item.text.to_ascii_uppercase();
+        let text = item.text;
+        let ends_with =
+            |c: u8| text.len() > 1 && text.as_bytes()[text.len() - 1].eq_ignore_ascii_case(&c);
         let dom = def.kind == ErrorKind::DayOfMonth;
         let dow = def.kind == ErrorKind::DayOfWeek;
         if item.text == "?" {
@@ -176,25 +180,26 @@ impl<'a> Parser<'a> {
             self.canonical.push('*');
             return Ok(range_bits(def.min, if dow { 6 } else { def.max }, 1));
         }
-        if dom && (upper == "L" || upper == "LW") {
-            if upper == "L" {
-                days.last_day = true;
-            } else {
-                days.last_weekday = true;
-            }
-            self.canonical.push_str(&upper);
+        if dom && text.eq_ignore_ascii_case("L") {
+            days.last_day = true;
+            self.canonical.push('L');
             return Ok(0);
         }
-        if dom && upper.len() > 1 && upper.ends_with('W') {
-            let n = self.value(def, item.slice(0, item.text.len() - 1))?;
+        if dom && text.eq_ignore_ascii_case("LW") {
+            days.last_weekday = true;
+            self.canonical.push_str("LW");
+            return Ok(0);
+        }
+        if dom && ends_with(b'W') {
+            let n = self.value(def, item.slice(0, text.len() - 1))?;
             days.nearest_weekday |= 1 << n;
-            self.canonical.push_str(&format!("{n}W"));
+            let _ = write!(self.canonical, "{n}W");
             return Ok(0);
         }
-        if dow && upper.len() > 1 && upper.ends_with('L') {
-            let wd = self.value(def, item.slice(0, item.text.len() - 1))? % 7;
+        if dow && ends_with(b'L') {
+            let wd = self.value(def, item.slice(0, text.len() - 1))? % 7;
             days.last_dow |= 1 << wd;
-            self.canonical.push_str(&format!("{wd}L"));
+            let _ = write!(self.canonical, "{wd}L");
             return Ok(0);
         }
         if dow {
@@ -211,11 +216,12 @@ impl<'a> Parser<'a> {
                     }
                 };
                 days.nth_dow[wd as usize] |= 1 << n;
-                self.canonical.push_str(&format!("{wd}#{n}"));
+                let _ = write!(self.canonical, "{wd}#{n}");
                 return Ok(0);
             }
         }
-        if upper.contains(['L', 'W', '#']) && upper.bytes().any(|b| b.is_ascii_digit()) {
+        let special = |b: u8| matches!(b.to_ascii_uppercase(), b'L' | b'W' | b'#');
+        if text.bytes().any(special) && text.bytes().any(|b| b.is_ascii_digit()) {
             return Err(self.err(
                 def.kind,
                 item,
@@ -255,15 +261,14 @@ impl<'a> Parser<'a> {
             (lo, if step.is_some() { def.max } else { lo })
         };
         let step = step.unwrap_or(1);
-        match (range.text == "*", lo == hi, step) {
-            (true, _, 1) => self.canonical.push('*'),
-            (true, _, n) => self.canonical.push_str(&format!("*/{n}")),
-            (false, true, _) => {
-                self.canonical.push_str(&(if dow { lo % 7 } else { lo }).to_string())
-            }
-            (false, false, 1) => self.canonical.push_str(&format!("{lo}-{hi}")),
-            (false, false, n) => self.canonical.push_str(&format!("{lo}-{hi}/{n}")),
-        }
+        let c = &mut self.canonical;
+        let _ = match (range.text == "*", lo == hi, step) {
+            (true, _, 1) => write!(c, "*"),
+            (true, _, n) => write!(c, "*/{n}"),
+            (false, true, _) => write!(c, "{}", if dow { lo % 7 } else { lo }),
+            (false, false, 1) => write!(c, "{lo}-{hi}"),
+            (false, false, n) => write!(c, "{lo}-{hi}/{n}"),
+        };
         Ok(range_bits(lo, hi, step))
     }
 }
@@ -288,8 +293,20 @@ fn tokens(expr: &str) -> impl Iterator<Item = Tok<'_>> {
     })
 }
 
+/// At most this many tokens are kept: a prefix, six fields and one too many.
+const MAX_TOKENS: usize = 8;
+
 pub(crate) fn parse(expr: &str) -> Result<Parsed, Error> {
-    let mut toks: Vec<Tok<'_>> = tokens(expr).collect();
+    let mut buf = [Tok { text: "", at: 0 }; MAX_TOKENS];
+    let mut count = 0;
+    for tok in tokens(expr) {
+        if count < MAX_TOKENS {
+            buf[count] = tok;
+        }
+        count += 1;
+    }
+    let kept = count.min(MAX_TOKENS);
+    let mut toks: &[Tok<'_>] = &buf[..kept];
     let mut p = Parser { expr, canonical: String::with_capacity(expr.len() + 8) };
     let mut tz = None;
     if let Some(first) = toks.first().copied() {
@@ -300,7 +317,7 @@ pub(crate) fn parse(expr: &str) -> Result<Parsed, Error> {
             p.canonical.push_str(&first.text[..first.text.len() - name.len()]);
             p.canonical.push_str(name);
             p.canonical.push(' ');
-            toks.remove(0);
+            toks = &toks[1..];
         }
     }
     let Some(first) = toks.first().copied() else {
@@ -314,18 +331,18 @@ pub(crate) fn parse(expr: &str) -> Result<Parsed, Error> {
         ));
     };
     if first.text.starts_with('@') {
-        let body = descriptor(&mut p, &toks)?;
+        let body = descriptor(&mut p, toks)?;
         return Ok(Parsed { tz, body, canonical: p.canonical });
     }
     if toks.len() != 5 && toks.len() != 6 {
         let extra = toks.get(6).copied().unwrap_or(toks[toks.len() - 1]);
+        let found = count - (kept - toks.len());
         return Err(p.err(
             ErrorKind::FieldCount,
             extra,
             format!(
                 "expected 5 fields (minute hour day-of-month month day-of-week) or 6 (seconds \
-                 first), found {}",
-                toks.len()
+                 first), found {found}"
             ),
         ));
     }

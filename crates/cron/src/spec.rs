@@ -2,6 +2,8 @@
 //!
 //! Everything here works on wall-clock components; time zones and DST are `zone.rs`'s job.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use jiff::civil::{Date, DateTime};
 
 /// The earliest and latest years searched (jiff's civil range).
@@ -46,7 +48,52 @@ pub(crate) struct CronSpec {
     /// For each weekday of the 1st of a month (Sunday = 0), bits 1..=31 of the days whose
     /// weekday is in `days.dow`. Precomputed so a month's mask is a few bit operations.
     dow_by_first: [u32; 7],
+    /// The last month whose mask a search computed: schedulers ask about the same month
+    /// again and again.
+    memo: MonthMemo,
 }
+
+/// One month's days mask packed in an atomic: bit 63 set when valid, bits 36..52 the year
+/// (offset by 10 000), bits 32..36 the month, bits 0..32 the mask.
+#[derive(Debug, Default)]
+struct MonthMemo(AtomicU64);
+
+impl MonthMemo {
+    fn pack(c: &MonthCache) -> u64 {
+        let year = (c.key.0 + 10_000) as u64;
+        1 << 63 | year << 36 | (c.key.1 as u64) << 32 | u64::from(c.mask)
+    }
+
+    fn load(&self) -> MonthCache {
+        let v = self.0.load(Ordering::Relaxed);
+        if v >> 63 == 0 {
+            return MonthCache { key: (i32::MIN, 0), mask: 0 };
+        }
+        let year = ((v >> 36) & 0x7fff) as i32 - 10_000;
+        MonthCache { key: (year, ((v >> 32) & 0xf) as i32), mask: v as u32 }
+    }
+
+    fn store(&self, c: &MonthCache) {
+        if (-9999..=9999).contains(&c.key.0) {
+            self.0.store(Self::pack(c), Ordering::Relaxed);
+        }
+    }
+}
+
+impl Clone for MonthMemo {
+    fn clone(&self) -> MonthMemo {
+        MonthMemo(AtomicU64::new(self.0.load(Ordering::Relaxed)))
+    }
+}
+
+/// Only a cache: never part of what a spec means.
+impl PartialEq for MonthMemo {
+    fn eq(&self, _: &MonthMemo) -> bool {
+        true
+    }
+}
+
+impl Eq for MonthMemo {}
 
 /// Bits 1..=n.
 fn days_upto(n: i8) -> u32 {
@@ -199,7 +246,8 @@ impl CronSpec {
             let repeated = r | r << 7 | r << 14 | r << 21 | r << 28;
             *mask = ((repeated << 1) & 0xffff_fffe) as u32;
         }
-        CronSpec { seconds, minutes, hours, months, days, fixed_time, dow_by_first }
+        let memo = MonthMemo::default();
+        CronSpec { seconds, minutes, hours, months, days, fixed_time, dow_by_first, memo }
     }
 
     /// The matching days of a month with `len` days whose 1st is weekday `first`.
@@ -241,7 +289,16 @@ impl CronSpec {
         if !inclusive || from.subsec_nanosecond() != 0 {
             p.second += 1; // may be 60: the search carries it
         }
-        let mut cache = MonthCache { key: (i32::MIN, 0), mask: 0 };
+        let mut cache = self.memo.load();
+        let remembered = cache.key;
+        let found = self.search_forward(p, &mut cache);
+        if cache.key != remembered {
+            self.memo.store(&cache);
+        }
+        found
+    }
+
+    fn search_forward(&self, mut p: Parts, cache: &mut MonthCache) -> Option<DateTime> {
         while p.year <= MAX_YEAR {
             let Some(month) = next_bit(self.months.into(), p.month) else {
                 p = Parts { year: p.year + 1, month: 1, day: 1, hour: 0, minute: 0, second: 0 };
@@ -250,7 +307,7 @@ impl CronSpec {
             if month != p.month {
                 p = Parts { month, day: 1, hour: 0, minute: 0, second: 0, ..p };
             }
-            let days = self.month_mask(&mut cache, p.year, p.month);
+            let days = self.month_mask(cache, p.year, p.month);
             let Some(day) = next_bit(days.into(), p.day) else {
                 p = Parts { month: p.month + 1, day: 1, hour: 0, minute: 0, second: 0, ..p };
                 continue;
@@ -288,7 +345,16 @@ impl CronSpec {
         if !inclusive && from.subsec_nanosecond() == 0 {
             p.second -= 1;
         }
-        let mut cache = MonthCache { key: (i32::MIN, 0), mask: 0 };
+        let mut cache = self.memo.load();
+        let remembered = cache.key;
+        let found = self.search_backward(p, &mut cache);
+        if cache.key != remembered {
+            self.memo.store(&cache);
+        }
+        found
+    }
+
+    fn search_backward(&self, mut p: Parts, cache: &mut MonthCache) -> Option<DateTime> {
         while p.year >= MIN_YEAR {
             let Some(month) = prev_bit(self.months.into(), p.month) else {
                 p = Parts {
@@ -304,7 +370,7 @@ impl CronSpec {
             if month != p.month {
                 p = Parts { month, day: 31, hour: 23, minute: 59, second: 59, ..p };
             }
-            let days = self.month_mask(&mut cache, p.year, p.month);
+            let days = self.month_mask(cache, p.year, p.month);
             let Some(day) = prev_bit(days.into(), p.day) else {
                 p = Parts { month: p.month - 1, day: 31, hour: 23, minute: 59, second: 59, ..p };
                 continue;

@@ -72,9 +72,9 @@ impl Segment {
     }
 }
 
-/// The last [`Segment`] a schedule saw, shared between threads by a sequence lock.
+/// One remembered [`Segment`], shared between threads by a sequence lock.
 #[derive(Debug, Default)]
-pub(crate) struct SegmentCache {
+struct Slot {
     /// Even: the fields are consistent; odd: a writer is at work; 0: empty.
     seq: AtomicU64,
     start: AtomicI64,
@@ -82,7 +82,7 @@ pub(crate) struct SegmentCache {
     offset: AtomicI32,
 }
 
-impl SegmentCache {
+impl Slot {
     fn get(&self) -> Option<Segment> {
         let before = self.seq.load(Ordering::Acquire);
         if before == 0 || before & 1 == 1 {
@@ -115,17 +115,29 @@ impl SegmentCache {
         self.offset.store(seg.offset.seconds(), Ordering::Relaxed);
         self.seq.store(seq + 2, Ordering::Release);
     }
+}
 
+/// The last two [`Segment`]s a schedule saw: the one of the asked instant and, when the answer
+/// lies beyond it (a yearly job), the answer's.
+#[derive(Debug, Default)]
+pub(crate) struct SegmentCache {
+    slots: [Slot; 2],
+    /// Which slot the next new segment replaces.
+    victim: AtomicU64,
+}
+
+impl SegmentCache {
     /// The segment containing `t`, from the cache or from jiff (then remembered).
     fn segment(&self, tz: &TimeZone, t: Timestamp) -> Segment {
-        match self.get() {
-            Some(seg) if seg.contains(t) => seg,
-            _ => {
-                let seg = Segment::at(tz, t);
-                self.put(seg);
-                seg
+        for slot in &self.slots {
+            if let Some(seg) = slot.get().filter(|seg| seg.contains(t)) {
+                return seg;
             }
         }
+        let seg = Segment::at(tz, t);
+        let victim = self.victim.fetch_add(1, Ordering::Relaxed) as usize % self.slots.len();
+        self.slots[victim].put(seg);
+        seg
     }
 }
 
@@ -170,6 +182,15 @@ pub(crate) fn next_after(
             let sure = if spec.fixed_time { seg.deep_inside(found) } else { seg.contains(found) };
             if sure {
                 return Some(found);
+            }
+            if spec.fixed_time {
+                // The local time may lie in a later segment (a yearly job, say): it is the
+                // answer if it is unambiguous there. Remember that segment for the next call.
+                let there = cache.segment(tz, found);
+                let found = there.offset.to_timestamp(dt).ok()?;
+                if there.deep_inside(found) && found > local.t {
+                    return Some(found);
+                }
             }
             local
         }
@@ -314,12 +335,20 @@ mod tests {
 
     #[test]
     fn cache_round_trip_and_clone_is_empty() {
-        let cache = SegmentCache::default();
-        assert_eq!(cache.get(), None);
+        let slot = Slot::default();
+        assert_eq!(slot.get(), None);
         let seg = Segment { start: -5, end: 1_000, offset: Offset::from_seconds(-18_000).unwrap() };
-        cache.put(seg);
-        assert_eq!(cache.get(), Some(seg));
-        assert_eq!(cache.clone().get(), None);
+        slot.put(seg);
+        assert_eq!(slot.get(), Some(seg));
+        let cache = SegmentCache::default();
+        let tz = TimeZone::get("America/New_York").unwrap();
+        let summer: Timestamp = "2026-07-01T00:00:00Z".parse().unwrap();
+        let winter: Timestamp = "2027-01-01T00:00:00Z".parse().unwrap();
+        assert_eq!(cache.segment(&tz, summer), Segment::at(&tz, summer));
+        assert_eq!(cache.segment(&tz, winter), Segment::at(&tz, winter));
+        // Both are remembered, and a clone remembers nothing.
+        assert!(cache.slots.iter().all(|s| s.get().is_some()));
+        assert!(cache.clone().slots.iter().all(|s| s.get().is_none()));
         assert!(seg.contains(Timestamp::from_second(-5).unwrap()));
         assert!(!seg.contains(Timestamp::from_second(1_000).unwrap()));
     }
