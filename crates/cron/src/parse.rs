@@ -503,7 +503,9 @@ fn interval(p: &Parser<'_>, tok: Tok<'_>) -> Result<Interval, Error> {
         let unit_at = i;
         // A unit is one ASCII letter; anything else (including non-ASCII) is refused here.
         let unit = bytes.get(i).copied().filter(u8::is_ascii_alphabetic);
-        let unit_tok = tok.slice(unit_at, (unit_at + 1).min(tok.text.len()).max(unit_at));
+        // Whole characters only: the byte after a number may start a multi-byte one.
+        let unit_len = tok.text[unit_at..].chars().next().map_or(0, char::len_utf8);
+        let unit_tok = tok.slice(unit_at, unit_at + unit_len);
         let Some(unit) = unit else {
             return Err(bad(num_tok, format!("{n} needs a unit: w, d, h, m or s")));
         };

@@ -53,36 +53,58 @@ pub(crate) struct CronSpec {
     memo: MonthMemo,
 }
 
-/// One month's days mask packed in an atomic: bit 63 set when valid, bits 36..52 the year
-/// (offset by 10 000), bits 32..36 the month, bits 0..32 the mask.
+/// The last two months' days masks, each packed in an atomic: bit 63 set when valid, bits
+/// 36..52 the year (offset by 10 000), bits 32..36 the month, bits 0..32 the mask. Two, because
+/// a search often looks at a month that does not match before one that does (February 2027,
+/// then February 2028, for `0 0 29 2 *`).
 #[derive(Debug, Default)]
-struct MonthMemo(AtomicU64);
+struct MonthMemo([AtomicU64; 2]);
 
 impl MonthMemo {
-    fn pack(c: &MonthCache) -> u64 {
-        let year = (c.key.0 + 10_000) as u64;
-        1 << 63 | year << 36 | (c.key.1 as u64) << 32 | u64::from(c.mask)
+    fn pack(e: MonthEntry) -> u64 {
+        if !(-9999..=9999).contains(&e.key.0) {
+            return 0;
+        }
+        let year = (e.key.0 + 10_000) as u64;
+        1 << 63 | year << 36 | (e.key.1 as u64) << 32 | u64::from(e.mask)
+    }
+
+    fn unpack(v: u64) -> MonthEntry {
+        if v >> 63 == 0 {
+            return MonthEntry::EMPTY;
+        }
+        let year = ((v >> 36) & 0x7fff) as i32 - 10_000;
+        MonthEntry { key: (year, ((v >> 32) & 0xf) as i32), mask: v as u32 }
     }
 
     fn load(&self) -> MonthCache {
-        let v = self.0.load(Ordering::Relaxed);
-        if v >> 63 == 0 {
-            return MonthCache { key: (i32::MIN, 0), mask: 0 };
+        let [a, b] = &self.0;
+        MonthCache {
+            entries: [
+                Self::unpack(a.load(Ordering::Relaxed)),
+                Self::unpack(b.load(Ordering::Relaxed)),
+            ],
+            next: 0,
+            changed: false,
         }
-        let year = ((v >> 36) & 0x7fff) as i32 - 10_000;
-        MonthCache { key: (year, ((v >> 32) & 0xf) as i32), mask: v as u32 }
     }
 
     fn store(&self, c: &MonthCache) {
-        if (-9999..=9999).contains(&c.key.0) {
-            self.0.store(Self::pack(c), Ordering::Relaxed);
+        if c.changed {
+            for (slot, entry) in self.0.iter().zip(c.entries) {
+                slot.store(Self::pack(entry), Ordering::Relaxed);
+            }
         }
     }
 }
 
 impl Clone for MonthMemo {
     fn clone(&self) -> MonthMemo {
-        MonthMemo(AtomicU64::new(self.0.load(Ordering::Relaxed)))
+        let [a, b] = &self.0;
+        MonthMemo([
+            AtomicU64::new(a.load(Ordering::Relaxed)),
+            AtomicU64::new(b.load(Ordering::Relaxed)),
+        ])
     }
 }
 
@@ -222,10 +244,29 @@ impl Parts {
     }
 }
 
-/// The days mask of one month, remembered across the search loop's restarts.
-struct MonthCache {
+/// One month's days mask.
+#[derive(Clone, Copy, Debug)]
+struct MonthEntry {
     key: (i32, i32),
     mask: u32,
+}
+
+impl MonthEntry {
+    const EMPTY: MonthEntry = MonthEntry { key: (i32::MIN, 0), mask: 0 };
+}
+
+/// Days masks remembered across the search loop's restarts (and, through `MonthMemo`, calls).
+struct MonthCache {
+    entries: [MonthEntry; 2],
+    /// Which entry a new month replaces.
+    next: usize,
+    changed: bool,
+}
+
+impl MonthCache {
+    fn empty() -> MonthCache {
+        MonthCache { entries: [MonthEntry::EMPTY; 2], next: 0, changed: false }
+    }
 }
 
 impl CronSpec {
@@ -256,17 +297,20 @@ impl CronSpec {
     }
 
     fn month_mask(&self, cache: &mut MonthCache, year: i32, month: i32) -> u32 {
-        if cache.key != (year, month) {
-            let mask = i16::try_from(year)
-                .ok()
-                .and_then(|y| Date::new(y, month as i8, 1).ok())
-                .map_or(0, |first| {
-                    let wd = first.weekday().to_sunday_zero_offset();
-                    self.month_mask_for(first.days_in_month(), wd)
-                });
-            *cache = MonthCache { key: (year, month), mask };
+        if let Some(e) = cache.entries.iter().find(|e| e.key == (year, month)) {
+            return e.mask;
         }
-        cache.mask
+        let mask = i16::try_from(year).ok().and_then(|y| Date::new(y, month as i8, 1).ok()).map_or(
+            0,
+            |first| {
+                let wd = first.weekday().to_sunday_zero_offset();
+                self.month_mask_for(first.days_in_month(), wd)
+            },
+        );
+        cache.entries[cache.next] = MonthEntry { key: (year, month), mask };
+        cache.next ^= 1;
+        cache.changed = true;
+        mask
     }
 
     /// Whether a civil datetime matches (whole seconds only).
@@ -275,7 +319,7 @@ impl CronSpec {
             return false;
         }
         let p = Parts::of(dt);
-        let mut cache = MonthCache { key: (i32::MIN, 0), mask: 0 };
+        let mut cache = MonthCache::empty();
         self.seconds & (1 << p.second) != 0
             && self.minutes & (1 << p.minute) != 0
             && self.hours & (1 << p.hour) != 0
@@ -290,11 +334,8 @@ impl CronSpec {
             p.second += 1; // may be 60: the search carries it
         }
         let mut cache = self.memo.load();
-        let remembered = cache.key;
         let found = self.search_forward(p, &mut cache);
-        if cache.key != remembered {
-            self.memo.store(&cache);
-        }
+        self.memo.store(&cache);
         found
     }
 
@@ -346,11 +387,8 @@ impl CronSpec {
             p.second -= 1;
         }
         let mut cache = self.memo.load();
-        let remembered = cache.key;
         let found = self.search_backward(p, &mut cache);
-        if cache.key != remembered {
-            self.memo.store(&cache);
-        }
+        self.memo.store(&cache);
         found
     }
 

@@ -91,3 +91,14 @@ fn display_shows_the_caret_under_the_fault() {
     assert_eq!(e.kind(), ErrorKind::Minute);
     assert!(e.to_string().ends_with("\n  é * * * *\n  ^"), "{e}");
 }
+
+/// Found by the fuzzer: a non-ASCII character where an `@every` unit belongs made the error
+/// message slice inside that character and panic.
+#[test]
+fn regression_interval_unit_that_is_not_ascii() {
+    let e = err("@every 1h688888888888\u{20a}288w");
+    assert_eq!((e.kind(), e.offset()), (ErrorKind::Interval, 9));
+    let e = err("@every 5é");
+    assert_eq!((e.kind(), e.offset()), (ErrorKind::Interval, 7));
+    assert!(e.to_string().ends_with("\n  @every 5é\n         ^"), "{e}");
+}
