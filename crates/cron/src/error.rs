@@ -102,21 +102,46 @@ impl Error {
     }
 
     /// Which part of the expression is wrong.
+    ///
+    /// # Example
+    /// ```
+    /// use cronfleet_cron::{ErrorKind, Schedule};
+    /// let err = "*/0 * * * *".parse::<Schedule>().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Step);
+    /// ```
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
     /// The byte offset of the fault in the expression.
+    ///
+    /// # Example
+    /// ```
+    /// let err = "0 0 * * FOO".parse::<cronfleet_cron::Schedule>().unwrap_err();
+    /// assert_eq!(err.offset(), 8);
+    /// ```
     pub fn offset(&self) -> usize {
         self.offset
     }
 
     /// Why it is wrong, without the expression and caret.
+    ///
+    /// # Example
+    /// ```
+    /// let err = "0 0 * 13 *".parse::<cronfleet_cron::Schedule>().unwrap_err();
+    /// assert_eq!(err.reason(), "13 is out of range 1-12");
+    /// ```
     pub fn reason(&self) -> &str {
         &self.reason
     }
 
     /// The expression the error is about.
+    ///
+    /// # Example
+    /// ```
+    /// let err = "@bogus".parse::<cronfleet_cron::Schedule>().unwrap_err();
+    /// assert_eq!(err.expression(), "@bogus");
+    /// ```
     pub fn expression(&self) -> &str {
         &self.expr
     }

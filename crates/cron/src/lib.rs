@@ -401,6 +401,19 @@ impl Schedule {
 }
 
 /// An iterator over fire times, from [`Schedule::iter_after`] or [`Schedule::iter_before`].
+///
+/// It ends when there are no more fire times within jiff's range (years -9999 to 9999).
+///
+/// # Example
+/// ```
+/// use cronfleet_cron::Schedule;
+/// use jiff::Zoned;
+///
+/// let s: Schedule = "0 0 0 1 1 *".parse()?;
+/// let at: Zoned = "9997-06-01T00:00:00+00:00[UTC]".parse()?;
+/// assert_eq!(s.iter_after(&at).count(), 2); // 9998-01-01 and 9999-01-01
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Iter<'a> {
     schedule: &'a Schedule,
@@ -424,3 +437,10 @@ impl Iterator for Iter<'_> {
 }
 
 impl std::iter::FusedIterator for Iter<'_> {}
+
+/// `Schedule` is shared across threads and tasks: keep it `Send + Sync + 'static`.
+const _: () = {
+    const fn assert_bounds<T: Clone + Send + Sync + 'static>() {}
+    assert_bounds::<Schedule>();
+    assert_bounds::<Error>();
+};
