@@ -1,0 +1,874 @@
+//! An in-process async scheduler for tokio services: robfig/cron for Rust, with entries that
+//! change at runtime and intervals anchored to their own start.
+//!
+//! Schedules come from [`cronfleet_cron`]: cron expressions with seconds, time zones and exact
+//! DST rules, `@every` intervals, and intervals anchored to a chosen instant ("every 7 days,
+//! counted from when the rule was created"). Nothing here does calendar arithmetic.
+//!
+//! # Usage
+//!
+//! ```
+//! use std::time::Duration;
+//! use cronfleet_scheduler::{wrap, RunContext, Scheduler, Timing};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let scheduler = Scheduler::builder()
+//!     .time_zone(jiff::tz::TimeZone::get("Europe/Berlin")?)
+//!     .wrap(wrap::skip_if_running()) // for every entry
+//!     .build();
+//!
+//! // Every 30 seconds; at 09:30 on weekdays; every hour on the half hour.
+//! let report = scheduler.add(Timing::parse("*/30 * * * * *")?, |ctx: RunContext| async move {
+//!     println!("tick for {}", ctx.slot);
+//! });
+//! scheduler.add(Timing::parse("30 9 * * MON-FRI")?, |_ctx: RunContext| async {
+//!     Ok::<(), std::io::Error>(())
+//! });
+//! scheduler.add(Timing::parse("@every 1h30m")?, |_ctx: RunContext| async {});
+//!
+//! scheduler.start();
+//! // ... entries change while it runs:
+//! scheduler.set_timing(report, Timing::parse("0 * * * * *")?)?;
+//! scheduler.pause(report)?;
+//! for entry in scheduler.entries() {
+//!     println!("{} {} next: {:?}", entry.id, entry.timing, entry.next);
+//! }
+//! scheduler.remove(report)?;
+//!
+//! // Stop firing; wait up to 10 s for running jobs, then cancel them.
+//! scheduler.shutdown(Duration::from_secs(10)).await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Anchored intervals
+//!
+//! A rule created on May 1st and checked every 7 days runs on May 8th, whenever the service
+//! started: anchor the interval to the rule's creation time.
+//!
+//! ```
+//! # use cronfleet_scheduler::Timing;
+//! let created: jiff::Zoned = "2026-05-01T10:00:00+08:00[Asia/Shanghai]".parse()?;
+//! let every_week = Timing::parse("@every 7d")?.anchored(created)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Wrappers
+//!
+//! [`wrap`] has robfig/cron's chain: [`wrap::skip_if_running`], [`wrap::queue_if_running`],
+//! [`wrap::max_concurrent`], [`wrap::timeout`] and [`wrap::retry`]; give them to the builder
+//! for every entry, or to [`EntryOptions::wrap`] for one. Panics are always contained: the run
+//! ends with [`JobError::Panicked`] and the entry stays scheduled.
+//!
+//! # Late and missed slots
+//!
+//! When the process was suspended, the clock jumped or the runtime stalled, slots may be due
+//! by the time the scheduler wakes. Within an entry's tolerance (default 1 s) they run, late;
+//! beyond it the entry's [`LatePolicy`] decides: run the latest missed slot once now
+//! (default), or skip them. Either way an [`Event::Missed`] reports them.
+//!
+//! # Events
+//!
+//! [`Scheduler::subscribe`] gives every [`Event`]: scheduled, started (with lateness),
+//! finished (with outcome and duration), skipped, missed.
+//!
+//! # Testing in virtual time
+//!
+//! Give the builder a [`TokioClock`] and run under `tokio::time::pause()`: a schedule that
+//! spans days is tested in milliseconds, with no real waiting.
+//!
+//! # Theory of operation
+//!
+//! One timer task owns nothing but a sleep: entries live in a map under a mutex, their next
+//! deadlines in an indexed binary heap (`heap.rs`, O(log n) add, remove and fire). The task
+//! sleeps until the earliest deadline or until an entry changes (a `Notify`), pops what is
+//! due, computes each entry's next deadline, and spawns one tokio task per run. There is no
+//! polling interval: an idle scheduler makes no wakeups.
+#![warn(missing_docs)]
+
+mod clock;
+mod event;
+mod heap;
+mod job;
+mod timing;
+pub mod wrap;
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+    time::Duration,
+};
+
+use jiff::{tz::TimeZone, SignedDuration, Timestamp, Zoned};
+use tokio::sync::{broadcast, Notify};
+use tokio_util::sync::CancellationToken;
+
+pub use clock::{Clock, Sleep, SystemClock, TokioClock};
+pub use event::Event;
+pub use job::{BoxFuture, IntoJobResult, Job, JobError, JobResult, RunContext, SharedJob};
+pub use timing::Timing;
+pub use wrap::Wrapper;
+
+use heap::TimerHeap;
+use job::CatchPanic;
+
+/// Identifies an entry of a [`Scheduler`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntryId(pub(crate) u64);
+
+impl fmt::Display for EntryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Identifies one run of an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RunId(pub(crate) u64);
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "run-{}", self.0)
+    }
+}
+
+/// What to do with slots that passed while the scheduler could not fire them (beyond the
+/// entry's lateness tolerance).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LatePolicy {
+    /// Run the latest missed slot once, now; report the earlier ones as missed.
+    #[default]
+    RunOnce,
+    /// Run none of them; report them as missed and wait for the next slot.
+    Skip,
+}
+
+/// The state of an entry in a snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryState {
+    /// Waiting for its next fire time.
+    Scheduled,
+    /// Paused: it fires again after [`Scheduler::resume`].
+    Paused,
+    /// It has no more fire times (a one-shot that fired, or a schedule past year 9999).
+    Done,
+}
+
+/// An entry as seen at one moment, from [`Scheduler::entries`] or [`Scheduler::entry`].
+#[derive(Clone, Debug)]
+pub struct EntrySnapshot {
+    /// The entry.
+    pub id: EntryId,
+    /// Its name, if given.
+    pub name: Option<String>,
+    /// When it fires.
+    pub timing: Timing,
+    /// The slot it last fired for.
+    pub prev: Option<Zoned>,
+    /// When it fires next.
+    pub next: Option<Zoned>,
+    /// Scheduled, paused or done.
+    pub state: EntryState,
+    /// Runs going now.
+    pub running: usize,
+}
+
+/// Errors of the operations on entries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// No entry with this id (never added, or removed).
+    UnknownEntry(EntryId),
+    /// The entry is paused: resume it first.
+    Paused(EntryId),
+    /// A schedule could not be built.
+    Schedule(cronfleet_cron::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::UnknownEntry(id) => write!(f, "no entry {id}"),
+            Error::Paused(id) => write!(f, "entry {id} is paused"),
+            Error::Schedule(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<cronfleet_cron::Error> for Error {
+    fn from(e: cronfleet_cron::Error) -> Error {
+        Error::Schedule(e)
+    }
+}
+
+/// Options of one entry, for [`Scheduler::add_with`].
+///
+/// # Example
+/// ```
+/// use std::time::Duration;
+/// use cronfleet_scheduler::{wrap, EntryOptions, LatePolicy};
+///
+/// let options = EntryOptions::new()
+///     .name("check-ad-rule-42")
+///     .wrap(wrap::timeout(Duration::from_secs(30)))
+///     .on_late(LatePolicy::Skip)
+///     .late_tolerance(Duration::from_secs(5));
+/// ```
+#[derive(Clone)]
+pub struct EntryOptions {
+    name: Option<String>,
+    wrappers: Vec<Arc<dyn Wrapper>>,
+    late: LatePolicy,
+    tolerance: Duration,
+}
+
+impl Default for EntryOptions {
+    fn default() -> EntryOptions {
+        EntryOptions {
+            name: None,
+            wrappers: Vec::new(),
+            late: LatePolicy::RunOnce,
+            tolerance: Duration::from_secs(1),
+        }
+    }
+}
+
+impl fmt::Debug for EntryOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EntryOptions")
+            .field("name", &self.name)
+            .field("wrappers", &self.wrappers.len())
+            .field("late", &self.late)
+            .field("tolerance", &self.tolerance)
+            .finish()
+    }
+}
+
+impl EntryOptions {
+    /// Default options: no name, no wrappers of its own, run a missed slot once, 1 s tolerance.
+    pub fn new() -> EntryOptions {
+        EntryOptions::default()
+    }
+
+    /// A name shown in snapshots.
+    pub fn name(mut self, name: impl Into<String>) -> EntryOptions {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Adds a wrapper (inside the scheduler's default wrappers, after those added before).
+    pub fn wrap(mut self, wrapper: Arc<dyn Wrapper>) -> EntryOptions {
+        self.wrappers.push(wrapper);
+        self
+    }
+
+    /// What to do with slots missed beyond the tolerance.
+    pub fn on_late(mut self, policy: LatePolicy) -> EntryOptions {
+        self.late = policy;
+        self
+    }
+
+    /// How late a slot may fire and still count as on time (default 1 s).
+    pub fn late_tolerance(mut self, tolerance: Duration) -> EntryOptions {
+        self.tolerance = tolerance;
+        self
+    }
+}
+
+/// Builds a [`Scheduler`].
+pub struct Builder {
+    tz: TimeZone,
+    clock: Arc<dyn Clock>,
+    wrappers: Vec<Arc<dyn Wrapper>>,
+    capacity: usize,
+}
+
+impl Builder {
+    /// The zone of schedules that have no `CRON_TZ=` prefix (default: the system's zone).
+    pub fn time_zone(mut self, tz: TimeZone) -> Builder {
+        self.tz = tz;
+        self
+    }
+
+    /// Where time comes from (default: [`SystemClock`]; [`TokioClock`] for tests).
+    pub fn clock(mut self, clock: impl Clock) -> Builder {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// A wrapper for every entry, outside the entry's own (robfig's `cron.WithChain`).
+    pub fn wrap(mut self, wrapper: Arc<dyn Wrapper>) -> Builder {
+        self.wrappers.push(wrapper);
+        self
+    }
+
+    /// How many events a slow subscriber may fall behind before it loses some (default 1024).
+    pub fn event_capacity(mut self, capacity: usize) -> Builder {
+        self.capacity = capacity.max(1);
+        self
+    }
+
+    /// The scheduler, not started yet: add entries, then [`Scheduler::start`].
+    pub fn build(self) -> Scheduler {
+        let (events, _) = broadcast::channel(self.capacity);
+        Scheduler {
+            shared: Arc::new(Shared {
+                tz: self.tz,
+                clock: self.clock,
+                wrappers: self.wrappers,
+                events,
+                state: Mutex::new(State::default()),
+                wake: Notify::new(),
+                stop: CancellationToken::new(),
+                cancel_runs: CancellationToken::new(),
+                running: AtomicUsize::new(0),
+                idle: Notify::new(),
+                next_run: AtomicU64::new(1),
+            }),
+        }
+    }
+}
+
+/// A handle to a scheduler; clones share it. See the [crate docs](crate) for a guide.
+#[derive(Clone)]
+pub struct Scheduler {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scheduler").field("entries", &self.shared.lock().entries.len()).finish()
+    }
+}
+
+struct Shared {
+    tz: TimeZone,
+    clock: Arc<dyn Clock>,
+    wrappers: Vec<Arc<dyn Wrapper>>,
+    events: broadcast::Sender<Event>,
+    state: Mutex<State>,
+    /// Wakes the timer when entries change.
+    wake: Notify,
+    /// Stops the timer.
+    stop: CancellationToken,
+    /// The parent of every run's token.
+    cancel_runs: CancellationToken,
+    running: AtomicUsize,
+    /// Notified when the last running run ends.
+    idle: Notify,
+    next_run: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    entries: HashMap<EntryId, Entry>,
+    heap: TimerHeap,
+    next_id: u64,
+    started: bool,
+}
+
+struct Entry {
+    name: Option<String>,
+    timing: Timing,
+    job: SharedJob,
+    prev: Option<Zoned>,
+    next: Option<Zoned>,
+    paused: bool,
+    late: LatePolicy,
+    tolerance: SignedDuration,
+    running: Arc<AtomicUsize>,
+}
+
+/// A run to start, decided by the timer.
+struct Fire {
+    entry: EntryId,
+    job: SharedJob,
+    slot: Zoned,
+    running: Arc<AtomicUsize>,
+}
+
+impl Timing {
+    /// Parses a schedule expression (anything `cronfleet-cron` accepts).
+    ///
+    /// # Errors
+    /// The expression's parse error.
+    ///
+    /// # Example
+    /// ```
+    /// let t = cronfleet_scheduler::Timing::parse("*/10 * * * * *")?;
+    /// # Ok::<(), cronfleet_cron::Error>(())
+    /// ```
+    pub fn parse(expr: &str) -> Result<Timing, cronfleet_cron::Error> {
+        Ok(Timing::Schedule(expr.parse()?))
+    }
+
+    /// Anchors an `@every` schedule to `anchor` (see [`cronfleet_cron::Schedule::with_anchor`]).
+    ///
+    /// # Errors
+    /// When this is not an `@every` schedule.
+    pub fn anchored(self, anchor: Zoned) -> Result<Timing, cronfleet_cron::Error> {
+        match self {
+            Timing::Schedule(s) => Ok(Timing::Schedule(s.with_anchor(anchor)?)),
+            once @ Timing::Once(_) => Ok(once),
+        }
+    }
+}
+
+impl Scheduler {
+    /// A builder with the defaults: system zone and clock, no wrappers, 1024 events.
+    pub fn builder() -> Builder {
+        Builder {
+            tz: TimeZone::system(),
+            clock: Arc::new(SystemClock),
+            wrappers: Vec::new(),
+            capacity: 1024,
+        }
+    }
+
+    /// A scheduler with the defaults.
+    pub fn new() -> Scheduler {
+        Scheduler::builder().build()
+    }
+
+    /// The current instant, from the scheduler's clock, in its zone.
+    pub fn now(&self) -> Zoned {
+        self.shared.now()
+    }
+
+    /// Adds an entry; it fires from its next fire time after now.
+    pub fn add(&self, timing: impl Into<Timing>, job: impl Job) -> EntryId {
+        self.add_with(timing, job, EntryOptions::default())
+    }
+
+    /// Adds an entry with options (a name, wrappers, a late policy).
+    pub fn add_with(
+        &self,
+        timing: impl Into<Timing>,
+        job: impl Job,
+        options: EntryOptions,
+    ) -> EntryId {
+        let shared = &self.shared;
+        let mut job: SharedJob = Arc::new(job);
+        // Innermost first: the entry's own wrappers, then the defaults around them.
+        for w in options.wrappers.iter().rev().chain(shared.wrappers.iter().rev()) {
+            job = w.wrap(job);
+        }
+        let timing = timing.into().in_zone(&shared.tz);
+        let now = shared.now();
+        let next = timing.next_after(&now);
+        let mut st = shared.lock();
+        st.next_id += 1;
+        let id = EntryId(st.next_id);
+        st.entries.insert(
+            id,
+            Entry {
+                name: options.name,
+                timing,
+                job,
+                prev: None,
+                next: None,
+                paused: false,
+                late: options.late,
+                tolerance: SignedDuration::try_from(options.tolerance)
+                    .unwrap_or(SignedDuration::MAX),
+                running: Arc::default(),
+            },
+        );
+        shared.set_next(&mut st, id, next);
+        id
+    }
+
+    /// Removes an entry. A run in flight finishes; no new run starts.
+    ///
+    /// # Errors
+    /// [`Error::UnknownEntry`].
+    pub fn remove(&self, id: EntryId) -> Result<(), Error> {
+        let mut st = self.shared.lock();
+        st.entries.remove(&id).ok_or(Error::UnknownEntry(id))?;
+        st.heap.remove(id);
+        drop(st);
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    /// Replaces an entry's schedule; the next fire time is computed from now (for an anchored
+    /// interval: from its anchor). A paused entry stays paused.
+    ///
+    /// # Errors
+    /// [`Error::UnknownEntry`].
+    pub fn set_timing(&self, id: EntryId, timing: impl Into<Timing>) -> Result<(), Error> {
+        let shared = &self.shared;
+        let timing = timing.into().in_zone(&shared.tz);
+        let next = timing.next_after(&shared.now());
+        let mut st = shared.lock();
+        let entry = st.entries.get_mut(&id).ok_or(Error::UnknownEntry(id))?;
+        entry.timing = timing;
+        if !entry.paused {
+            shared.set_next(&mut st, id, next);
+        }
+        Ok(())
+    }
+
+    /// Pauses an entry: it does not fire until resumed. Runs in flight go on.
+    ///
+    /// # Errors
+    /// [`Error::UnknownEntry`].
+    pub fn pause(&self, id: EntryId) -> Result<(), Error> {
+        let mut st = self.shared.lock();
+        let entry = st.entries.get_mut(&id).ok_or(Error::UnknownEntry(id))?;
+        entry.paused = true;
+        entry.next = None;
+        st.heap.remove(id);
+        Ok(())
+    }
+
+    /// Resumes a paused entry from its next fire time after now: slots passed while paused
+    /// are skipped.
+    ///
+    /// # Errors
+    /// [`Error::UnknownEntry`].
+    pub fn resume(&self, id: EntryId) -> Result<(), Error> {
+        let shared = &self.shared;
+        let now = shared.now();
+        let mut st = shared.lock();
+        let entry = st.entries.get_mut(&id).ok_or(Error::UnknownEntry(id))?;
+        if entry.paused {
+            entry.paused = false;
+            let next = entry.timing.next_after(&now);
+            shared.set_next(&mut st, id, next);
+        }
+        Ok(())
+    }
+
+    /// Starts a run of the entry now (its slot is now), through its wrappers; the schedule is
+    /// unchanged. Works for paused entries too.
+    ///
+    /// # Errors
+    /// [`Error::UnknownEntry`].
+    pub fn run_now(&self, id: EntryId) -> Result<RunId, Error> {
+        let shared = &self.shared;
+        let st = shared.lock();
+        let entry = st.entries.get(&id).ok_or(Error::UnknownEntry(id))?;
+        let fire = Fire {
+            entry: id,
+            job: entry.job.clone(),
+            slot: shared.now(),
+            running: entry.running.clone(),
+        };
+        drop(st);
+        Ok(shared.launch(fire))
+    }
+
+    /// Sets an entry's next fire time by hand; after it fires, the schedule continues from
+    /// there. (Go services patch robfig/cron for this.)
+    ///
+    /// # Errors
+    /// [`Error::UnknownEntry`], or [`Error::Paused`] for a paused entry.
+    pub fn set_next(&self, id: EntryId, at: Zoned) -> Result<(), Error> {
+        let shared = &self.shared;
+        let mut st = shared.lock();
+        let entry = st.entries.get(&id).ok_or(Error::UnknownEntry(id))?;
+        if entry.paused {
+            return Err(Error::Paused(id));
+        }
+        shared.set_next(&mut st, id, Some(at));
+        Ok(())
+    }
+
+    /// One entry as it is now.
+    pub fn entry(&self, id: EntryId) -> Option<EntrySnapshot> {
+        let st = self.shared.lock();
+        st.entries.get(&id).map(|e| snapshot(id, e))
+    }
+
+    /// Every entry as it is now, ordered by id.
+    pub fn entries(&self) -> Vec<EntrySnapshot> {
+        let st = self.shared.lock();
+        let mut all: Vec<EntrySnapshot> =
+            st.entries.iter().map(|(id, e)| snapshot(*id, e)).collect();
+        all.sort_by_key(|e| e.id);
+        all
+    }
+
+    /// The number of entries.
+    pub fn len(&self) -> usize {
+        self.shared.lock().entries.len()
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Runs going now, across all entries.
+    pub fn running(&self) -> usize {
+        self.shared.running.load(Ordering::Acquire)
+    }
+
+    /// Events from now on. A subscriber that falls more than the event capacity behind loses
+    /// the oldest (`RecvError::Lagged`).
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.shared.events.subscribe()
+    }
+
+    /// Starts firing, on the current tokio runtime. Calling it again does nothing.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn start(&self) {
+        let mut st = self.shared.lock();
+        if st.started {
+            return;
+        }
+        st.started = true;
+        drop(st);
+        tokio::spawn(timer(self.shared.clone()));
+    }
+
+    /// Stops firing, then waits for running jobs to finish; after `grace`, cancels the ones
+    /// still running (their `ctx.cancel` fires and their futures are dropped; they finish with
+    /// [`JobError::Cancelled`]). Resolves when no run is left.
+    pub async fn shutdown(&self, grace: Duration) {
+        let shared = &self.shared;
+        shared.stop.cancel();
+        if tokio::time::timeout(grace, shared.until_idle()).await.is_err() {
+            shared.cancel_runs.cancel();
+            shared.until_idle().await;
+        }
+    }
+
+    /// Checks the timer heap against the entries (for tests of heavy churn).
+    #[doc(hidden)]
+    pub fn check_consistency(&self) -> Result<(), String> {
+        let st = self.shared.lock();
+        st.heap.check()?;
+        let scheduled = st.entries.values().filter(|e| e.next.is_some()).count();
+        if scheduled != st.heap.len() {
+            return Err(format!(
+                "{scheduled} entries have a next time, {} in the heap",
+                st.heap.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for Scheduler {
+    fn default() -> Scheduler {
+        Scheduler::new()
+    }
+}
+
+fn snapshot(id: EntryId, e: &Entry) -> EntrySnapshot {
+    let state = match (e.paused, &e.next) {
+        (true, _) => EntryState::Paused,
+        (false, Some(_)) => EntryState::Scheduled,
+        (false, None) => EntryState::Done,
+    };
+    EntrySnapshot {
+        id,
+        name: e.name.clone(),
+        timing: e.timing.clone(),
+        prev: e.prev.clone(),
+        next: e.next.clone(),
+        state,
+        running: e.running.load(Ordering::Acquire),
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the state half-changed in a way that
+        // matters more than stopping would: keep going.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn now(&self) -> Zoned {
+        self.clock.now().to_zoned(self.tz.clone())
+    }
+
+    fn emit(&self, event: Event) {
+        // No subscriber is fine.
+        let _ = self.events.send(event);
+    }
+
+    /// Sets (or clears) an entry's next deadline, tells observers and wakes the timer.
+    fn set_next(&self, st: &mut State, id: EntryId, next: Option<Zoned>) {
+        let Some(entry) = st.entries.get_mut(&id) else { return };
+        entry.next.clone_from(&next);
+        match next {
+            Some(next) => {
+                st.heap.set(id, next.timestamp());
+                self.emit(Event::Scheduled { entry: id, next });
+            }
+            None => {
+                st.heap.remove(id);
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    /// Takes every due entry off the heap, decides its run and its next deadline.
+    fn collect_due(&self, now: Timestamp) -> (Vec<Fire>, Option<Timestamp>) {
+        let now_z = now.to_zoned(self.tz.clone());
+        let mut fires = Vec::new();
+        let mut events = Vec::new();
+        let mut st = self.lock();
+        while let Some((_, id)) = st.heap.pop_due(now) {
+            let Some(entry) = st.entries.get_mut(&id) else { continue };
+            let Some(slot) = entry.next.take() else { continue };
+            let late_by = now.duration_since(slot.timestamp());
+            let mut run_slot = Some(slot.clone());
+            let mut last = slot.clone();
+            if late_by > entry.tolerance {
+                let latest = entry.timing.latest_up_to(&now_z).filter(|l| *l >= slot);
+                let latest = latest.unwrap_or_else(|| slot.clone());
+                last = latest.clone();
+                match entry.late {
+                    LatePolicy::RunOnce => {
+                        if latest > slot {
+                            let before =
+                                entry.timing.latest_before(&latest).unwrap_or_else(|| slot.clone());
+                            events.push(Event::Missed {
+                                entry: id,
+                                first: slot.clone(),
+                                last: before,
+                                late_by,
+                            });
+                        }
+                        run_slot = Some(latest);
+                    }
+                    LatePolicy::Skip => {
+                        events.push(Event::Missed {
+                            entry: id,
+                            first: slot.clone(),
+                            last: latest,
+                            late_by,
+                        });
+                        run_slot = None;
+                    }
+                }
+            }
+            entry.prev = Some(last.clone());
+            let next = entry.timing.next_after(&last);
+            if let Some(slot) = run_slot {
+                fires.push(Fire {
+                    entry: id,
+                    job: entry.job.clone(),
+                    slot,
+                    running: entry.running.clone(),
+                });
+            }
+            let once = entry.timing.is_once();
+            entry.next.clone_from(&next);
+            if let Some(next) = next {
+                st.heap.set(id, next.timestamp());
+                events.push(Event::Scheduled { entry: id, next });
+            } else if once {
+                // A one-shot that fired is done: forget it (its run goes on).
+                st.entries.remove(&id);
+            }
+        }
+        let deadline = st.heap.peek().map(|(at, _)| at);
+        drop(st);
+        for e in events {
+            self.emit(e);
+        }
+        (fires, deadline)
+    }
+
+    /// Spawns one run.
+    fn launch(self: &Arc<Self>, fire: Fire) -> RunId {
+        let run = RunId(self.next_run.fetch_add(1, Ordering::Relaxed));
+        let cancel = self.cancel_runs.child_token();
+        let late_by =
+            self.clock.now().duration_since(fire.slot.timestamp()).max(SignedDuration::ZERO);
+        let ctx = RunContext {
+            entry: fire.entry,
+            slot: fire.slot.clone(),
+            attempt: 1,
+            cancel: cancel.clone(),
+            scheduler: Scheduler { shared: self.clone() },
+        };
+        self.running.fetch_add(1, Ordering::AcqRel);
+        fire.running.fetch_add(1, Ordering::AcqRel);
+        self.emit(Event::Started { entry: fire.entry, run, slot: fire.slot.clone(), late_by });
+        let shared = self.clone();
+        let fut = CatchPanic(fire.job.run(ctx));
+        tokio::spawn(async move {
+            let began = shared.clock.now();
+            let outcome = tokio::select! {
+                outcome = fut => outcome,
+                // Shutdown past its grace: drop the job's future.
+                _ = cancel.cancelled() => Err(JobError::Cancelled),
+            };
+            let (entry, slot) = (fire.entry, fire.slot);
+            match outcome {
+                Err(JobError::Skipped(reason)) => {
+                    shared.emit(Event::Skipped { entry, slot, reason })
+                }
+                outcome => {
+                    if let Err(JobError::Panicked(message)) = &outcome {
+                        tracing::error!(%entry, %run, %message, "job panicked; the entry stays scheduled");
+                    }
+                    let elapsed = shared.clock.now().duration_since(began);
+                    let duration = Duration::try_from(elapsed).unwrap_or_default();
+                    shared.emit(Event::Finished { entry, run, slot, outcome, duration });
+                }
+            }
+            fire.running.fetch_sub(1, Ordering::AcqRel);
+            if shared.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+                shared.idle.notify_waiters();
+            }
+        });
+        run
+    }
+
+    async fn until_idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.running.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+impl Timing {
+    /// The latest fire time strictly before `at`.
+    fn latest_before(&self, at: &Zoned) -> Option<Zoned> {
+        match self {
+            Timing::Schedule(s) => s.prev_before(at),
+            Timing::Once(_) => None,
+        }
+    }
+}
+
+/// The one timer: sleeps until the earliest deadline or a change, fires what is due.
+async fn timer(shared: Arc<Shared>) {
+    loop {
+        let (fires, deadline) = shared.collect_due(shared.clock.now());
+        for fire in fires {
+            shared.launch(fire);
+        }
+        let sleep: Sleep = match deadline {
+            Some(at) => shared.clock.sleep_until(at),
+            None => Box::pin(std::future::pending()),
+        };
+        tokio::select! {
+            _ = sleep => {}
+            _ = shared.wake.notified() => {}
+            _ = shared.stop.cancelled() => return,
+        }
+    }
+}
