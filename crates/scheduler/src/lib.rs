@@ -117,6 +117,36 @@ pub use wrap::Wrapper;
 use heap::TimerHeap;
 use job::CatchPanic;
 
+/// Hashes entry ids (sequential `u64`s) with one multiplication: the timer heap updates its
+/// index on every swap, and SipHash there costs more than the rest of a fire.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing: spreads sequential ids over the high bits hashbrown uses.
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+impl std::hash::BuildHasher for IdHasher {
+    type Hasher = IdHasher;
+
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
+}
+
 /// Identifies an entry of a [`Scheduler`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EntryId(pub(crate) u64);
@@ -368,7 +398,7 @@ struct Shared {
 
 #[derive(Default)]
 struct State {
-    entries: HashMap<EntryId, Entry>,
+    entries: HashMap<EntryId, Entry, IdHasher>,
     heap: TimerHeap,
     next_id: u64,
     started: bool,
@@ -699,6 +729,11 @@ impl Shared {
         let _ = self.events.send(event);
     }
 
+    /// Whether anyone listens: events are not even built otherwise.
+    fn observed(&self) -> bool {
+        self.events.receiver_count() > 0
+    }
+
     /// Sets (or clears) an entry's next deadline, tells observers and wakes the timer.
     fn set_next(&self, st: &mut State, id: EntryId, next: Option<Zoned>) {
         let Some(entry) = st.entries.get_mut(&id) else { return };
@@ -715,15 +750,27 @@ impl Shared {
         self.wake.notify_one();
     }
 
-    /// Takes every due entry off the heap, decides its run and its next deadline.
-    fn collect_due(&self, now: Timestamp) -> (Vec<Fire>, Option<Timestamp>) {
+    /// Takes up to `BATCH` due entries, decides their runs and their next deadlines. Returns
+    /// the runs and whether more entries are due.
+    fn collect_due(&self, now: Timestamp) -> (Vec<Fire>, bool) {
         let now_z = now.to_zoned(self.tz.clone());
+        let observed = self.observed();
         let mut fires = Vec::new();
         let mut events = Vec::new();
         let mut st = self.lock();
-        while let Some((_, id)) = st.heap.pop_due(now) {
-            let Some(entry) = st.entries.get_mut(&id) else { continue };
-            let Some(slot) = entry.next.take() else { continue };
+        while let Some((at, id)) = st.heap.peek() {
+            if at > now || fires.len() == BATCH {
+                break;
+            }
+            let st = &mut *st;
+            let Some(entry) = st.entries.get_mut(&id) else {
+                st.heap.remove(id);
+                continue;
+            };
+            let Some(slot) = entry.next.take() else {
+                st.heap.remove(id);
+                continue;
+            };
             let late_by = now.duration_since(slot.timestamp());
             let mut run_slot = Some(slot.clone());
             let mut last = slot.clone();
@@ -768,20 +815,29 @@ impl Shared {
             }
             let once = entry.timing.is_once();
             entry.next.clone_from(&next);
-            if let Some(next) = next {
-                st.heap.set(id, next.timestamp());
-                events.push(Event::Scheduled { entry: id, next });
-            } else if once {
-                // A one-shot that fired is done: forget it (its run goes on).
-                st.entries.remove(&id);
+            match next {
+                // Still the heap's top: update its deadline in place.
+                Some(next) => {
+                    st.heap.set(id, next.timestamp());
+                    if observed {
+                        events.push(Event::Scheduled { entry: id, next });
+                    }
+                }
+                None => {
+                    st.heap.remove(id);
+                    if once {
+                        // A one-shot that fired is done: forget it (its run goes on).
+                        st.entries.remove(&id);
+                    }
+                }
             }
         }
-        let deadline = st.heap.peek().map(|(at, _)| at);
+        let more = st.heap.peek().is_some_and(|(at, _)| at <= now);
         drop(st);
         for e in events {
             self.emit(e);
         }
-        (fires, deadline)
+        (fires, more)
     }
 
     /// Spawns one run.
@@ -799,7 +855,9 @@ impl Shared {
         };
         self.running.fetch_add(1, Ordering::AcqRel);
         fire.running.fetch_add(1, Ordering::AcqRel);
-        self.emit(Event::Started { entry: fire.entry, run, slot: fire.slot.clone(), late_by });
+        if self.observed() {
+            self.emit(Event::Started { entry: fire.entry, run, slot: fire.slot.clone(), late_by });
+        }
         let shared = self.clone();
         let fut = CatchPanic(fire.job.run(ctx));
         tokio::spawn(async move {
@@ -854,13 +912,24 @@ impl Timing {
     }
 }
 
+/// How many due entries the timer handles before launching their runs: the first runs of a
+/// large second start while later entries are still being rescheduled.
+const BATCH: usize = 256;
+
 /// The one timer: sleeps until the earliest deadline or a change, fires what is due.
 async fn timer(shared: Arc<Shared>) {
     loop {
-        let (fires, deadline) = shared.collect_due(shared.clock.now());
-        for fire in fires {
-            shared.launch(fire);
+        let now = shared.clock.now();
+        loop {
+            let (fires, more) = shared.collect_due(now);
+            for fire in fires {
+                shared.launch(fire);
+            }
+            if !more {
+                break;
+            }
         }
+        let deadline = shared.lock().heap.peek().map(|(at, _)| at);
         let sleep: Sleep = match deadline {
             Some(at) => shared.clock.sleep_until(at),
             None => Box::pin(std::future::pending()),

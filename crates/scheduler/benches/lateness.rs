@@ -1,0 +1,159 @@
+//! Firing lateness against the wall clock: 10,000 entries due every second, for a few seconds,
+//! on a 2-worker tokio runtime. Lateness is the job's start time minus its slot. Measured side
+//! by side for cronfleet-scheduler, tokio-cron-scheduler, and a bare tokio timer (the
+//! machine's own lateness, one task sleeping to each whole second).
+//!
+//! `cargo bench -p cronfleet-scheduler --bench lateness` (env LATENESS_SECONDS, default 10).
+
+use std::{
+    sync::{
+        atomic::{AtomicI64, AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use cronfleet_scheduler::{RunContext, Scheduler, Timing};
+use jiff::{SignedDuration, Timestamp};
+
+const ENTRIES: usize = 10_000;
+
+fn seconds() -> u64 {
+    std::env::var("LATENESS_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10)
+}
+
+/// Lateness samples in nanoseconds, recorded without a lock (a shared mutex would add its own
+/// contention to what is measured).
+struct Recorder {
+    count: AtomicUsize,
+    slots: Vec<AtomicI64>,
+}
+
+impl Recorder {
+    fn new(capacity: usize) -> Samples {
+        Arc::new(Recorder {
+            count: AtomicUsize::new(0),
+            slots: (0..capacity).map(|_| AtomicI64::new(0)).collect(),
+        })
+    }
+
+    fn push(&self, nanos: i64) {
+        let i = self.count.fetch_add(1, Ordering::Relaxed);
+        if let Some(slot) = self.slots.get(i) {
+            slot.store(nanos, Ordering::Relaxed);
+        }
+    }
+
+    fn values(&self) -> Vec<i64> {
+        let n = self.count.load(Ordering::Relaxed).min(self.slots.len());
+        self.slots[..n].iter().map(|a| a.load(Ordering::Relaxed)).collect()
+    }
+}
+
+type Samples = Arc<Recorder>;
+
+fn report(name: &str, samples: &Samples) {
+    let mut v = samples.values();
+    v.sort_unstable();
+    if v.is_empty() {
+        println!("{name}: no samples");
+        return;
+    }
+    let pct = |p: f64| v[((v.len() - 1) as f64 * p) as usize] as f64 / 1e6;
+    println!(
+        "| {name} | {} | {:.3} ms | {:.3} ms | {:.3} ms |",
+        v.len(),
+        pct(0.5),
+        pct(0.99),
+        *v.last().unwrap() as f64 / 1e6
+    );
+}
+
+/// Lateness of "now" behind the whole second it belongs to.
+fn behind_second(now: Timestamp) -> i64 {
+    now.as_nanosecond() as i64 % 1_000_000_000
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+fn ours(secs: u64) -> Samples {
+    let samples = Recorder::new(ENTRIES * (secs as usize + 2));
+    runtime().block_on(async {
+        let s = Scheduler::builder().time_zone(jiff::tz::TimeZone::UTC).build();
+        let timing = Timing::parse("* * * * * *").unwrap();
+        for _ in 0..ENTRIES {
+            let samples = samples.clone();
+            s.add(timing.clone(), move |ctx: RunContext| {
+                let late = Timestamp::now().duration_since(ctx.slot.timestamp());
+                samples.push(late.as_nanos() as i64);
+                std::future::ready(())
+            });
+        }
+        s.start();
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        s.shutdown(Duration::from_secs(5)).await;
+    });
+    samples
+}
+
+fn theirs(secs: u64) -> Samples {
+    use tokio_cron_scheduler::{Job, JobScheduler};
+    let samples = Recorder::new(ENTRIES * (secs as usize + 2));
+    runtime().block_on(async {
+        let mut sched = JobScheduler::new().await.unwrap();
+        for _ in 0..ENTRIES {
+            let samples = samples.clone();
+            let job = Job::new_async("* * * * * *", move |_id, _lock| {
+                let samples = samples.clone();
+                Box::pin(async move {
+                    samples.push(behind_second(Timestamp::now()));
+                })
+            })
+            .unwrap();
+            sched.add(job).await.unwrap();
+        }
+        sched.start().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        sched.shutdown().await.unwrap();
+    });
+    samples
+}
+
+fn baseline(secs: u64) -> Samples {
+    let samples = Recorder::new(secs as usize + 1);
+    runtime().block_on(async {
+        for _ in 0..secs {
+            let now = Timestamp::now();
+            let next_second = Timestamp::from_second(now.as_second() + 1).unwrap();
+            let wait = Duration::try_from(next_second.duration_since(now)).unwrap();
+            tokio::time::sleep(wait).await;
+            let late: SignedDuration = Timestamp::now().duration_since(next_second);
+            samples.push(late.as_nanos() as i64);
+        }
+    });
+    samples
+}
+
+fn main() {
+    // `cargo test --benches` runs bench targets with `--bench`-less args: do nothing then.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let secs = seconds();
+    println!("{ENTRIES} entries due every second, {secs} s, 2 tokio workers\n");
+    println!("| scheduler | samples | p50 | p99 | max |");
+    println!("|---|---|---|---|---|");
+    let only = std::env::var("LATENESS_ONLY").unwrap_or_default();
+    let run = |name: &str| only.is_empty() || only == name;
+    if run("baseline") {
+        report("tokio timer alone (1 task)", &baseline(secs));
+    }
+    if run("ours") {
+        report("cronfleet-scheduler", &ours(secs));
+    }
+    if run("theirs") {
+        report("tokio-cron-scheduler 0.15", &theirs(secs));
+    }
+}
