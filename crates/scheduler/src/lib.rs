@@ -523,8 +523,9 @@ impl Scheduler {
         let mut st = self.shared.lock();
         st.entries.remove(&id).ok_or(Error::UnknownEntry(id))?;
         st.heap.remove(id);
-        drop(st);
-        self.shared.wake.notify_one();
+        if st.started {
+            self.shared.wake.notify_one();
+        }
         Ok(())
     }
 
@@ -747,7 +748,10 @@ impl Shared {
                 st.heap.remove(id);
             }
         }
-        self.wake.notify_one();
+        // Before `start` there is no timer to wake; it reads the heap when it starts.
+        if st.started {
+            self.wake.notify_one();
+        }
     }
 
     /// Takes up to `BATCH` due entries, decides their runs and their next deadlines. Returns

@@ -156,3 +156,73 @@ async fn shutdown_with_nothing_running_is_immediate() {
     s.shutdown(Duration::from_secs(30)).await;
     assert_eq!(began.elapsed(), Duration::ZERO);
 }
+
+/// Counts how often the scheduler goes to sleep: once per deadline, never on a poll interval.
+#[derive(Clone)]
+struct CountingClock {
+    inner: cronfleet_scheduler::TokioClock,
+    sleeps: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl cronfleet_scheduler::Clock for CountingClock {
+    fn now(&self) -> jiff::Timestamp {
+        self.inner.now()
+    }
+
+    fn sleep_until(&self, deadline: jiff::Timestamp) -> cronfleet_scheduler::Sleep {
+        self.sleeps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.sleep_until(deadline)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_scheduler_does_not_wake_up() {
+    let clock = CountingClock {
+        inner: cronfleet_scheduler::TokioClock::starting_at(
+            crate::helpers::ORIGIN.parse().unwrap(),
+        ),
+        sleeps: Default::default(),
+    };
+    let sleeps = clock.sleeps.clone();
+    let s = cronfleet_scheduler::Scheduler::builder()
+        .clock(clock)
+        .time_zone(jiff::tz::TimeZone::UTC)
+        .build();
+    let log = Log::default();
+    s.add(Timing::parse("@hourly").unwrap(), log.job());
+    s.start();
+    advance(10 * 3600 + 1).await;
+    assert_eq!(log.lines().len(), 10);
+    // One sleep to each of the ten deadlines, plus the one towards the eleventh.
+    assert_eq!(sleeps.load(std::sync::atomic::Ordering::SeqCst), 11);
+    // With no entries at all, it sleeps with no deadline: no timer, no wakeups.
+    let s = cronfleet_scheduler::Scheduler::builder()
+        .clock(cronfleet_scheduler::TokioClock::starting_at(
+            crate::helpers::ORIGIN.parse().unwrap(),
+        ))
+        .build();
+    s.start();
+    advance(86_400).await;
+    assert!(s.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_subscriber_lags_by_the_event_capacity() {
+    let clock =
+        cronfleet_scheduler::TokioClock::starting_at(crate::helpers::ORIGIN.parse().unwrap());
+    let s = cronfleet_scheduler::Scheduler::builder()
+        .clock(clock)
+        .time_zone(jiff::tz::TimeZone::UTC)
+        .event_capacity(4)
+        .build();
+    let mut events = s.subscribe();
+    s.add(Timing::parse("* * * * * *").unwrap(), |_: RunContext| async {});
+    s.start();
+    advance(10).await;
+    // Far more than 4 events were sent; the subscriber hears it lost some, then the last 4.
+    assert!(matches!(
+        events.try_recv(),
+        Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_))
+    ));
+    assert_eq!(std::iter::from_fn(|| events.try_recv().ok()).count(), 4);
+}
