@@ -1,6 +1,7 @@
 //! The command line: one module per command, dispatched from one `match`.
 
 mod times;
+mod validate;
 
 use std::process::ExitCode;
 
@@ -23,6 +24,8 @@ enum Command {
     Next(times::NextArgs),
     /// Print the previous fire times of a schedule expression.
     Prev(times::PrevArgs),
+    /// Check a task file without running anything (exit 0, or 2 with every error).
+    Validate(validate::ValidateArgs),
 }
 
 /// Parses the process arguments and runs the command.
@@ -31,6 +34,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Next(args) => times::next(args),
         Command::Prev(args) => times::prev(args),
+        Command::Validate(args) => validate::run(args),
     };
     match result {
         Ok(code) => code,

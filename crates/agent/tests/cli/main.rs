@@ -1,8 +1,10 @@
 //! `cronfleet next` and `cronfleet prev`, run as a real process.
 
+mod validate;
+
 use std::process::{Command, Output};
 
-fn cronfleet(args: &[&str]) -> Output {
+pub fn cronfleet(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cronfleet"))
         .args(args)
         .env("TZ", "America/New_York")
@@ -10,7 +12,7 @@ fn cronfleet(args: &[&str]) -> Output {
         .expect("run cronfleet")
 }
 
-fn lines(out: &Output) -> Vec<String> {
+pub fn lines(out: &Output) -> Vec<String> {
     assert!(
         out.status.success(),
         "exit {:?}: {}",

@@ -1,0 +1,55 @@
+//! Durations (`10m`, `1h30m`, `90s`) and sizes (`256KiB`) written in a task file.
+
+use jiff::SignedDuration;
+
+/// A positive duration in jiff's friendly format: `10s`, `10m`, `1h30m`, `2 hours`.
+pub fn duration(text: &str) -> Result<SignedDuration, String> {
+    match text.parse::<SignedDuration>() {
+        Ok(d) if d.is_positive() => Ok(d),
+        Ok(_) => Err(format!("{text:?} must be longer than zero")),
+        Err(_) => Err(format!("{text:?} is not a duration; write it like 30s, 10m or 1h30m")),
+    }
+}
+
+/// A size in bytes: `512`, `512B`, `64KB`, `256KiB`, `1MiB`, `1GB` (KB = 1000, KiB = 1024).
+pub fn size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || format!("{text:?} is not a size; write it like 512B, 64KiB or 1MiB");
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "kB" => 1000,
+        "KiB" => 1024,
+        "MB" => 1000 * 1000,
+        "MiB" => 1024 * 1024,
+        "GB" => 1000 * 1000 * 1000,
+        "GiB" => 1024 * 1024 * 1024,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(factor).ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("10m").unwrap(), SignedDuration::from_mins(10));
+        assert_eq!(duration("1h30m").unwrap(), SignedDuration::from_mins(90));
+        assert_eq!(duration("90s").unwrap(), SignedDuration::from_secs(90));
+        assert!(duration("0s").is_err());
+        assert!(duration("ten minutes").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(size("256KiB"), Ok(256 * 1024));
+        assert_eq!(size("1MB"), Ok(1_000_000));
+        assert_eq!(size("512"), Ok(512));
+        assert!(size("12 parsecs").is_err());
+        assert!(size("99999999999999GiB").is_err());
+    }
+}
