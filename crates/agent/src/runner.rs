@@ -1,0 +1,270 @@
+//! Running one task run as a real child process.
+//!
+//! Every run starts in a process group of its own, so a timeout or a kill reaches everything
+//! it started (a shell's children and their children): SIGTERM to the group, SIGKILL after a
+//! grace. Standard output and standard error share one pipe, so the captured output keeps
+//! their order; at most `output_limit` bytes are kept in memory and the rest is read and
+//! counted, so a task printing 100 MB neither blocks nor bloats the agent. The leader is
+//! reaped with `wait4`, which also gives its CPU time and peak memory.
+
+use std::{
+    collections::BTreeMap,
+    io,
+    os::{fd::OwnedFd, unix::process::CommandExt},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use jiff::Timestamp;
+use nix::{
+    sys::signal::{killpg, Signal},
+    unistd::Pid,
+};
+use tokio::io::AsyncReadExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Program;
+
+/// What to run and how.
+#[derive(Clone, Debug)]
+pub struct RunSpec {
+    /// The program.
+    pub program: Program,
+    /// Environment added to the agent's own.
+    pub env: BTreeMap<String, String>,
+    /// Working directory.
+    pub workdir: Option<String>,
+    /// User to run as (needs the agent to run as root).
+    pub user: Option<String>,
+    /// Then SIGTERM to the group.
+    pub timeout: Option<Duration>,
+    /// Between SIGTERM and SIGKILL.
+    pub kill_grace: Duration,
+    /// Output bytes kept.
+    pub output_limit: u64,
+}
+
+/// How the run's process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this code.
+    Code(i32),
+    /// A signal ended it.
+    Signal(i32),
+}
+
+/// What happened to a run.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    /// The process id (and process group id).
+    pub pid: u32,
+    /// How it ended.
+    pub exit: Exit,
+    /// It ran past its timeout and was stopped.
+    pub timed_out: bool,
+    /// It was stopped on request (shutdown, replace, kill).
+    pub killed: bool,
+    /// When it started and ended.
+    pub started: Timestamp,
+    /// When it ended.
+    pub ended: Timestamp,
+    /// CPU time in user mode.
+    pub user_cpu: Duration,
+    /// CPU time in the kernel.
+    pub system_cpu: Duration,
+    /// Peak resident memory, bytes.
+    pub max_rss: u64,
+    /// Captured output (stdout and stderr interleaved), at most the limit plus a marker line.
+    pub output: Vec<u8>,
+    /// Bytes of output dropped beyond the limit.
+    pub dropped: u64,
+}
+
+/// A run that could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The process could not be started.
+    #[error("cannot start {program:?}: {source}")]
+    Spawn {
+        /// What was to be started.
+        program: String,
+        /// Why not.
+        source: io::Error,
+    },
+    /// The user to run as does not exist.
+    #[error("unknown user {0:?}")]
+    UnknownUser(String),
+}
+
+/// How long output is still read after the process exits, for children it left behind that
+/// hold the pipe open.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+
+/// Runs one process to its end, a timeout, or `cancel`.
+///
+/// # Errors
+/// [`RunError`] when it cannot start; everything after that is in the [`RunResult`].
+pub async fn run(spec: &RunSpec, cancel: CancellationToken) -> Result<RunResult, RunError> {
+    let (reader, writer) = io::pipe().map_err(|e| spawn_error(spec, e))?;
+    let mut cmd = command(spec, writer)?;
+    let started = Timestamp::now();
+    let child = cmd.spawn().map_err(|e| spawn_error(spec, e))?;
+    // The command holds copies of the pipe's write end: close them, or the reader never ends.
+    drop(cmd);
+    let pid = child.id();
+    // We reap the child ourselves with wait4; std's handle must not try.
+    drop(child);
+
+    let limit = spec.output_limit;
+    let capture = tokio::spawn(capture(OwnedFd::from(reader), limit));
+    let mut waiter = tokio::task::spawn_blocking(move || wait4(pid));
+
+    let mut timed_out = false;
+    let mut killed = false;
+    let deadline = async {
+        match spec.timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    let waited = tokio::select! {
+        w = &mut waiter => Some(w),
+        _ = deadline => { timed_out = true; None }
+        _ = cancel.cancelled() => { killed = true; None }
+    };
+    let (status, usage) = match waited {
+        Some(w) => w.unwrap_or_else(|_| (Exit::Code(-1), Usage::default())),
+        None => {
+            let group = Pid::from_raw(pid as i32);
+            let _ = killpg(group, Signal::SIGTERM);
+            let w = tokio::select! {
+                w = &mut waiter => w,
+                _ = tokio::time::sleep(spec.kill_grace) => {
+                    let _ = killpg(group, Signal::SIGKILL);
+                    waiter.await
+                }
+            };
+            // Whatever the leader left in its group goes too.
+            let _ = killpg(group, Signal::SIGKILL);
+            w.unwrap_or_else(|_| (Exit::Code(-1), Usage::default()))
+        }
+    };
+    let ended = Timestamp::now();
+    let (mut output, dropped) = match tokio::time::timeout(DRAIN_AFTER_EXIT, capture).await {
+        Ok(Ok(captured)) => captured,
+        _ => (Vec::new(), 0),
+    };
+    if dropped > 0 {
+        output.extend_from_slice(
+            format!("\n[cronfleet: {dropped} more bytes of output dropped]\n").as_bytes(),
+        );
+    }
+    Ok(RunResult {
+        pid,
+        exit: status,
+        timed_out,
+        killed,
+        started,
+        ended,
+        user_cpu: usage.user,
+        system_cpu: usage.system,
+        max_rss: usage.max_rss,
+        output,
+        dropped,
+    })
+}
+
+fn spawn_error(spec: &RunSpec, source: io::Error) -> RunError {
+    let program = match &spec.program {
+        Program::Shell(cmd) => cmd.clone(),
+        Program::Argv(argv) => argv.join(" "),
+    };
+    RunError::Spawn { program, source }
+}
+
+fn command(spec: &RunSpec, writer: io::PipeWriter) -> Result<Command, RunError> {
+    let mut cmd = match &spec.program {
+        Program::Shell(line) => {
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c").arg(line);
+            c
+        }
+        Program::Argv(argv) => {
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            c
+        }
+    };
+    let err_writer = writer.try_clone().map_err(|e| spawn_error(spec, e))?;
+    cmd.stdin(Stdio::null()).stdout(writer).stderr(err_writer).process_group(0).envs(&spec.env);
+    if let Some(dir) = &spec.workdir {
+        cmd.current_dir(dir);
+    }
+    if let Some(name) = &spec.user {
+        let user = nix::unistd::User::from_name(name)
+            .ok()
+            .flatten()
+            .ok_or_else(|| RunError::UnknownUser(name.clone()))?;
+        cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+        cmd.env("USER", &user.name).env("LOGNAME", &user.name).env("HOME", &user.dir);
+    }
+    Ok(cmd)
+}
+
+/// Reads everything, keeping the first `limit` bytes; returns them and the count dropped.
+async fn capture(fd: OwnedFd, limit: u64) -> (Vec<u8>, u64) {
+    let Ok(mut rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else {
+        return (Vec::new(), 0);
+    };
+    let mut kept = Vec::new();
+    let mut dropped = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match rx.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let room = (limit as usize).saturating_sub(kept.len()).min(n);
+                kept.extend_from_slice(&buf[..room]);
+                dropped += (n - room) as u64;
+            }
+        }
+    }
+    (kept, dropped)
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Usage {
+    user: Duration,
+    system: Duration,
+    max_rss: u64,
+}
+
+/// Waits for `pid` and returns how it ended and what it used.
+fn wait4(pid: u32) -> (Exit, Usage) {
+    let mut status: libc::c_int = 0;
+    // SAFETY: `rusage` is plain data that wait4 fills in; zeroed is a valid value for it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: both pointers are to live locals of the right types.
+        let r = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
+        if r >= 0 {
+            break;
+        }
+        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return (Exit::Code(-1), Usage::default());
+        }
+    }
+    let exit = if libc::WIFSIGNALED(status) {
+        Exit::Signal(libc::WTERMSIG(status))
+    } else {
+        Exit::Code(libc::WEXITSTATUS(status))
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
+    let usage = Usage {
+        user: tv(usage.ru_utime),
+        system: tv(usage.ru_stime),
+        // Linux reports kilobytes.
+        max_rss: (usage.ru_maxrss as u64) * 1024,
+    };
+    (exit, usage)
+}
