@@ -6,5 +6,6 @@
 
 pub mod cli;
 pub mod config;
+pub mod import;
 pub mod runner;
 pub mod timearg;

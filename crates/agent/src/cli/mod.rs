@@ -1,5 +1,6 @@
 //! The command line: one module per command, dispatched from one `match`.
 
+mod import;
 mod times;
 mod validate;
 
@@ -26,6 +27,10 @@ enum Command {
     Prev(times::PrevArgs),
     /// Check a task file without running anything (exit 0, or 2 with every error).
     Validate(validate::ValidateArgs),
+    /// Turn crontab lines into [[task]] entries (user or system format).
+    ImportCrontab(import::CrontabArgs),
+    /// Turn Gotorch's task.json into [[task]] entries.
+    ImportGotorch(import::GotorchArgs),
 }
 
 /// Parses the process arguments and runs the command.
@@ -35,6 +40,8 @@ pub fn main() -> ExitCode {
         Command::Next(args) => times::next(args),
         Command::Prev(args) => times::prev(args),
         Command::Validate(args) => validate::run(args),
+        Command::ImportCrontab(args) => import::crontab(args),
+        Command::ImportGotorch(args) => import::gotorch(args),
     };
     match result {
         Ok(code) => code,

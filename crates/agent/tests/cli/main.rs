@@ -1,5 +1,6 @@
 //! `cronfleet next` and `cronfleet prev`, run as a real process.
 
+mod import;
 mod validate;
 
 use std::process::{Command, Output};
