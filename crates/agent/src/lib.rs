@@ -4,6 +4,7 @@
 //! crate; see ARCHITECTURE.md in the repository for how the parts fit together.
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod import;

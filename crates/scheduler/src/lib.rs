@@ -358,6 +358,7 @@ impl Builder {
                 wake: Notify::new(),
                 stop: CancellationToken::new(),
                 cancel_runs: CancellationToken::new(),
+                abort_runs: CancellationToken::new(),
                 running: AtomicUsize::new(0),
                 idle: Notify::new(),
                 next_run: AtomicU64::new(1),
@@ -388,8 +389,10 @@ struct Shared {
     wake: Notify,
     /// Stops the timer.
     stop: CancellationToken,
-    /// The parent of every run's token.
+    /// The parent of every run's token: cancelling asks runs to stop.
     cancel_runs: CancellationToken,
+    /// Drops the futures of runs that did not stop when asked.
+    abort_runs: CancellationToken,
     running: AtomicUsize,
     /// Notified when the last running run ends.
     idle: Notify,
@@ -663,14 +666,19 @@ impl Scheduler {
         tokio::spawn(timer(self.shared.clone()));
     }
 
-    /// Stops firing, then waits for running jobs to finish; after `grace`, cancels the ones
-    /// still running (their `ctx.cancel` fires and their futures are dropped; they finish with
-    /// [`JobError::Cancelled`]). Resolves when no run is left.
+    /// Stops firing, then waits up to `grace` for running jobs to finish. Then it cancels the
+    /// ones still running (their `ctx.cancel` fires, so a job can stop cleanly: kill its child
+    /// processes, write its result) and waits up to `grace` again; jobs that still have not
+    /// ended are dropped and finish with [`JobError::Cancelled`]. Resolves when no run is left.
     pub async fn shutdown(&self, grace: Duration) {
         let shared = &self.shared;
         shared.stop.cancel();
+        if tokio::time::timeout(grace, shared.until_idle()).await.is_ok() {
+            return;
+        }
+        shared.cancel_runs.cancel();
         if tokio::time::timeout(grace, shared.until_idle()).await.is_err() {
-            shared.cancel_runs.cancel();
+            shared.abort_runs.cancel();
             shared.until_idle().await;
         }
     }
@@ -864,12 +872,13 @@ impl Shared {
         }
         let shared = self.clone();
         let fut = CatchPanic(fire.job.run(ctx));
+        let abort = self.abort_runs.clone();
         tokio::spawn(async move {
             let began = shared.clock.now();
             let outcome = tokio::select! {
                 outcome = fut => outcome,
-                // Shutdown past its grace: drop the job's future.
-                _ = cancel.cancelled() => Err(JobError::Cancelled),
+                // Shutdown past both graces: the job ignored its cancellation; drop it.
+                _ = abort.cancelled() => Err(JobError::Cancelled),
             };
             let (entry, slot) = (fire.entry, fire.slot);
             match outcome {

@@ -1,5 +1,6 @@
 //! The command line: one module per command, dispatched from one `match`.
 
+mod agent;
 mod import;
 mod times;
 mod validate;
@@ -21,6 +22,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the task file's tasks meant for this machine (foreground; SIGHUP reloads).
+    Agent(agent::AgentArgs),
     /// Print the next fire times of a schedule expression.
     Next(times::NextArgs),
     /// Print the previous fire times of a schedule expression.
@@ -37,6 +40,7 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Agent(args) => agent::run(args),
         Command::Next(args) => times::next(args),
         Command::Prev(args) => times::prev(args),
         Command::Validate(args) => validate::run(args),

@@ -21,6 +21,15 @@ use toml::{
 pub use error::{ConfigError, ConfigErrors};
 pub use hosts::HostPattern;
 
+/// Parses a duration as the task file does (`10s`, `5m`, `1h30m`).
+///
+/// # Errors
+/// A message saying how to write one.
+pub fn units_duration(text: &str) -> Result<std::time::Duration, String> {
+    let d = units::duration(text)?;
+    std::time::Duration::try_from(d).map_err(|e| e.to_string())
+}
+
 use error::Reporter;
 
 /// Every field a task (or `[defaults]`) may have.
@@ -55,7 +64,7 @@ pub struct TaskSet {
 }
 
 /// One validated task.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Task {
     /// Unique name, `[a-z0-9_-]`, at most 64 characters.
     pub name: String,
@@ -94,7 +103,7 @@ pub struct Task {
 }
 
 /// How a task runs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Kind {
     /// On a schedule (with the task's zone attached).
     Cron(Schedule),

@@ -132,7 +132,8 @@ async fn shutdown_waits_for_runs_then_cancels_them() {
     assert_eq!(s.running(), 2);
     let began = tokio::time::Instant::now();
     s.shutdown(Duration::from_secs(5)).await;
-    assert_eq!(began.elapsed(), Duration::from_secs(5));
+    // 5 s for runs to finish; then cancelled, 5 s more to stop; this one ignores it: dropped.
+    assert_eq!(began.elapsed(), Duration::from_secs(10));
     assert_eq!(s.running(), 0);
     assert_eq!(log.lines(), ["quick done"]);
     let mut outcomes = Vec::new();
@@ -225,4 +226,30 @@ async fn a_slow_subscriber_lags_by_the_event_capacity() {
         Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_))
     ));
     assert_eq!(std::iter::from_fn(|| events.try_recv().ok()).count(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_lets_a_cancelled_job_clean_up() {
+    let (s, _) = scheduler();
+    let log = Log::default();
+    let cleanup = log.clone();
+    s.add(Timing::parse("10 0 0 * * *").unwrap(), move |ctx: RunContext| {
+        let log = cleanup.clone();
+        async move {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(3600)) => log.push("finished".into()),
+                _ = ctx.cancel.cancelled() => {
+                    // Like the agent killing its child's process group.
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    log.push("cleaned up".into());
+                }
+            }
+        }
+    });
+    s.start();
+    advance(11).await;
+    let began = tokio::time::Instant::now();
+    s.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(began.elapsed(), Duration::from_secs(6));
+    assert_eq!(log.lines(), ["cleaned up"]);
 }

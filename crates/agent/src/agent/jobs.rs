@@ -1,0 +1,147 @@
+//! A task becomes a scheduler entry: its policies as wrappers, its run as a child process.
+
+use std::{sync::Arc, time::Duration};
+
+use cronfleet_scheduler::{
+    wrap, EntryOptions, JobError, LatePolicy, RunContext, SharedJob, Wrapper,
+};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::{CatchUp, Concurrency, Task},
+    runner::{self, Exit, RunSpec},
+};
+
+/// How long a run gets between SIGTERM and SIGKILL.
+pub const KILL_GRACE: Duration = Duration::from_secs(10);
+
+/// The entry options of a task: concurrency policy and retries as wrappers, catch-up as the
+/// late policy.
+pub fn options(task: &Task) -> EntryOptions {
+    let mut options = EntryOptions::new().name(task.name.clone());
+    options = match task.concurrency {
+        Concurrency::Forbid => options.wrap(wrap::skip_if_running()),
+        Concurrency::Queue => options.wrap(wrap::queue_if_running()),
+        Concurrency::Allow => options.wrap(wrap::max_concurrent(task.max_running as usize)),
+        Concurrency::Replace => options.wrap(Arc::new(Replace)),
+    };
+    if task.retries > 0 {
+        let backoff = Duration::try_from(task.retry_backoff).unwrap_or(Duration::from_secs(10));
+        options = options.wrap(wrap::retry(task.retries, backoff));
+    }
+    // Missed slots while the agent was running but stalled; catch-up after downtime needs the
+    // run history (not kept yet).
+    options.on_late(match task.catch_up {
+        CatchUp::Skip => LatePolicy::Skip,
+        CatchUp::Once | CatchUp::All => LatePolicy::RunOnce,
+    })
+}
+
+/// The job of a task: one child process per run, with the `CRONFLEET_*` environment.
+pub fn job(
+    task: &Task,
+    node: &str,
+) -> impl Fn(RunContext) -> cronfleet_scheduler::BoxFuture<Result<(), JobError>> + Send + Sync + 'static
+{
+    let spec = RunSpec {
+        program: task.program.clone(),
+        env: task.env.clone(),
+        workdir: task.workdir.clone(),
+        user: task.user.clone(),
+        timeout: task.timeout.and_then(|t| Duration::try_from(t).ok()),
+        kill_grace: KILL_GRACE,
+        output_limit: task.output_limit,
+    };
+    let name = task.name.clone();
+    let node = node.to_owned();
+    move |ctx: RunContext| {
+        let mut spec = spec.clone();
+        let name = name.clone();
+        let slot = ctx.slot.timestamp().display_with_offset(ctx.slot.offset()).to_string();
+        let run_id = format!("{name}@{}#{}", ctx.slot.timestamp().as_second(), ctx.attempt);
+        for (k, v) in [
+            ("CRONFLEET_TASK", name.clone()),
+            ("CRONFLEET_SCHEDULED_AT", slot.clone()),
+            ("CRONFLEET_RUN_ID", run_id.clone()),
+            ("CRONFLEET_ATTEMPT", ctx.attempt.to_string()),
+            ("CRONFLEET_NODE", node.clone()),
+        ] {
+            spec.env.insert(k.to_owned(), v);
+        }
+        Box::pin(async move {
+            let result = runner::run(&spec, ctx.cancel.clone()).await;
+            outcome(&name, &slot, &run_id, result)
+        })
+    }
+}
+
+fn outcome(
+    task: &str,
+    slot: &str,
+    run_id: &str,
+    result: Result<runner::RunResult, runner::RunError>,
+) -> Result<(), JobError> {
+    let r = match result {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(task, slot, run_id, error = %e, "run could not start");
+            return Err(JobError::failed(e.to_string()));
+        }
+    };
+    let duration_ms = r.ended.duration_since(r.started).as_millis();
+    let output = String::from_utf8_lossy(&r.output);
+    let (outcome, result) = match (r.exit, r.timed_out, r.killed) {
+        (_, true, _) => ("timed out", Err(JobError::TimedOut)),
+        (_, _, true) => ("killed", Err(JobError::Cancelled)),
+        (Exit::Code(0), _, _) => ("succeeded", Ok(())),
+        (Exit::Code(c), _, _) => ("failed", Err(JobError::failed(format!("exit code {c}")))),
+        (Exit::Signal(s), _, _) => {
+            ("failed", Err(JobError::failed(format!("killed by signal {s}"))))
+        }
+    };
+    let exit = match r.exit {
+        Exit::Code(c) => format!("code {c}"),
+        Exit::Signal(s) => format!("signal {s}"),
+    };
+    tracing::info!(
+        task,
+        slot,
+        run_id,
+        outcome,
+        exit,
+        duration_ms,
+        pid = r.pid,
+        cpu_ms = (r.user_cpu + r.system_cpu).as_millis(),
+        max_rss = r.max_rss,
+        output = output.trim_end(),
+        "run finished"
+    );
+    result
+}
+
+/// `concurrency = "replace"`: a new run stops the one still running, then starts.
+struct Replace;
+
+impl Wrapper for Replace {
+    fn wrap(&self, job: SharedJob) -> SharedJob {
+        let current: Arc<std::sync::Mutex<Option<CancellationToken>>> = Arc::default();
+        let turn = Arc::new(Mutex::new(()));
+        Arc::new(move |ctx: RunContext| {
+            let job = job.clone();
+            let current = current.clone();
+            let turn = turn.clone();
+            async move {
+                let mine = ctx.cancel.child_token();
+                let previous =
+                    current.lock().unwrap_or_else(|p| p.into_inner()).replace(mine.clone());
+                if let Some(previous) = previous {
+                    previous.cancel();
+                }
+                // Wait for the stopped run to end, then go.
+                let _turn = turn.lock().await;
+                job.run(RunContext { cancel: mine, ..ctx }).await
+            }
+        })
+    }
+}

@@ -1,0 +1,153 @@
+//! The agent: runs the tasks of a task file meant for this machine, on their schedules.
+//!
+//! `run` loads the file, keeps the tasks this host should run (by `hosts`, `tags` and
+//! `enabled`), and gives each one a `cronfleet-scheduler` entry whose job starts a child
+//! process (`runner`). A reload parses and validates first: an invalid file is logged and the
+//! old tasks keep running; a valid one is applied as a difference, so unchanged tasks keep their
+//! timers and running processes, changed ones start over from their next slot, and removed ones
+//! stop being scheduled while their running processes finish.
+//!
+//! Not yet here (see the issue notes): run history in SQLite, catch-up after downtime, daemon
+//! tasks, daemon mode with a pid file, watching the file.
+
+mod host;
+mod jobs;
+
+use std::{collections::HashMap, future::Future, path::PathBuf, time::Duration};
+
+use cronfleet_scheduler::{EntryId, Scheduler, Timing};
+use jiff::tz::TimeZone;
+use tokio::sync::mpsc;
+
+pub use host::Host;
+
+use crate::config::{self, ConfigErrors, Kind, Task, TaskSet};
+
+/// How the agent runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The task file.
+    pub config: PathBuf,
+    /// This machine's identity.
+    pub host: Host,
+    /// How long runs get to finish when the agent stops, before their groups are killed.
+    pub shutdown_grace: Duration,
+}
+
+/// The tasks being run, by name.
+struct Running {
+    scheduler: Scheduler,
+    node: String,
+    tasks: HashMap<String, (Task, EntryId)>,
+}
+
+impl Running {
+    /// Makes the scheduled tasks those of `set` meant for `host`, touching only what changed.
+    fn apply(&mut self, set: TaskSet, host: &Host) -> (usize, usize, usize) {
+        let wanted: HashMap<String, Task> = set
+            .tasks
+            .into_iter()
+            .filter(|t| t.enabled && host.runs(t))
+            .filter(|t| match t.kind {
+                Kind::Cron(_) => true,
+                Kind::Daemon => {
+                    tracing::warn!(task = %t.name, "daemon tasks are not run by this version yet");
+                    false
+                }
+            })
+            .map(|t| (t.name.clone(), t))
+            .collect();
+        let (mut added, mut changed, mut removed) = (0, 0, 0);
+        let old: Vec<String> = self.tasks.keys().cloned().collect();
+        for name in old {
+            let same =
+                wanted.get(&name).is_some_and(|new| same_definition(new, &self.tasks[&name].0));
+            if !same {
+                if let Some((_, id)) = self.tasks.remove(&name) {
+                    let _ = self.scheduler.remove(id);
+                }
+                if wanted.contains_key(&name) {
+                    changed += 1;
+                } else {
+                    removed += 1;
+                    tracing::info!(task = %name, "task removed; a run in progress finishes");
+                }
+            }
+        }
+        for (name, task) in wanted {
+            if self.tasks.contains_key(&name) {
+                continue;
+            }
+            let Kind::Cron(schedule) = &task.kind else { continue };
+            let id = self.scheduler.add_with(
+                Timing::Schedule(schedule.clone()),
+                jobs::job(&task, &self.node),
+                jobs::options(&task),
+            );
+            let next = self.scheduler.entry(id).and_then(|e| e.next);
+            let next = next.map_or_else(|| "never".to_owned(), |n| n.to_string());
+            tracing::info!(task = %name, schedule = %schedule, %next, "task scheduled");
+            self.tasks.insert(name, (task, id));
+            added += 1;
+        }
+        (added - changed.min(added), changed, removed)
+    }
+}
+
+/// Whether two tasks mean the same (where they sit in the file does not count).
+fn same_definition(a: &Task, b: &Task) -> bool {
+    Task { line: 0, ..a.clone() } == Task { line: 0, ..b.clone() }
+}
+
+/// Runs the agent until `shutdown` resolves; a message on `reload` re-reads the task file.
+///
+/// # Errors
+/// The task file's errors when it is invalid at start.
+pub async fn run(
+    options: Options,
+    mut reload: mpsc::Receiver<()>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ConfigErrors> {
+    let set = config::load(&options.config)?;
+    let scheduler = Scheduler::builder().time_zone(TimeZone::system()).build();
+    let mut running = Running {
+        scheduler: scheduler.clone(),
+        node: options.host.name.clone(),
+        tasks: HashMap::new(),
+    };
+    let (added, _, _) = running.apply(set, &options.host);
+    scheduler.start();
+    tracing::info!(
+        node = %options.host.name,
+        addresses = ?options.host.addresses,
+        config = %options.config.display(),
+        tasks = added,
+        "agent started"
+    );
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(()) = reload.recv() => match config::load(&options.config) {
+                Ok(set) => {
+                    let (added, changed, removed) = running.apply(set, &options.host);
+                    tracing::info!(added, changed, removed, tasks = running.tasks.len(), "reloaded");
+                }
+                Err(errors) => {
+                    for e in &errors.0 {
+                        tracing::error!("{e}");
+                    }
+                    tracing::error!(errors = errors.0.len(), "reload failed; keeping the previous tasks");
+                }
+            },
+        }
+    }
+    tracing::info!(
+        grace_s = options.shutdown_grace.as_secs(),
+        running = scheduler.running(),
+        "stopping"
+    );
+    scheduler.shutdown(options.shutdown_grace).await;
+    tracing::info!("stopped");
+    Ok(())
+}

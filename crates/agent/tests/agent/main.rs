@@ -1,0 +1,210 @@
+//! The agent as a real process: slots, reloads, targeting and stopping, observed through what
+//! its tasks write. These wait in real time (a few seconds each): the agent runs real processes
+//! on the wall clock.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use nix::{
+    sys::signal::{kill, Signal},
+    unistd::Pid,
+};
+
+struct Agent {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Agent {
+    fn start(name: &str, tasks: &str, extra: &[&str]) -> Agent {
+        let dir =
+            std::env::temp_dir().join(format!("cronfleet-agent-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("tasks.toml"), tasks.replace("DIR", dir.to_str().unwrap()))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_cronfleet"))
+            .args([
+                "agent",
+                "--config",
+                dir.join("tasks.toml").to_str().unwrap(),
+                "--node",
+                "test-node",
+            ])
+            .args(extra)
+            .stderr(std::fs::File::create(dir.join("agent.log")).unwrap())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        Agent { child, dir }
+    }
+
+    fn signal(&self, sig: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), sig).unwrap();
+    }
+
+    fn rewrite(&self, tasks: &str) {
+        std::fs::write(
+            self.dir.join("tasks.toml"),
+            tasks.replace("DIR", self.dir.to_str().unwrap()),
+        )
+        .unwrap();
+        self.signal(Signal::SIGHUP);
+    }
+
+    fn lines(&self, file: &str) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join(file))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit code and how long stopping took.
+    fn stop(mut self) -> (Option<i32>, Duration, String) {
+        self.signal(Signal::SIGTERM);
+        let began = Instant::now();
+        let status = self.child.wait().unwrap();
+        (status.code(), began.elapsed(), self.log())
+    }
+}
+
+fn sleep(secs: f64) {
+    std::thread::sleep(Duration::from_secs_f64(secs));
+}
+
+const TICK: &str = r#"
+[[task]]
+name = "tick"
+schedule = "* * * * * *"
+command = "echo \"VERSION $CRONFLEET_SCHEDULED_AT $CRONFLEET_TASK $CRONFLEET_NODE\" >> DIR/out"
+"#;
+
+#[test]
+fn each_slot_runs_once_across_reloads() {
+    let agent = Agent::start("slots", &TICK.replace("VERSION", "v1"), &[]);
+    sleep(2.6);
+    agent.rewrite(&TICK.replace("VERSION", "v2"));
+    sleep(2.0);
+    agent.rewrite("this is not TOML");
+    sleep(2.0);
+    let lines = agent.lines("out");
+    let (code, _, log) = agent.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("reload failed; keeping the previous tasks"), "{log}");
+    assert!(log.contains("tasks.toml:1:6: invalid TOML"), "{log}");
+    // Consecutive seconds, none twice, none missing; v1 before v2; v2 after the bad reload.
+    let slots: Vec<jiff::Timestamp> =
+        lines.iter().map(|l| l.split(' ').nth(1).unwrap().parse().unwrap()).collect();
+    assert!(slots.len() >= 5, "{lines:?}");
+    for w in slots.windows(2) {
+        assert_eq!(w[1].as_second() - w[0].as_second(), 1, "{lines:?}");
+    }
+    let versions: Vec<&str> = lines.iter().map(|l| &l[..2]).collect();
+    let first_v2 = versions.iter().position(|v| *v == "v2").expect("v2 ran");
+    assert!(
+        versions[..first_v2].iter().all(|v| *v == "v1")
+            && versions[first_v2..].iter().all(|v| *v == "v2"),
+        "{lines:?}"
+    );
+    assert!(lines.len() - first_v2 >= 3, "v2 kept running after the bad reload: {lines:?}");
+    assert!(lines.iter().all(|l| l.ends_with(" tick test-node")), "{lines:?}");
+}
+
+#[test]
+fn only_tasks_meant_for_this_host_run() {
+    let tasks = r#"
+[[task]]
+name = "mine-by-glob"
+schedule = "* * * * * *"
+command = "echo glob >> DIR/out"
+hosts = ["test-*"]
+
+[[task]]
+name = "other-host"
+schedule = "* * * * * *"
+command = "echo other >> DIR/out"
+hosts = ["db-*", "10.255.255.0/24"]
+
+[[task]]
+name = "needs-tag"
+schedule = "* * * * * *"
+command = "echo tagged >> DIR/out"
+tags = ["db"]
+
+[[task]]
+name = "needs-missing-tag"
+schedule = "* * * * * *"
+command = "echo missing >> DIR/out"
+tags = ["db", "gpu"]
+
+[[task]]
+name = "disabled"
+schedule = "* * * * * *"
+command = "echo disabled >> DIR/out"
+enabled = false
+"#;
+    let agent = Agent::start("targeting", tasks, &["--tag", "db"]);
+    sleep(2.5);
+    let mut seen = agent.lines("out");
+    let (code, _, log) = agent.stop();
+    assert_eq!(code, Some(0), "{log}");
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen, ["glob", "tagged"], "{log}");
+}
+
+#[test]
+fn stop_waits_for_runs_then_kills_their_groups() {
+    let tasks = r#"
+[[task]]
+name = "long"
+schedule = "* * * * * *"
+command = "echo $$ >> DIR/pids; sleep 100"
+"#;
+    let agent = Agent::start("stop", tasks, &["--shutdown-grace", "1s"]);
+    sleep(1.6);
+    let pids = agent.lines("pids");
+    let (code, took, log) = agent.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(took < Duration::from_secs(5), "stopping took {took:?}");
+    assert!(log.contains("outcome=\"killed\""), "{log}");
+    assert!(!pids.is_empty());
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(
+            stat.is_empty() || stat.rsplit(") ").next().unwrap().starts_with('Z'),
+            "run {pid} survived: {stat}"
+        );
+    }
+}
+
+#[test]
+fn an_invalid_file_at_start_is_exit_2_with_the_errors() {
+    let dir = std::env::temp_dir().join(format!("cronfleet-agent-{}-invalid", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("tasks.toml");
+    std::fs::write(&file, "[[task]]\nname = \"x\"\nschedule = \"* * *\"\ncommand = \"true\"\n")
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cronfleet"))
+        .args(["agent", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tasks.toml:3:")
+            && err.contains("field `schedule`")
+            && err.contains("expected 5 fields"),
+        "{err}"
+    );
+    let _ = Path::new(&dir);
+}
