@@ -38,13 +38,9 @@ pub fn options(task: &Task) -> EntryOptions {
     })
 }
 
-/// The job of a task: one child process per run, with the `CRONFLEET_*` environment.
-pub fn job(
-    task: &Task,
-    node: &str,
-) -> impl Fn(RunContext) -> cronfleet_scheduler::BoxFuture<Result<(), JobError>> + Send + Sync + 'static
-{
-    let spec = RunSpec {
+/// How a task's process is started, without the per-run environment.
+pub fn spec(task: &Task) -> RunSpec {
+    RunSpec {
         program: task.program.clone(),
         env: task.env.clone(),
         workdir: task.workdir.clone(),
@@ -52,23 +48,44 @@ pub fn job(
         timeout: task.timeout.and_then(|t| Duration::try_from(t).ok()),
         kill_grace: KILL_GRACE,
         output_limit: task.output_limit,
-    };
+    }
+}
+
+/// Adds the `CRONFLEET_*` variables of one run; returns its slot (RFC 3339) and run id.
+pub fn identify(
+    spec: &mut RunSpec,
+    task: &str,
+    node: &str,
+    slot: &jiff::Zoned,
+    attempt: u32,
+) -> (String, String) {
+    let slot_text = slot.timestamp().display_with_offset(slot.offset()).to_string();
+    let run_id = format!("{task}@{}#{attempt}", slot.timestamp().as_second());
+    for (k, v) in [
+        ("CRONFLEET_TASK", task.to_owned()),
+        ("CRONFLEET_SCHEDULED_AT", slot_text.clone()),
+        ("CRONFLEET_RUN_ID", run_id.clone()),
+        ("CRONFLEET_ATTEMPT", attempt.to_string()),
+        ("CRONFLEET_NODE", node.to_owned()),
+    ] {
+        spec.env.insert(k.to_owned(), v);
+    }
+    (slot_text, run_id)
+}
+
+/// The job of a task: one child process per run, with the `CRONFLEET_*` environment.
+pub fn job(
+    task: &Task,
+    node: &str,
+) -> impl Fn(RunContext) -> cronfleet_scheduler::BoxFuture<Result<(), JobError>> + Send + Sync + 'static
+{
+    let spec = spec(task);
     let name = task.name.clone();
     let node = node.to_owned();
     move |ctx: RunContext| {
         let mut spec = spec.clone();
+        let (slot, run_id) = identify(&mut spec, &name, &node, &ctx.slot, ctx.attempt);
         let name = name.clone();
-        let slot = ctx.slot.timestamp().display_with_offset(ctx.slot.offset()).to_string();
-        let run_id = format!("{name}@{}#{}", ctx.slot.timestamp().as_second(), ctx.attempt);
-        for (k, v) in [
-            ("CRONFLEET_TASK", name.clone()),
-            ("CRONFLEET_SCHEDULED_AT", slot.clone()),
-            ("CRONFLEET_RUN_ID", run_id.clone()),
-            ("CRONFLEET_ATTEMPT", ctx.attempt.to_string()),
-            ("CRONFLEET_NODE", node.clone()),
-        ] {
-            spec.env.insert(k.to_owned(), v);
-        }
         Box::pin(async move {
             let result = runner::run(&spec, ctx.cancel.clone()).await;
             outcome(&name, &slot, &run_id, result)
@@ -76,7 +93,7 @@ pub fn job(
     }
 }
 
-fn outcome(
+pub fn outcome(
     task: &str,
     slot: &str,
     run_id: &str,

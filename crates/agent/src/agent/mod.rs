@@ -7,9 +7,13 @@
 //! timers and running processes, changed ones start over from their next slot, and removed ones
 //! stop being scheduled while their running processes finish.
 //!
+//! Daemon tasks (`kind = "daemon"`) are not scheduled: a supervisor keeps each one running
+//! (`daemon.rs`).
+//!
 //! Not yet here (see the issue notes): run history in SQLite, catch-up after downtime, daemon
-//! tasks, daemon mode with a pid file, watching the file.
+//! mode with a pid file, watching the file.
 
+mod daemon;
 mod host;
 mod jobs;
 
@@ -39,31 +43,32 @@ struct Running {
     scheduler: Scheduler,
     node: String,
     tasks: HashMap<String, (Task, EntryId)>,
+    daemons: HashMap<String, (Task, daemon::Supervisor)>,
 }
 
 impl Running {
     /// Makes the scheduled tasks those of `set` meant for `host`, touching only what changed.
-    fn apply(&mut self, set: TaskSet, host: &Host) -> (usize, usize, usize) {
-        let wanted: HashMap<String, Task> = set
+    async fn apply(&mut self, set: TaskSet, host: &Host) -> (usize, usize, usize) {
+        let (daemons, wanted): (Vec<Task>, Vec<Task>) = set
             .tasks
             .into_iter()
             .filter(|t| t.enabled && host.runs(t))
-            .filter(|t| match t.kind {
-                Kind::Cron(_) => true,
-                Kind::Daemon => {
-                    tracing::warn!(task = %t.name, "daemon tasks are not run by this version yet");
-                    false
-                }
-            })
-            .map(|t| (t.name.clone(), t))
-            .collect();
-        let (mut added, mut changed, mut removed) = (0, 0, 0);
+            .partition(|t| matches!(t.kind, Kind::Daemon));
+        let wanted: HashMap<String, Task> =
+            wanted.into_iter().map(|t| (t.name.clone(), t)).collect();
+        let (mut added, mut changed, mut removed) = self.apply_daemons(daemons).await;
+        // The last slot of each changed task: its replacement continues from there, so a slot
+        // that comes due while the file is reloaded is not lost.
+        let mut last_slot: HashMap<String, jiff::Zoned> = HashMap::new();
         let old: Vec<String> = self.tasks.keys().cloned().collect();
         for name in old {
             let same =
                 wanted.get(&name).is_some_and(|new| same_definition(new, &self.tasks[&name].0));
             if !same {
                 if let Some((_, id)) = self.tasks.remove(&name) {
+                    if let Some(prev) = self.scheduler.entry(id).and_then(|e| e.prev) {
+                        last_slot.insert(name.clone(), prev);
+                    }
                     let _ = self.scheduler.remove(id);
                 }
                 if wanted.contains_key(&name) {
@@ -84,6 +89,9 @@ impl Running {
                 jobs::job(&task, &self.node),
                 jobs::options(&task),
             );
+            if let Some(next) = last_slot.get(&name).and_then(|prev| schedule.next_after(prev)) {
+                let _ = self.scheduler.set_next(id, next);
+            }
             let next = self.scheduler.entry(id).and_then(|e| e.next);
             let next = next.map_or_else(|| "never".to_owned(), |n| n.to_string());
             tracing::info!(task = %name, schedule = %schedule, %next, "task scheduled");
@@ -91,6 +99,45 @@ impl Running {
             added += 1;
         }
         (added - changed.min(added), changed, removed)
+    }
+}
+
+impl Running {
+    /// Starts new daemons, restarts changed ones and stops removed ones.
+    async fn apply_daemons(&mut self, daemons: Vec<Task>) -> (usize, usize, usize) {
+        let wanted: HashMap<String, Task> =
+            daemons.into_iter().map(|t| (t.name.clone(), t)).collect();
+        let (mut added, mut changed, mut removed) = (0, 0, 0);
+        let old: Vec<String> = self.daemons.keys().cloned().collect();
+        for name in old {
+            if wanted.get(&name).is_some_and(|new| same_definition(new, &self.daemons[&name].0)) {
+                continue;
+            }
+            if let Some((_, supervisor)) = self.daemons.remove(&name) {
+                supervisor.stop().await;
+            }
+            if wanted.contains_key(&name) {
+                changed += 1;
+            } else {
+                removed += 1;
+                tracing::info!(task = %name, "daemon task removed and stopped");
+            }
+        }
+        for (name, task) in wanted {
+            if !self.daemons.contains_key(&name) {
+                let supervisor = daemon::Supervisor::start(&task, &self.node);
+                self.daemons.insert(name, (task, supervisor));
+                added += 1;
+            }
+        }
+        (added, changed, removed)
+    }
+
+    /// Stops every daemon.
+    async fn stop_daemons(&mut self) {
+        for (_, (_, supervisor)) in self.daemons.drain() {
+            supervisor.stop().await;
+        }
     }
 }
 
@@ -114,8 +161,9 @@ pub async fn run(
         scheduler: scheduler.clone(),
         node: options.host.name.clone(),
         tasks: HashMap::new(),
+        daemons: HashMap::new(),
     };
-    let (added, _, _) = running.apply(set, &options.host);
+    let (added, _, _) = running.apply(set, &options.host).await;
     scheduler.start();
     tracing::info!(
         node = %options.host.name,
@@ -130,7 +178,7 @@ pub async fn run(
             _ = &mut shutdown => break,
             Some(()) = reload.recv() => match config::load(&options.config) {
                 Ok(set) => {
-                    let (added, changed, removed) = running.apply(set, &options.host);
+                    let (added, changed, removed) = running.apply(set, &options.host).await;
                     tracing::info!(added, changed, removed, tasks = running.tasks.len(), "reloaded");
                 }
                 Err(errors) => {
@@ -147,7 +195,9 @@ pub async fn run(
         running = scheduler.running(),
         "stopping"
     );
-    scheduler.shutdown(options.shutdown_grace).await;
+    // Daemons never finish on their own: they are stopped at once, while scheduled runs get
+    // the grace.
+    tokio::join!(scheduler.shutdown(options.shutdown_grace), running.stop_daemons());
     tracing::info!("stopped");
     Ok(())
 }

@@ -208,3 +208,31 @@ fn an_invalid_file_at_start_is_exit_2_with_the_errors() {
     );
     let _ = Path::new(&dir);
 }
+
+#[test]
+fn a_daemon_is_restarted_after_kill_9_and_stopped_with_the_agent() {
+    let tasks = r#"
+[[task]]
+name = "keeper"
+kind = "daemon"
+command = "echo $$ >> DIR/pids; exec sleep 100"
+"#;
+    let agent = Agent::start("daemon", tasks, &[]);
+    sleep(0.8);
+    let first = agent.lines("pids");
+    assert_eq!(first.len(), 1, "{}", agent.log());
+    kill(Pid::from_raw(first[0].parse().unwrap()), Signal::SIGKILL).unwrap();
+    // Restarted after the first backoff (1 s).
+    sleep(1.8);
+    let pids = agent.lines("pids");
+    assert_eq!(pids.len(), 2, "{}", agent.log());
+    let (code, took, log) = agent.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(log.contains("daemon exited; restarting"), "{log}");
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pids[1])).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.rsplit(") ").next().unwrap().starts_with('Z'),
+        "daemon survived: {stat}"
+    );
+}
