@@ -8,5 +8,6 @@ pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod import;
+pub mod pidfile;
 pub mod runner;
 pub mod timearg;

@@ -147,6 +147,7 @@ fn same_definition(a: &Task, b: &Task) -> bool {
 }
 
 /// Runs the agent until `shutdown` resolves; a message on `reload` re-reads the task file.
+/// `on_ready` is called once the tasks are loaded and scheduled.
 ///
 /// # Errors
 /// The task file's errors when it is invalid at start.
@@ -154,6 +155,7 @@ pub async fn run(
     options: Options,
     mut reload: mpsc::Receiver<()>,
     shutdown: impl Future<Output = ()>,
+    on_ready: impl FnOnce(),
 ) -> Result<(), ConfigErrors> {
     let set = config::load(&options.config)?;
     let scheduler = Scheduler::builder().time_zone(TimeZone::system()).build();
@@ -165,6 +167,7 @@ pub async fn run(
     };
     let (added, _, _) = running.apply(set, &options.host).await;
     scheduler.start();
+    on_ready();
     tracing::info!(
         node = %options.host.name,
         addresses = ?options.host.addresses,

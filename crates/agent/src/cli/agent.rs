@@ -1,6 +1,13 @@
-//! `cronfleet agent`: run the task file's tasks for this machine, in the foreground.
+//! `cronfleet agent`: run the task file's tasks for this machine, in the foreground or detached
+//! (`--daemon`, like nginx: the parent returns once the child has loaded its tasks).
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{
+    fs::OpenOptions,
+    io::{Read, Write},
+    os::fd::AsRawFd,
+    path::PathBuf,
+    process::ExitCode,
+};
 
 use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
@@ -8,6 +15,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::{
     agent::{self, Host, Options},
     config::units_duration,
+    pidfile::PidFile,
 };
 
 /// `cronfleet agent`.
@@ -25,18 +33,51 @@ pub struct AgentArgs {
     /// How long runs get to finish on stop before their process groups are killed.
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     shutdown_grace: String,
+    /// Write the agent's pid here (a stale file is replaced; a live one is an error).
+    /// With --daemon the default is /run/cronfleet.pid.
+    #[arg(long, value_name = "FILE")]
+    pid_file: Option<PathBuf>,
+    /// Detach: return once the agent has loaded its tasks (exit 0), or failed (non-zero).
+    #[arg(long)]
+    daemon: bool,
+    /// Where a detached agent writes its log [default: the pid file's path with .log].
+    #[arg(long, value_name = "FILE")]
+    log_file: Option<PathBuf>,
 }
 
 /// Runs the agent until SIGTERM or SIGINT; SIGHUP or SIGUSR2 reloads the task file.
 pub fn run(args: AgentArgs) -> Result<ExitCode, String> {
     let grace =
         units_duration(&args.shutdown_grace).map_err(|e| format!("--shutdown-grace: {e}"))?;
+    let pid_path = match (&args.pid_file, args.daemon) {
+        (Some(p), _) => Some(p.clone()),
+        (None, true) => Some(PathBuf::from(super::control::DEFAULT_PID_FILE)),
+        (None, false) => None,
+    };
+    // With --daemon, from here on we are the detached child; `ready` tells the parent.
+    let mut ready = if args.daemon {
+        let log = args.log_file.clone().unwrap_or_else(|| {
+            let mut p = pid_path.clone().unwrap_or_default().into_os_string();
+            p.push(".log");
+            PathBuf::from(p)
+        });
+        match detach(&log)? {
+            Detached::Parent(code) => return Ok(code),
+            Detached::Child(pipe) => Some(Ready(pipe)),
+        }
+    } else {
+        None
+    };
     let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).try_init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async {
+        let _pid_file = match &pid_path {
+            Some(p) => Some(PidFile::create(p).map_err(|e| e.to_string())?),
+            None => None,
+        };
         let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
         let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
         let mut usr2 = signal(SignalKind::user_defined2()).map_err(|e| e.to_string())?;
@@ -64,12 +105,93 @@ pub fn run(args: AgentArgs) -> Result<ExitCode, String> {
             host: Host::detect(args.node, args.tags),
             shutdown_grace: grace,
         };
-        match agent::run(options, reload_rx, shutdown).await {
+        let on_ready = || {
+            if let Some(r) = ready.take() {
+                r.ok();
+            }
+        };
+        match agent::run(options, reload_rx, shutdown, on_ready).await {
             Ok(()) => Ok(ExitCode::SUCCESS),
-            Err(errors) => {
-                eprintln!("{errors}");
-                Ok(ExitCode::from(super::EXIT_BAD_INPUT))
+            Err(errors) => Err(errors.to_string()),
+        }
+    });
+    match result {
+        Ok(code) => Ok(code),
+        Err(message) => {
+            eprintln!("{message}");
+            if let Some(r) = ready.take() {
+                r.failed(&message);
+            }
+            Ok(ExitCode::from(super::EXIT_BAD_INPUT))
+        }
+    }
+}
+
+/// The write end of the pipe a detached child reports its start on. Reporting closes it,
+/// which ends the parent's wait.
+struct Ready(std::io::PipeWriter);
+
+impl Ready {
+    fn ok(mut self) {
+        let _ = self.0.write_all(b"ok\n");
+    }
+
+    fn failed(mut self, message: &str) {
+        let _ = self.0.write_all(format!("failed\n{message}\n").as_bytes());
+    }
+}
+
+/// Which side of the fork we are on.
+enum Detached {
+    /// The parent, with its exit code.
+    Parent(ExitCode),
+    /// The detached child, with the pipe to report on.
+    Child(std::io::PipeWriter),
+}
+
+/// Forks. The parent waits for the child's report and returns its exit code; the child
+/// becomes a session leader with stdin on /dev/null and stdout/stderr on `log`, and returns
+/// `None`. Called before any thread exists.
+fn detach(log: &std::path::Path) -> Result<Detached, String> {
+    let (mut reader, writer) = std::io::pipe().map_err(|e| e.to_string())?;
+    let log_file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("cannot open the log file {}: {e}", log.display()))?;
+    // SAFETY: no other thread exists yet (the runtime starts after this), so the child may
+    // run arbitrary code.
+    match unsafe { nix::unistd::fork() }.map_err(|e| format!("cannot fork: {e}"))? {
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(writer);
+            let mut report = String::new();
+            let _ = reader.read_to_string(&mut report);
+            match report.split_once('\n') {
+                Some(("ok", _)) => {
+                    println!("cronfleet agent started, pid {child}; log: {}", log.display());
+                    Ok(Detached::Parent(ExitCode::SUCCESS))
+                }
+                Some(("failed", why)) => {
+                    eprint!("{why}");
+                    Ok(Detached::Parent(ExitCode::from(super::EXIT_BAD_INPUT)))
+                }
+                _ => {
+                    eprintln!("the agent exited while starting; see {}", log.display());
+                    Ok(Detached::Parent(ExitCode::FAILURE))
+                }
             }
         }
-    })
+        nix::unistd::ForkResult::Child => {
+            drop(reader);
+            let _ = nix::unistd::setsid();
+            let devnull = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
+            // SAFETY: dup2 on descriptors we own; 0, 1 and 2 are the standard streams.
+            unsafe {
+                libc::dup2(devnull.as_raw_fd(), 0);
+                libc::dup2(log_file.as_raw_fd(), 1);
+                libc::dup2(log_file.as_raw_fd(), 2);
+            }
+            Ok(Detached::Child(writer))
+        }
+    }
 }

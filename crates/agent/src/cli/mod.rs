@@ -1,6 +1,7 @@
 //! The command line: one module per command, dispatched from one `match`.
 
 mod agent;
+mod control;
 mod import;
 mod times;
 mod validate;
@@ -28,6 +29,10 @@ enum Command {
     Next(times::NextArgs),
     /// Print the previous fire times of a schedule expression.
     Prev(times::PrevArgs),
+    /// Ask a running agent to reload its task file (SIGHUP through its pid file).
+    Reload(control::ControlArgs),
+    /// Stop a running agent (SIGTERM through its pid file) and wait until it has exited.
+    Stop(control::ControlArgs),
     /// Check a task file without running anything (exit 0, or 2 with every error).
     Validate(validate::ValidateArgs),
     /// Turn crontab lines into [[task]] entries (user or system format).
@@ -41,6 +46,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Agent(args) => agent::run(args),
+        Command::Reload(args) => control::reload(args),
+        Command::Stop(args) => control::stop(args),
         Command::Next(args) => times::next(args),
         Command::Prev(args) => times::prev(args),
         Command::Validate(args) => validate::run(args),

@@ -236,3 +236,104 @@ command = "echo $$ >> DIR/pids; exec sleep 100"
         "daemon survived: {stat}"
     );
 }
+
+fn cronfleet(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_cronfleet")).args(args).output().unwrap()
+}
+
+#[test]
+fn daemon_mode_with_pid_file_reload_and_stop() {
+    let dir =
+        std::env::temp_dir().join(format!("cronfleet-agent-{}-daemonize", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let tasks = dir.join("tasks.toml");
+    std::fs::write(&tasks, TICK.replace("VERSION", "d").replace("DIR", dir.to_str().unwrap()))
+        .unwrap();
+    let pid_file = dir.join("agent.pid");
+    let (tasks, pid) = (tasks.to_str().unwrap(), pid_file.to_str().unwrap());
+
+    let out = cronfleet(&["agent", "--daemon", "--pid-file", pid, "--config", tasks]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let daemon_pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("started, pid {daemon_pid}")));
+
+    // A second agent on the same pid file is refused.
+    let out = cronfleet(&["agent", "--pid-file", pid, "--config", tasks]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains(&format!("already running, pid {daemon_pid}")));
+
+    sleep(1.5);
+    assert!(cronfleet(&["reload", "--pid-file", pid]).status.success());
+    sleep(0.5);
+    let out = cronfleet(&["stop", "--pid-file", pid]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!pid_file.exists(), "the pid file is removed on exit");
+    let log = std::fs::read_to_string(dir.join("agent.pid.log")).unwrap();
+    assert!(
+        log.contains("agent started") && log.contains("reloaded") && log.contains("stopped"),
+        "{log}"
+    );
+    assert!(!std::fs::read_to_string(dir.join("out")).unwrap_or_default().is_empty());
+    // Stopping again: nothing runs.
+    let out = cronfleet(&["stop", "--pid-file", pid]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not running"));
+}
+
+#[test]
+fn a_stale_pid_file_is_replaced_and_a_bad_file_fails_the_daemon_start() {
+    let dir = std::env::temp_dir().join(format!("cronfleet-agent-{}-stale", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The pid of a process that has exited.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let pid_file = dir.join("agent.pid");
+    std::fs::write(&pid_file, format!("{dead}\n")).unwrap();
+    let tasks = dir.join("tasks.toml");
+    std::fs::write(
+        &tasks,
+        "[[task]]\nname = \"idle\"\nschedule = \"@yearly\"\ncommand = \"true\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cronfleet"))
+        .args([
+            "agent",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            "--config",
+            tasks.to_str().unwrap(),
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut written = String::new();
+    for _ in 0..50 {
+        sleep(0.05);
+        written = std::fs::read_to_string(&pid_file).unwrap_or_default();
+        if written.trim() == child.id().to_string() {
+            break;
+        }
+    }
+    assert_eq!(written.trim(), child.id().to_string());
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    assert!(child.wait().unwrap().success());
+
+    std::fs::write(
+        &tasks,
+        "[[task]]\nname = \"broken\"\nschedule = \"61 * * * *\"\ncommand = \"true\"\n",
+    )
+    .unwrap();
+    let out = cronfleet(&[
+        "agent",
+        "--daemon",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "--config",
+        tasks.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("61 is out of range"));
+}
