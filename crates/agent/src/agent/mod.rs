@@ -16,6 +16,7 @@
 mod daemon;
 mod host;
 mod jobs;
+mod watch;
 
 use std::{collections::HashMap, future::Future, path::PathBuf, time::Duration};
 
@@ -36,7 +37,12 @@ pub struct Options {
     pub host: Host,
     /// How long runs get to finish when the agent stops, before their groups are killed.
     pub shutdown_grace: Duration,
+    /// Reload when the task file changes on disk.
+    pub watch: bool,
 }
+
+/// How long a reload waits for a burst of file changes (an editor saving) to settle.
+const SETTLE: Duration = Duration::from_millis(200);
 
 /// The tasks being run, by name.
 struct Running {
@@ -141,6 +147,16 @@ impl Running {
     }
 }
 
+/// Waits for a burst of reload requests to end, then loads the file once.
+async fn settle_then_load(
+    path: &std::path::Path,
+    reload: &mut mpsc::Receiver<()>,
+) -> Result<TaskSet, ConfigErrors> {
+    tokio::time::sleep(SETTLE).await;
+    while reload.try_recv().is_ok() {}
+    config::load(path)
+}
+
 /// Whether two tasks mean the same (where they sit in the file does not count).
 fn same_definition(a: &Task, b: &Task) -> bool {
     Task { line: 0, ..a.clone() } == Task { line: 0, ..b.clone() }
@@ -153,6 +169,7 @@ fn same_definition(a: &Task, b: &Task) -> bool {
 /// The task file's errors when it is invalid at start.
 pub async fn run(
     options: Options,
+    reload_tx: mpsc::Sender<()>,
     mut reload: mpsc::Receiver<()>,
     shutdown: impl Future<Output = ()>,
     on_ready: impl FnOnce(),
@@ -166,6 +183,17 @@ pub async fn run(
         daemons: HashMap::new(),
     };
     let (added, _, _) = running.apply(set, &options.host).await;
+    let _watcher = if options.watch {
+        match watch::watch(&options.config, reload_tx) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the task file; reload with SIGHUP");
+                None
+            }
+        }
+    } else {
+        None
+    };
     scheduler.start();
     on_ready();
     tracing::info!(
@@ -179,7 +207,7 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            Some(()) = reload.recv() => match config::load(&options.config) {
+            Some(()) = reload.recv() => match settle_then_load(&options.config, &mut reload).await {
                 Ok(set) => {
                     let (added, changed, removed) = running.apply(set, &options.host).await;
                     tracing::info!(added, changed, removed, tasks = running.tasks.len(), "reloaded");

@@ -43,6 +43,12 @@ pub struct AgentArgs {
     /// Where a detached agent writes its log [default: the pid file's path with .log].
     #[arg(long, value_name = "FILE")]
     log_file: Option<PathBuf>,
+    /// Log lines as text or as JSON objects.
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    /// Do not reload when the task file changes on disk (SIGHUP still does).
+    #[arg(long)]
+    no_watch: bool,
 }
 
 /// Runs the agent until SIGTERM or SIGINT; SIGHUP or SIGUSR2 reloads the task file.
@@ -68,7 +74,8 @@ pub fn run(args: AgentArgs) -> Result<ExitCode, String> {
     } else {
         None
     };
-    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).try_init();
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false);
+    let _ = if args.log_format == "json" { logs.json().try_init() } else { logs.try_init() };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -79,6 +86,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode, String> {
             None => None,
         };
         let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
+        let watch_tx = reload_tx.clone();
         let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
         let mut usr2 = signal(SignalKind::user_defined2()).map_err(|e| e.to_string())?;
         let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
@@ -104,13 +112,14 @@ pub fn run(args: AgentArgs) -> Result<ExitCode, String> {
             config: args.config,
             host: Host::detect(args.node, args.tags),
             shutdown_grace: grace,
+            watch: !args.no_watch,
         };
         let on_ready = || {
             if let Some(r) = ready.take() {
                 r.ok();
             }
         };
-        match agent::run(options, reload_rx, shutdown, on_ready).await {
+        match agent::run(options, watch_tx, reload_rx, shutdown, on_ready).await {
             Ok(()) => Ok(ExitCode::SUCCESS),
             Err(errors) => Err(errors.to_string()),
         }

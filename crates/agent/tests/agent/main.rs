@@ -337,3 +337,28 @@ fn a_stale_pid_file_is_replaced_and_a_bad_file_fails_the_daemon_start() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("61 is out of range"));
 }
+
+#[test]
+fn saving_the_file_reloads_it_and_logs_can_be_json() {
+    let agent = Agent::start("watch", &TICK.replace("VERSION", "w1"), &["--log-format", "json"]);
+    sleep(1.6);
+    // An editor's atomic save: a new file renamed over the old one; no signal.
+    let tmp = agent.dir.join(".tasks.toml.swp");
+    std::fs::write(&tmp, TICK.replace("VERSION", "w2").replace("DIR", agent.dir.to_str().unwrap()))
+        .unwrap();
+    std::fs::rename(&tmp, agent.dir.join("tasks.toml")).unwrap();
+    sleep(2.2);
+    let lines = agent.lines("out");
+    let (code, _, log) = agent.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("w1")) && lines.last().unwrap().starts_with("w2"),
+        "{lines:?}"
+    );
+    for line in log.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v.get("level").is_some() && v.get("fields").is_some(), "{line}");
+    }
+    assert!(log.contains("\"message\":\"reloaded\""), "{log}");
+}
