@@ -10,4 +10,5 @@ pub mod config;
 pub mod import;
 pub mod pidfile;
 pub mod runner;
+pub mod store;
 pub mod timearg;

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     config::{CatchUp, Concurrency, Task},
     runner::{self, Exit, RunSpec},
+    store::{Outcome, RunRecord, Store},
 };
 
 /// How long a run gets between SIGTERM and SIGKILL.
@@ -73,10 +74,12 @@ pub fn identify(
     (slot_text, run_id)
 }
 
-/// The job of a task: one child process per run, with the `CRONFLEET_*` environment.
+/// The job of a task: one child process per run, with the `CRONFLEET_*` environment,
+/// recorded in the store when it starts and when it ends.
 pub fn job(
     task: &Task,
     node: &str,
+    store: Store,
 ) -> impl Fn(RunContext) -> cronfleet_scheduler::BoxFuture<Result<(), JobError>> + Send + Sync + 'static
 {
     let spec = spec(task);
@@ -85,14 +88,72 @@ pub fn job(
     move |ctx: RunContext| {
         let mut spec = spec.clone();
         let (slot, run_id) = identify(&mut spec, &name, &node, &ctx.slot, ctx.attempt);
+        let mut record = RunRecord {
+            id: run_id.clone(),
+            task: name.clone(),
+            slot: slot.clone(),
+            slot_ts: ctx.slot.timestamp().as_second(),
+            attempt: ctx.attempt,
+            node: node.clone(),
+            started_at: jiff::Timestamp::now().to_string(),
+            ended_at: None,
+            duration_ms: None,
+            exit_code: None,
+            signal: None,
+            cpu_ms: None,
+            max_rss: None,
+            outcome: Outcome::Running,
+            output: Vec::new(),
+            output_dropped: 0,
+            reason: None,
+        };
+        let store = store.clone();
         let name = name.clone();
         Box::pin(async move {
+            if let Err(e) = store.put(&record).await {
+                tracing::error!(task = %name, error = %e, "cannot record the run's start");
+            }
             let result = runner::run(&spec, ctx.cancel.clone()).await;
+            finish(&mut record, &result);
+            if let Err(e) = store.put(&record).await {
+                tracing::error!(task = %name, error = %e, "cannot record the run's end");
+            }
             outcome(&name, &slot, &run_id, result)
         })
     }
 }
 
+/// Fills in how a run ended.
+pub fn finish(record: &mut RunRecord, result: &Result<runner::RunResult, runner::RunError>) {
+    match result {
+        Ok(r) => {
+            record.started_at = r.started.to_string();
+            record.ended_at = Some(r.ended.to_string());
+            record.duration_ms = Some(r.ended.duration_since(r.started).as_millis() as i64);
+            (record.exit_code, record.signal) = match r.exit {
+                Exit::Code(c) => (Some(c), None),
+                Exit::Signal(s) => (None, Some(s)),
+            };
+            record.cpu_ms = Some((r.user_cpu + r.system_cpu).as_millis() as i64);
+            record.max_rss = Some(r.max_rss as i64);
+            record.outcome = match (r.exit, r.timed_out, r.killed) {
+                (_, true, _) => Outcome::TimedOut,
+                (_, _, true) => Outcome::Killed,
+                (Exit::Code(0), _, _) => Outcome::Succeeded,
+                _ => Outcome::Failed,
+            };
+            record.output.clone_from(&r.output);
+            record.output_dropped = r.dropped as i64;
+        }
+        Err(e) => {
+            record.ended_at = Some(jiff::Timestamp::now().to_string());
+            record.outcome = Outcome::Failed;
+            record.reason = Some(e.to_string());
+        }
+    }
+}
+
+/// Logs how a run ended and turns it into the scheduler's result.
 pub fn outcome(
     task: &str,
     slot: &str,

@@ -26,7 +26,10 @@ use tokio::sync::mpsc;
 
 pub use host::Host;
 
-use crate::config::{self, ConfigErrors, Kind, Task, TaskSet};
+use crate::{
+    config::{self, Kind, Task, TaskSet},
+    store::{Outcome, RunRecord, Store},
+};
 
 /// How the agent runs.
 #[derive(Clone, Debug)]
@@ -39,6 +42,33 @@ pub struct Options {
     pub shutdown_grace: Duration,
     /// Reload when the task file changes on disk.
     pub watch: bool,
+    /// Where the run history lives.
+    pub state_dir: PathBuf,
+}
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The task file is invalid.
+    #[error("{0}")]
+    Config(#[from] config::ConfigErrors),
+    /// The state database cannot be used.
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// The default state directory: `/var/lib/cronfleet` for root, else
+/// `$XDG_STATE_HOME/cronfleet` (or `~/.local/state/cronfleet`).
+pub fn default_state_dir() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/var/lib/cronfleet");
+    }
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("cronfleet")
 }
 
 /// How long a reload waits for a burst of file changes (an editor saving) to settle.
@@ -47,6 +77,7 @@ const SETTLE: Duration = Duration::from_millis(200);
 /// The tasks being run, by name.
 struct Running {
     scheduler: Scheduler,
+    store: Store,
     node: String,
     tasks: HashMap<String, (Task, EntryId)>,
     daemons: HashMap<String, (Task, daemon::Supervisor)>,
@@ -92,7 +123,7 @@ impl Running {
             let Kind::Cron(schedule) = &task.kind else { continue };
             let id = self.scheduler.add_with(
                 Timing::Schedule(schedule.clone()),
-                jobs::job(&task, &self.node),
+                jobs::job(&task, &self.node, self.store.clone()),
                 jobs::options(&task),
             );
             if let Some(next) = last_slot.get(&name).and_then(|prev| schedule.next_after(prev)) {
@@ -147,11 +178,62 @@ impl Running {
     }
 }
 
+/// Records the slots the scheduler did not run (skipped by policy, missed while stalled).
+fn record_skips(scheduler: &Scheduler, store: Store, node: String) {
+    let mut events = scheduler.subscribe();
+    let scheduler = scheduler.clone();
+    tokio::spawn(async move {
+        loop {
+            let event = match events.recv().await {
+                Ok(e) => e,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            };
+            let (entry, slot, outcome, reason) = match event {
+                cronfleet_scheduler::Event::Skipped { entry, slot, reason, .. } => {
+                    (entry, slot, Outcome::Skipped, reason)
+                }
+                cronfleet_scheduler::Event::Missed { entry, first, last, .. } => {
+                    let reason = format!(
+                        "slots from {first} to {last} passed while the agent could not run them"
+                    );
+                    (entry, last, Outcome::Missed, reason)
+                }
+                _ => continue,
+            };
+            let Some(task) = scheduler.entry(entry).and_then(|e| e.name) else { continue };
+            tracing::warn!(task = %task, slot = %slot, outcome = outcome.as_str(), reason = %reason, "slot not run");
+            let record = RunRecord {
+                id: format!("{task}@{}#{}", slot.timestamp().as_second(), outcome.as_str()),
+                task,
+                slot: slot.timestamp().display_with_offset(slot.offset()).to_string(),
+                slot_ts: slot.timestamp().as_second(),
+                attempt: 0,
+                node: node.clone(),
+                started_at: String::new(),
+                ended_at: None,
+                duration_ms: None,
+                exit_code: None,
+                signal: None,
+                cpu_ms: None,
+                max_rss: None,
+                outcome,
+                output: Vec::new(),
+                output_dropped: 0,
+                reason: Some(reason),
+            };
+            if let Err(e) = store.put(&record).await {
+                tracing::error!(error = %e, "cannot record a slot not run");
+            }
+        }
+    });
+}
+
 /// Waits for a burst of reload requests to end, then loads the file once.
 async fn settle_then_load(
     path: &std::path::Path,
     reload: &mut mpsc::Receiver<()>,
-) -> Result<TaskSet, ConfigErrors> {
+) -> Result<TaskSet, config::ConfigErrors> {
     tokio::time::sleep(SETTLE).await;
     while reload.try_recv().is_ok() {}
     config::load(path)
@@ -173,11 +255,21 @@ pub async fn run(
     mut reload: mpsc::Receiver<()>,
     shutdown: impl Future<Output = ()>,
     on_ready: impl FnOnce(),
-) -> Result<(), ConfigErrors> {
+) -> Result<(), StartError> {
     let set = config::load(&options.config)?;
+    let store = Store::open(&options.state_dir).await?;
+    let abandoned = store.abandon_running(&jiff::Timestamp::now().to_string()).await?;
+    if abandoned > 0 {
+        tracing::warn!(
+            runs = abandoned,
+            "runs going when the agent last stopped are recorded as abandoned"
+        );
+    }
     let scheduler = Scheduler::builder().time_zone(TimeZone::system()).build();
+    record_skips(&scheduler, store.clone(), options.host.name.clone());
     let mut running = Running {
         scheduler: scheduler.clone(),
+        store: store.clone(),
         node: options.host.name.clone(),
         tasks: HashMap::new(),
         daemons: HashMap::new(),

@@ -49,6 +49,10 @@ pub struct AgentArgs {
     /// Do not reload when the task file changes on disk (SIGHUP still does).
     #[arg(long)]
     no_watch: bool,
+    /// Where the run history is kept [default: /var/lib/cronfleet for root,
+    /// $XDG_STATE_HOME/cronfleet otherwise].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 /// Runs the agent until SIGTERM or SIGINT; SIGHUP or SIGUSR2 reloads the task file.
@@ -113,6 +117,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode, String> {
             host: Host::detect(args.node, args.tags),
             shutdown_grace: grace,
             watch: !args.no_watch,
+            state_dir: args.state_dir.unwrap_or_else(agent::default_state_dir),
         };
         let on_ready = || {
             if let Some(r) = ready.take() {

@@ -2,6 +2,7 @@
 
 mod agent;
 mod control;
+mod history;
 mod import;
 mod times;
 mod validate;
@@ -33,6 +34,10 @@ enum Command {
     Reload(control::ControlArgs),
     /// Stop a running agent (SIGTERM through its pid file) and wait until it has exited.
     Stop(control::ControlArgs),
+    /// List recorded runs (newest first), from the state directory.
+    Runs(history::RunsArgs),
+    /// Print the captured output of a task's latest run (or of one run).
+    Logs(history::LogsArgs),
     /// Check a task file without running anything (exit 0, or 2 with every error).
     Validate(validate::ValidateArgs),
     /// Turn crontab lines into [[task]] entries (user or system format).
@@ -47,6 +52,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Agent(args) => agent::run(args),
         Command::Reload(args) => control::reload(args),
+        Command::Runs(args) => history::runs(args),
+        Command::Logs(args) => history::logs(args),
         Command::Stop(args) => control::stop(args),
         Command::Next(args) => times::next(args),
         Command::Prev(args) => times::prev(args),

@@ -35,6 +35,12 @@ impl Agent {
                 "test-node",
             ])
             .args(extra)
+            // Each agent its own history, unless the test shares one.
+            .args(if extra.contains(&"--state-dir") {
+                vec![]
+            } else {
+                vec!["--state-dir".to_owned(), dir.join("state").display().to_string()]
+            })
             .stderr(std::fs::File::create(dir.join("agent.log")).unwrap())
             .stdout(Stdio::null())
             .spawn()
@@ -253,13 +259,24 @@ fn daemon_mode_with_pid_file_reload_and_stop() {
     let pid_file = dir.join("agent.pid");
     let (tasks, pid) = (tasks.to_str().unwrap(), pid_file.to_str().unwrap());
 
-    let out = cronfleet(&["agent", "--daemon", "--pid-file", pid, "--config", tasks]);
+    let state = dir.join("state");
+    let state = state.to_str().unwrap();
+    let out = cronfleet(&[
+        "agent",
+        "--daemon",
+        "--pid-file",
+        pid,
+        "--config",
+        tasks,
+        "--state-dir",
+        state,
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let daemon_pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("started, pid {daemon_pid}")));
 
     // A second agent on the same pid file is refused.
-    let out = cronfleet(&["agent", "--pid-file", pid, "--config", tasks]);
+    let out = cronfleet(&["agent", "--pid-file", pid, "--config", tasks, "--state-dir", state]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains(&format!("already running, pid {daemon_pid}")));
@@ -306,6 +323,7 @@ fn a_stale_pid_file_is_replaced_and_a_bad_file_fails_the_daemon_start() {
             "--config",
             tasks.to_str().unwrap(),
         ])
+        .args(["--state-dir", dir.join("state").to_str().unwrap()])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -361,4 +379,77 @@ fn saving_the_file_reloads_it_and_logs_can_be_json() {
         assert!(v.get("level").is_some() && v.get("fields").is_some(), "{line}");
     }
     assert!(log.contains("\"message\":\"reloaded\""), "{log}");
+}
+
+#[test]
+fn runs_are_recorded_and_an_agent_killed_mid_run_leaves_them_abandoned() {
+    let tasks = r#"
+[[task]]
+name = "hello"
+schedule = "* * * * * *"
+command = "echo hello from $CRONFLEET_SCHEDULED_AT; exit 3"
+
+[[task]]
+name = "slow"
+schedule = "* * * * * *"
+command = "sleep 100"
+"#;
+    let mut agent = Agent::start("history", tasks, &[]);
+    sleep(2.5);
+    // The agent dies without stopping its runs.
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
+    let state = agent.dir.join("state");
+    let state = state.to_str().unwrap();
+
+    let out = cronfleet(&["runs", "--state-dir", state, "--task", "hello", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let runs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(runs.len() >= 2, "{runs:?}");
+    let latest = &runs[0];
+    assert_eq!(latest["outcome"], "failed");
+    assert_eq!(latest["exit_code"], 3);
+    assert_eq!(latest["node"], "test-node");
+    assert!(latest["output"].as_str().unwrap().starts_with("hello from "), "{latest}");
+    let out = cronfleet(&["logs", "hello", "--state-dir", state]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("hello from "));
+
+    // Restarted: the run that was going is recorded as abandoned, slow's next slots as skipped
+    // while its first run is still... gone with the old agent, so they run again.
+    let agent2 = Agent::start("history-2", "", &["--state-dir", state]);
+    sleep(0.5);
+    let (code, _, log) = agent2.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("recorded as abandoned"), "{log}");
+    let out = cronfleet(&[
+        "runs",
+        "--state-dir",
+        state,
+        "--task",
+        "slow",
+        "--outcome",
+        "abandoned",
+        "--json",
+    ]);
+    let abandoned: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!abandoned.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    // The skipped slots of `slow` (forbid: its run was still going) are there too.
+    let out = cronfleet(&[
+        "runs",
+        "--state-dir",
+        state,
+        "--task",
+        "slow",
+        "--outcome",
+        "skipped",
+        "--json",
+    ]);
+    let skipped: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!skipped.is_empty());
+    assert_eq!(skipped[0]["reason"], "the previous run is still running");
+    // And as a table.
+    let out = cronfleet(&["runs", "--state-dir", state, "-n", "3"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("SLOT"), "{table}");
+    assert_eq!(table.lines().count(), 4, "{table}");
 }
