@@ -107,6 +107,37 @@ pub struct RunRecord {
     pub reason: Option<String>,
 }
 
+impl RunRecord {
+    /// A slot that had no run: skipped by a policy, or missed.
+    pub fn not_run(
+        task: &str,
+        slot: &jiff::Zoned,
+        outcome: Outcome,
+        reason: String,
+        node: &str,
+    ) -> RunRecord {
+        RunRecord {
+            id: format!("{task}@{}#{}", slot.timestamp().as_second(), outcome.as_str()),
+            task: task.to_owned(),
+            slot: slot.timestamp().display_with_offset(slot.offset()).to_string(),
+            slot_ts: slot.timestamp().as_second(),
+            attempt: 0,
+            node: node.to_owned(),
+            started_at: String::new(),
+            ended_at: None,
+            duration_ms: None,
+            exit_code: None,
+            signal: None,
+            cpu_ms: None,
+            max_rss: None,
+            outcome,
+            output: Vec::new(),
+            output_dropped: 0,
+            reason: Some(reason),
+        }
+    }
+}
+
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -587,15 +587,19 @@ impl Scheduler {
     /// # Errors
     /// [`Error::UnknownEntry`].
     pub fn run_now(&self, id: EntryId) -> Result<RunId, Error> {
+        self.run_for(id, self.shared.now())
+    }
+
+    /// Starts a run of the entry now, for the given slot (a slot missed while the process was
+    /// down, say), through its wrappers; the schedule is unchanged.
+    ///
+    /// # Errors
+    /// [`Error::UnknownEntry`].
+    pub fn run_for(&self, id: EntryId, slot: Zoned) -> Result<RunId, Error> {
         let shared = &self.shared;
         let st = shared.lock();
         let entry = st.entries.get(&id).ok_or(Error::UnknownEntry(id))?;
-        let fire = Fire {
-            entry: id,
-            job: entry.job.clone(),
-            slot: shared.now(),
-            running: entry.running.clone(),
-        };
+        let fire = Fire { entry: id, job: entry.job.clone(), slot, running: entry.running.clone() };
         drop(st);
         Ok(shared.launch(fire))
     }

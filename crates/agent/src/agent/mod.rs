@@ -13,6 +13,7 @@
 //! Not yet here (see the issue notes): run history in SQLite, catch-up after downtime, daemon
 //! mode with a pid file, watching the file.
 
+mod catchup;
 mod daemon;
 mod host;
 mod jobs;
@@ -203,25 +204,7 @@ fn record_skips(scheduler: &Scheduler, store: Store, node: String) {
             };
             let Some(task) = scheduler.entry(entry).and_then(|e| e.name) else { continue };
             tracing::warn!(task = %task, slot = %slot, outcome = outcome.as_str(), reason = %reason, "slot not run");
-            let record = RunRecord {
-                id: format!("{task}@{}#{}", slot.timestamp().as_second(), outcome.as_str()),
-                task,
-                slot: slot.timestamp().display_with_offset(slot.offset()).to_string(),
-                slot_ts: slot.timestamp().as_second(),
-                attempt: 0,
-                node: node.clone(),
-                started_at: String::new(),
-                ended_at: None,
-                duration_ms: None,
-                exit_code: None,
-                signal: None,
-                cpu_ms: None,
-                max_rss: None,
-                outcome,
-                output: Vec::new(),
-                output_dropped: 0,
-                reason: Some(reason),
-            };
+            let record = RunRecord::not_run(&task, &slot, outcome, reason, &node);
             if let Err(e) = store.put(&record).await {
                 tracing::error!(error = %e, "cannot record a slot not run");
             }
@@ -286,6 +269,7 @@ pub async fn run(
     } else {
         None
     };
+    catchup::catch_up(&running.scheduler, &store, &running.tasks, &running.node).await;
     scheduler.start();
     on_ready();
     tracing::info!(

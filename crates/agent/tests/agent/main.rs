@@ -453,3 +453,73 @@ command = "sleep 100"
     assert!(table.starts_with("SLOT"), "{table}");
     assert_eq!(table.lines().count(), 4, "{table}");
 }
+
+#[test]
+fn catch_up_after_downtime() {
+    let tasks = r#"
+[[task]]
+name = "skip"
+schedule = "* * * * * *"
+command = "echo $CRONFLEET_SCHEDULED_AT >> DIR/skip"
+
+[[task]]
+name = "once"
+schedule = "* * * * * *"
+catch_up = "once"
+command = "echo $CRONFLEET_SCHEDULED_AT >> DIR/once"
+
+[[task]]
+name = "all"
+schedule = "* * * * * *"
+catch_up = "all"
+concurrency = "queue"
+command = "echo $CRONFLEET_SCHEDULED_AT >> DIR/all"
+"#;
+    let agent = Agent::start("catchup", tasks, &[]);
+    sleep(1.5);
+    let dir = agent.dir.clone();
+    let (code, _, log) = agent.stop();
+    assert_eq!(code, Some(0), "{log}");
+    let stopped = jiff::Timestamp::now();
+    sleep(3.2);
+    // The same tasks and history, three or so slots later.
+    let state = dir.join("state");
+    let mut again = Command::new(env!("CARGO_BIN_EXE_cronfleet"))
+        .args(["agent", "--config", dir.join("tasks.toml").to_str().unwrap()])
+        .args(["--state-dir", state.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let restarted = jiff::Timestamp::now();
+    sleep(0.6);
+    kill(Pid::from_raw(again.id() as i32), Signal::SIGTERM).unwrap();
+    assert!(again.wait().unwrap().success());
+
+    let during_downtime = |file: &str| -> usize {
+        std::fs::read_to_string(dir.join(file))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.parse::<jiff::Timestamp>().unwrap())
+            .filter(|t| *t > stopped && *t < restarted)
+            .count()
+    };
+    assert_eq!(during_downtime("skip"), 0);
+    assert_eq!(during_downtime("once"), 1);
+    assert!(during_downtime("all") >= 2, "{}", std::fs::read_to_string(dir.join("all")).unwrap());
+    let out = cronfleet(&[
+        "runs",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--task",
+        "skip",
+        "--outcome",
+        "missed",
+        "--json",
+    ]);
+    let missed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(missed.len(), 1, "{missed:?}");
+    assert!(missed[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("passed while the agent was down; catch_up = skip"));
+}

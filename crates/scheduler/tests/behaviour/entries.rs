@@ -153,3 +153,15 @@ async fn jobs_change_entries_from_inside_a_run() {
     );
     assert!(s.is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn run_for_a_missed_slot() {
+    let (s, _) = scheduler();
+    let log = Log::default();
+    let id = s.add(Timing::parse("@hourly").unwrap(), log.job());
+    s.start();
+    s.run_for(id, "2026-05-02T23:00:00+00:00[UTC]".parse().unwrap()).unwrap();
+    advance(1).await;
+    assert_eq!(log.lines(), ["2026-05-02T23:00:00"]);
+    assert_eq!(short(s.entry(id).unwrap().next.as_ref().unwrap()), "2026-05-03T01:00:00");
+}
