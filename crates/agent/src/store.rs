@@ -287,6 +287,26 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes finished runs older than `before` (Unix seconds of their slot) and, per task,
+    /// all but the newest `keep_per_task`; returns how many were deleted.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub async fn prune(&self, keep_per_task: u32, before: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM runs WHERE outcome != 'running' AND (slot_ts < ?1 OR id IN ( \
+                 SELECT id FROM (SELECT id, ROW_NUMBER() OVER ( \
+                     PARTITION BY task ORDER BY slot_ts DESC, attempt DESC) AS n FROM runs) \
+                 WHERE n > ?2))",
+        )
+        .bind(before)
+        .bind(keep_per_task)
+        .execute(&self.pool)
+        .await
+        .map_err(self.sql())?;
+        Ok(done.rows_affected())
+    }
+
     /// Marks runs still `running` (the agent died during them) as abandoned; how many.
     ///
     /// # Errors
@@ -419,6 +439,30 @@ mod tests {
         // Updating a run replaces its row.
         store.put(&RunRecord { outcome: Outcome::Killed, ..a.clone() }).await.unwrap();
         assert_eq!(store.run(&a.id).await.unwrap().unwrap().outcome, Outcome::Killed);
+    }
+
+    #[tokio::test]
+    async fn retention_by_age_and_count_per_task() {
+        let store = Store::open(&dir("prune")).await.unwrap();
+        for ts in 1..=10 {
+            store.put(&record("a", ts * 100, Outcome::Succeeded)).await.unwrap();
+        }
+        store.put(&record("b", 150, Outcome::Succeeded)).await.unwrap();
+        store.put(&record("b", 50, Outcome::Running)).await.unwrap();
+        // Keep 3 per task, and nothing with a slot before 200.
+        assert_eq!(store.prune(3, 200).await.unwrap(), 8);
+        let left: Vec<(String, i64)> = store
+            .runs(&RunFilter { limit: 100, ..RunFilter::default() })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.task, r.slot_ts))
+            .collect();
+        // a: the newest 3; b: its old run is gone, but a running one is never pruned.
+        assert_eq!(
+            left,
+            [("a".into(), 1000), ("a".into(), 900), ("a".into(), 800), ("b".into(), 50)]
+        );
     }
 
     #[tokio::test]

@@ -45,7 +45,14 @@ pub struct Options {
     pub watch: bool,
     /// Where the run history lives.
     pub state_dir: PathBuf,
+    /// Runs kept per task.
+    pub keep_runs: u32,
+    /// Runs older than this are deleted.
+    pub keep_for: Duration,
 }
+
+/// How often old runs are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -179,6 +186,21 @@ impl Running {
     }
 }
 
+/// Deletes old runs now and every hour, in the background.
+fn prune_history(store: Store, keep_runs: u32, keep_for: Duration) {
+    tokio::spawn(async move {
+        loop {
+            let cutoff = jiff::Timestamp::now().as_second() - keep_for.as_secs() as i64;
+            match store.prune(keep_runs, cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "old runs pruned"),
+                Err(e) => tracing::error!(error = %e, "cannot prune old runs"),
+            }
+            tokio::time::sleep(PRUNE_EVERY).await;
+        }
+    });
+}
+
 /// Records the slots the scheduler did not run (skipped by policy, missed while stalled).
 fn record_skips(scheduler: &Scheduler, store: Store, node: String) {
     let mut events = scheduler.subscribe();
@@ -250,6 +272,7 @@ pub async fn run(
     }
     let scheduler = Scheduler::builder().time_zone(TimeZone::system()).build();
     record_skips(&scheduler, store.clone(), options.host.name.clone());
+    prune_history(store.clone(), options.keep_runs, options.keep_for);
     let mut running = Running {
         scheduler: scheduler.clone(),
         store: store.clone(),

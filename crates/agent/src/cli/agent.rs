@@ -53,12 +53,19 @@ pub struct AgentArgs {
     /// $XDG_STATE_HOME/cronfleet otherwise].
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// Runs kept in the history per task (older ones are deleted, hourly).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    keep_runs: u32,
+    /// Runs older than this are deleted from the history.
+    #[arg(long, value_name = "DURATION", default_value = "30d")]
+    keep_for: String,
 }
 
 /// Runs the agent until SIGTERM or SIGINT; SIGHUP or SIGUSR2 reloads the task file.
 pub fn run(args: AgentArgs) -> Result<ExitCode, String> {
     let grace =
         units_duration(&args.shutdown_grace).map_err(|e| format!("--shutdown-grace: {e}"))?;
+    let keep_for = units_duration(&args.keep_for).map_err(|e| format!("--keep-for: {e}"))?;
     let pid_path = match (&args.pid_file, args.daemon) {
         (Some(p), _) => Some(p.clone()),
         (None, true) => Some(PathBuf::from(super::control::DEFAULT_PID_FILE)),
@@ -118,6 +125,8 @@ pub fn run(args: AgentArgs) -> Result<ExitCode, String> {
             shutdown_grace: grace,
             watch: !args.no_watch,
             state_dir: args.state_dir.unwrap_or_else(agent::default_state_dir),
+            keep_runs: args.keep_runs.max(1),
+            keep_for,
         };
         let on_ready = || {
             if let Some(r) = ready.take() {

@@ -2,12 +2,17 @@
 
 use jiff::SignedDuration;
 
-/// A positive duration in jiff's friendly format: `10s`, `10m`, `1h30m`, `2 hours`.
+/// A positive duration in jiff's friendly format: `10s`, `10m`, `1h30m`, `2 hours`, `30d`
+/// (a day here is 24 hours: these are waits and windows, not times of day).
 pub fn duration(text: &str) -> Result<SignedDuration, String> {
-    match text.parse::<SignedDuration>() {
-        Ok(d) if d.is_positive() => Ok(d),
-        Ok(_) => Err(format!("{text:?} must be longer than zero")),
-        Err(_) => Err(format!("{text:?} is not a duration; write it like 30s, 10m or 1h30m")),
+    let parsed = text.parse::<SignedDuration>().ok().or_else(|| {
+        let span = text.parse::<jiff::Span>().ok()?;
+        span.to_duration(jiff::SpanRelativeTo::days_are_24_hours()).ok()
+    });
+    match parsed {
+        Some(d) if d.is_positive() => Ok(d),
+        Some(_) => Err(format!("{text:?} must be longer than zero")),
+        None => Err(format!("{text:?} is not a duration; write it like 30s, 10m, 1h30m or 7d")),
     }
 }
 
@@ -40,6 +45,8 @@ mod tests {
         assert_eq!(duration("10m").unwrap(), SignedDuration::from_mins(10));
         assert_eq!(duration("1h30m").unwrap(), SignedDuration::from_mins(90));
         assert_eq!(duration("90s").unwrap(), SignedDuration::from_secs(90));
+        assert_eq!(duration("30d").unwrap(), SignedDuration::from_hours(30 * 24));
+        assert_eq!(duration("1d12h").unwrap(), SignedDuration::from_hours(36));
         assert!(duration("0s").is_err());
         assert!(duration("ten minutes").is_err());
     }

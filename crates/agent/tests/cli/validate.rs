@@ -68,7 +68,7 @@ hosts = ["10.0.0.0/33"]
             "FILE:8:1: task \"backup\", field `timout`: unknown field; did you mean `timeout`?",
             "FILE:11:8: task \"backup\", field `name`: duplicate task name (first defined on line 4)",
             "FILE:14:11: task \"backup\", field `retries`: expected an integer 0-100",
-            r#"FILE:15:11: task "backup", field `timeout`: "ten minutes" is not a duration; write it like 30s, 10m or 1h30m"#,
+            r#"FILE:15:11: task "backup", field `timeout`: "ten minutes" is not a duration; write it like 30s, 10m, 1h30m or 7d"#,
             r#"FILE:16:16: task "backup", field `output_limit`: "12 parsecs" is not a size; write it like 512B, 64KiB or 1MiB"#,
             r#"FILE:17:8: task "backup", field `user`: unknown user "nobody-by-this-name" on this machine"#,
             r#"FILE:18:10: task "backup", field `hosts`: the prefix length in "10.0.0.0/33" must be 0-32"#,
