@@ -94,6 +94,9 @@ pub struct RunContext {
     pub attempt: u32,
     /// Cancelled when the run times out, is killed, or the scheduler shuts down past its grace.
     pub cancel: CancellationToken,
+    /// Cancelled as soon as the scheduler starts shutting down: a run still waiting for its
+    /// turn (a queue) should give up rather than start.
+    pub stopping: CancellationToken,
     /// The scheduler, so a job can change entries (its own too) while it runs.
     pub scheduler: Scheduler,
 }

@@ -867,6 +867,7 @@ impl Shared {
             slot: fire.slot.clone(),
             attempt: 1,
             cancel: cancel.clone(),
+            stopping: self.stop.child_token(),
             scheduler: Scheduler { shared: self.clone() },
         };
         self.running.fetch_add(1, Ordering::AcqRel);

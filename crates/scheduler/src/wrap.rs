@@ -107,7 +107,12 @@ impl Wrapper for QueueIfRunning {
             let job = job.clone();
             let turn = turn.clone();
             async move {
-                let _turn = turn.lock().await;
+                let _turn = tokio::select! {
+                    turn = turn.lock() => turn,
+                    _ = ctx.stopping.cancelled() => {
+                        return Err(JobError::Skipped("the scheduler is stopping".into()));
+                    }
+                };
                 job.run(ctx).await
             }
         })

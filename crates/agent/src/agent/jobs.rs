@@ -216,8 +216,13 @@ impl Wrapper for Replace {
                 if let Some(previous) = previous {
                     previous.cancel();
                 }
-                // Wait for the stopped run to end, then go.
-                let _turn = turn.lock().await;
+                // Wait for the stopped run to end, then go (unless the agent is stopping).
+                let _turn = tokio::select! {
+                    turn = turn.lock() => turn,
+                    _ = ctx.stopping.cancelled() => {
+                        return Err(JobError::Skipped("the agent is stopping".into()));
+                    }
+                };
                 job.run(RunContext { cancel: mine, ..ctx }).await
             }
         })

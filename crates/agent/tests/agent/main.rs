@@ -523,3 +523,47 @@ command = "echo $CRONFLEET_SCHEDULED_AT >> DIR/all"
         .unwrap()
         .contains("passed while the agent was down; catch_up = skip"));
 }
+
+#[test]
+fn replace_kills_the_running_run_and_queue_waits_for_it() {
+    let tasks = r#"
+[[task]]
+name = "replacing"
+schedule = "* * * * * *"
+concurrency = "replace"
+command = "echo start $CRONFLEET_SCHEDULED_AT >> DIR/replace; sleep 100"
+
+[[task]]
+name = "queueing"
+schedule = "* * * * * *"
+concurrency = "queue"
+command = "echo start >> DIR/queue; sleep 1.5; echo end >> DIR/queue"
+"#;
+    let agent = Agent::start("replace", tasks, &["--shutdown-grace", "1s"]);
+    sleep(3.3);
+    let replaced = agent.lines("replace");
+    let queued = agent.lines("queue");
+    let state = agent.dir.join("state");
+    let (code, _, log) = agent.stop();
+    assert_eq!(code, Some(0), "{log}");
+    // A new run every second, each stopping the one before.
+    assert!(replaced.len() >= 3, "{replaced:?}");
+    let out = cronfleet(&[
+        "runs",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--task",
+        "replacing",
+        "--outcome",
+        "killed",
+        "--json",
+    ]);
+    let killed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(killed.len() >= 2, "{killed:?}");
+    // Queued runs never overlap: starts and ends alternate.
+    for pair in queued.chunks(2) {
+        if pair.len() == 2 {
+            assert_eq!(pair, ["start", "end"], "{queued:?}");
+        }
+    }
+}

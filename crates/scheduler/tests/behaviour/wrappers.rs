@@ -171,3 +171,22 @@ async fn default_wrappers_go_around_the_entries_own() {
     assert_eq!(log.lines(), ["start 10", "start 10", "start 40"]);
     assert_eq!(skipped(&mut events).len(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn queued_runs_give_up_when_the_scheduler_stops() {
+    let (s, _) = scheduler();
+    let mut events = s.subscribe();
+    let log = Log::default();
+    let opts = EntryOptions::new().wrap(wrap::queue_if_running());
+    s.add_with(Timing::parse("*/10 * * * * *").unwrap(), slow_job(&log, 25), opts);
+    s.start();
+    advance(32).await; // the 10 run goes on; 20 and 30 wait in the queue
+    let began = tokio::time::Instant::now();
+    s.shutdown(Duration::from_secs(60)).await;
+    // Only the run that had started is waited for (it ends at 35).
+    assert_eq!(began.elapsed(), Duration::from_secs(3));
+    assert_eq!(log.lines(), ["start 10", "end 10"]);
+    let mut gave_up = skipped(&mut events);
+    gave_up.sort();
+    assert_eq!(gave_up, ["20 the scheduler is stopping", "30 the scheduler is stopping"]);
+}
