@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::jobs;
-use crate::{config::Task, runner};
+use crate::{config::Task, runner, store::Store};
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -26,9 +26,9 @@ pub struct Supervisor {
 
 impl Supervisor {
     /// Starts supervising `task`.
-    pub fn start(task: &Task, node: &str) -> Supervisor {
+    pub fn start(task: &Task, node: &str, store: Store) -> Supervisor {
         let stop = CancellationToken::new();
-        let handle = tokio::spawn(supervise(task.clone(), node.to_owned(), stop.clone()));
+        let handle = tokio::spawn(supervise(task.clone(), node.to_owned(), store, stop.clone()));
         Supervisor { stop, handle }
     }
 
@@ -39,7 +39,7 @@ impl Supervisor {
     }
 }
 
-async fn supervise(task: Task, node: String, stop: CancellationToken) {
+async fn supervise(task: Task, node: String, store: Store, stop: CancellationToken) {
     let base = jobs::spec(&task);
     let mut backoff = FIRST_BACKOFF;
     let mut attempt = 0u32;
@@ -47,10 +47,16 @@ async fn supervise(task: Task, node: String, stop: CancellationToken) {
         attempt += 1;
         let mut spec = base.clone();
         // A daemon has no schedule: its "slot" is when this start began.
-        let (slot, run_id) = jobs::identify(&mut spec, &task.name, &node, &Zoned::now(), attempt);
+        // Whole seconds: a start time is the slot, and slots are seconds.
+        let start = Zoned::now().round(jiff::Unit::Second).unwrap_or_else(|_| Zoned::now());
+        let (slot, run_id) = jobs::identify(&mut spec, &task.name, &node, &start, attempt);
         tracing::info!(task = %task.name, run_id, "daemon starting");
+        let mut record = jobs::started(&run_id, &task.name, &slot, &start, attempt, &node);
+        let _ = store.put(&record).await;
         let began = Instant::now();
         let result = runner::run(&spec, stop.clone()).await;
+        jobs::finish(&mut record, &result);
+        let _ = store.put(&record).await;
         let _ = jobs::outcome(&task.name, &slot, &run_id, result);
         if stop.is_cancelled() {
             break;

@@ -88,25 +88,7 @@ pub fn job(
     move |ctx: RunContext| {
         let mut spec = spec.clone();
         let (slot, run_id) = identify(&mut spec, &name, &node, &ctx.slot, ctx.attempt);
-        let mut record = RunRecord {
-            id: run_id.clone(),
-            task: name.clone(),
-            slot: slot.clone(),
-            slot_ts: ctx.slot.timestamp().as_second(),
-            attempt: ctx.attempt,
-            node: node.clone(),
-            started_at: jiff::Timestamp::now().to_string(),
-            ended_at: None,
-            duration_ms: None,
-            exit_code: None,
-            signal: None,
-            cpu_ms: None,
-            max_rss: None,
-            outcome: Outcome::Running,
-            output: Vec::new(),
-            output_dropped: 0,
-            reason: None,
-        };
+        let mut record = started(&run_id, &name, &slot, &ctx.slot, ctx.attempt, &node);
         let store = store.clone();
         let name = name.clone();
         Box::pin(async move {
@@ -120,6 +102,36 @@ pub fn job(
             }
             outcome(&name, &slot, &run_id, result)
         })
+    }
+}
+
+/// The record of a run that is starting.
+pub fn started(
+    run_id: &str,
+    task: &str,
+    slot: &str,
+    at: &jiff::Zoned,
+    attempt: u32,
+    node: &str,
+) -> RunRecord {
+    RunRecord {
+        id: run_id.to_owned(),
+        task: task.to_owned(),
+        slot: slot.to_owned(),
+        slot_ts: at.timestamp().as_second(),
+        attempt,
+        node: node.to_owned(),
+        started_at: jiff::Timestamp::now().to_string(),
+        ended_at: None,
+        duration_ms: None,
+        exit_code: None,
+        signal: None,
+        cpu_ms: None,
+        max_rss: None,
+        outcome: Outcome::Running,
+        output: Vec::new(),
+        output_dropped: 0,
+        reason: None,
     }
 }
 

@@ -170,7 +170,7 @@ impl Running {
         }
         for (name, task) in wanted {
             if !self.daemons.contains_key(&name) {
-                let supervisor = daemon::Supervisor::start(&task, &self.node);
+                let supervisor = daemon::Supervisor::start(&task, &self.node, self.store.clone());
                 self.daemons.insert(name, (task, supervisor));
                 added += 1;
             }

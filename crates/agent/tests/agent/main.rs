@@ -241,6 +241,15 @@ command = "echo $$ >> DIR/pids; exec sleep 100"
         stat.is_empty() || stat.rsplit(") ").next().unwrap().starts_with('Z'),
         "daemon survived: {stat}"
     );
+    // Both runs are in the history: the one killed by hand, the one stopped with the agent.
+    let state =
+        std::env::temp_dir().join(format!("cronfleet-agent-{}-daemon/state", std::process::id()));
+    let out =
+        cronfleet(&["runs", "--state-dir", state.to_str().unwrap(), "--task", "keeper", "--json"]);
+    let runs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let seen: Vec<(&str, Option<i64>)> =
+        runs.iter().map(|r| (r["outcome"].as_str().unwrap(), r["signal"].as_i64())).collect();
+    assert_eq!(seen, [("killed", Some(15)), ("failed", Some(9))], "{runs:?}");
 }
 
 fn cronfleet(args: &[&str]) -> std::process::Output {
