@@ -54,8 +54,12 @@ pub fn read(path: &Path) -> Result<Option<i32>, PidFileError> {
         Err(e) => return Err(io_error(path)(e)),
     };
     let Ok(pid) = text.trim().parse::<i32>() else { return Ok(None) };
-    let alive = pid > 0 && !matches!(kill(Pid::from_raw(pid), None), Err(Errno::ESRCH));
-    Ok(alive.then_some(pid))
+    Ok(alive(pid).then_some(pid))
+}
+
+/// Whether a process with this pid exists.
+pub fn alive(pid: i32) -> bool {
+    pid > 0 && !matches!(kill(Pid::from_raw(pid), None), Err(Errno::ESRCH))
 }
 
 impl PidFile {

@@ -186,6 +186,22 @@ impl Running {
     }
 }
 
+/// What `cronfleet status` needs to know about a running agent, in `STATE_DIR/agent.json`.
+fn write_identity(options: &Options) {
+    let config = std::fs::canonicalize(&options.config).unwrap_or_else(|_| options.config.clone());
+    let identity = serde_json::json!({
+        "pid": std::process::id(),
+        "config": config,
+        "node": options.host.name,
+        "tags": options.host.tags,
+        "started_at": jiff::Timestamp::now().to_string(),
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    if let Err(e) = std::fs::write(options.state_dir.join("agent.json"), identity.to_string()) {
+        tracing::warn!(error = %e, "cannot write agent.json in the state directory");
+    }
+}
+
 /// Deletes old runs now and every hour, in the background.
 fn prune_history(store: Store, keep_runs: u32, keep_for: Duration) {
     tokio::spawn(async move {
@@ -292,6 +308,7 @@ pub async fn run(
     } else {
         None
     };
+    write_identity(&options);
     catchup::catch_up(&running.scheduler, &store, &running.tasks, &running.node).await;
     scheduler.start();
     on_ready();

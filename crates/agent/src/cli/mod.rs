@@ -4,6 +4,7 @@ mod agent;
 mod control;
 mod history;
 mod import;
+mod status;
 mod times;
 mod validate;
 
@@ -34,6 +35,8 @@ enum Command {
     Reload(control::ControlArgs),
     /// Stop a running agent (SIGTERM through its pid file) and wait until it has exited.
     Stop(control::ControlArgs),
+    /// The tasks on this node: next run, last outcome, running runs.
+    Status(status::StatusArgs),
     /// List recorded runs (newest first), from the state directory.
     Runs(history::RunsArgs),
     /// Print the captured output of a task's latest run (or of one run).
@@ -52,6 +55,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Agent(args) => agent::run(args),
         Command::Reload(args) => control::reload(args),
+        Command::Status(args) => status::run(args),
         Command::Runs(args) => history::runs(args),
         Command::Logs(args) => history::logs(args),
         Command::Stop(args) => control::stop(args),

@@ -576,3 +576,38 @@ command = "echo start >> DIR/queue; sleep 1.5; echo end >> DIR/queue"
         }
     }
 }
+
+#[test]
+fn status_shows_the_agent_and_its_tasks() {
+    let tasks = r#"
+[[task]]
+name = "tick"
+schedule = "* * * * * *"
+command = "exit 1"
+
+[[task]]
+name = "elsewhere"
+schedule = "@daily"
+command = "true"
+hosts = ["db-*"]
+"#;
+    let agent = Agent::start("status", tasks, &[]);
+    sleep(1.6);
+    let state = agent.dir.join("state");
+    let out = cronfleet(&["status", "--state-dir", state.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["agent"]["running"], true);
+    assert_eq!(status["agent"]["pid"], agent.child.id());
+    assert_eq!(status["agent"]["node"], "test-node");
+    let names: Vec<&str> =
+        status["tasks"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["tick"], "only the tasks for this node");
+    assert_eq!(status["tasks"][0]["last_outcome"], "failed");
+    let (code, _, log) = agent.stop();
+    assert_eq!(code, Some(0), "{log}");
+    let out = cronfleet(&["status", "--state-dir", state.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("agent: not running (node test-node)"), "{text}");
+    assert!(text.contains("tick") && text.contains("failed"), "{text}");
+}

@@ -1,0 +1,128 @@
+//! `cronfleet status`: the tasks on this node, their next run, last outcome and running runs,
+//! from the task file and the run history (whether the agent runs or not).
+
+use std::{io::Write, path::PathBuf, process::ExitCode};
+
+use clap::Args;
+use jiff::Zoned;
+use serde_json::json;
+
+use crate::{
+    agent::{default_state_dir, Host},
+    config::{self, Kind},
+    pidfile,
+    store::{Outcome, RunFilter, Store},
+};
+
+/// `cronfleet status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The task file [default: the one the agent of this state directory runs].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The agent's state directory.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// One JSON object, for scripts.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `cronfleet status`.
+pub fn run(args: StatusArgs) -> Result<ExitCode, String> {
+    let dir = args.state_dir.unwrap_or_else(default_state_dir);
+    let identity: Option<serde_json::Value> = std::fs::read_to_string(dir.join("agent.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok());
+    let pid = identity.as_ref().and_then(|i| i["pid"].as_i64()).map(|p| p as i32);
+    let alive = pid.filter(|p| pidfile::alive(*p));
+    let config = args
+        .config
+        .or_else(|| identity.as_ref().and_then(|i| i["config"].as_str()).map(PathBuf::from))
+        .ok_or("no task file: give --config (no agent has run with this --state-dir)")?;
+    let set = config::load(&config).map_err(|e| e.to_string())?;
+    let node = identity.as_ref().and_then(|i| i["node"].as_str()).map(str::to_owned);
+    let tags: Vec<String> = identity
+        .as_ref()
+        .and_then(|i| i["tags"].as_array())
+        .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    let host = Host::detect(node, tags);
+    let now = Zoned::now();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let store = if dir.join("state.db").exists() {
+        Some(runtime.block_on(Store::open(&dir)).map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
+    let mut rows = Vec::new();
+    for task in set.tasks.iter().filter(|t| host.runs(t)) {
+        let (schedule, next) = match &task.kind {
+            Kind::Daemon => ("daemon: kept running".to_owned(), None),
+            Kind::Cron(s) => (
+                s.describe(),
+                s.next_after(&now)
+                    .map(|n| n.timestamp().display_with_offset(n.offset()).to_string()),
+            ),
+        };
+        let (last, running) = match &store {
+            Some(store) => runtime.block_on(async {
+                let recent = store
+                    .runs(&RunFilter { task: Some(task.name.clone()), outcome: None, limit: 50 })
+                    .await
+                    .unwrap_or_default();
+                let last = recent
+                    .iter()
+                    .find(|r| r.outcome != Outcome::Running)
+                    .map(|r| (r.outcome.as_str(), r.slot.clone()));
+                let running = if alive.is_some() {
+                    recent.iter().filter(|r| r.outcome == Outcome::Running).count()
+                } else {
+                    0
+                };
+                (last, running)
+            }),
+            None => (None, 0),
+        };
+        rows.push((task, schedule, next, last, running));
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let tasks: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(t, schedule, next, last, running)| {
+                json!({
+                    "name": t.name, "enabled": t.enabled, "schedule": schedule, "next": next,
+                    "last_outcome": last.as_ref().map(|l| l.0), "last_slot": last.as_ref().map(|l| &l.1),
+                    "running": running,
+                })
+            })
+            .collect();
+        let status = json!({ "agent": { "running": alive.is_some(), "pid": alive, "node": host.name }, "tasks": tasks });
+        let _ = writeln!(out, "{status}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    match alive {
+        Some(pid) => {
+            let since = identity.as_ref().and_then(|i| i["started_at"].as_str()).unwrap_or("?");
+            let _ = writeln!(out, "agent: running, pid {pid}, node {}, since {since}", host.name);
+        }
+        None => {
+            let _ = writeln!(out, "agent: not running (node {})", host.name);
+        }
+    }
+    let _ = writeln!(out, "config: {}\n", config.display());
+    let _ =
+        writeln!(out, "{:<20}  {:<26}  {:<20}  {:>7}  SCHEDULE", "TASK", "NEXT", "LAST", "RUNNING");
+    for (task, schedule, next, last, running) in rows {
+        let next =
+            if task.enabled { next.unwrap_or_else(|| "-".into()) } else { "disabled".into() };
+        let last = last.map_or("-".into(), |l| l.0.to_owned());
+        let _ =
+            writeln!(out, "{:<20}  {next:<26}  {last:<20}  {running:>7}  {schedule}", task.name);
+    }
+    Ok(ExitCode::SUCCESS)
+}
