@@ -54,21 +54,25 @@ impl std::error::Error for ConfigErrors {}
 pub(crate) struct Reporter<'a> {
     file: String,
     text: &'a str,
+    /// Byte offset where each line starts: positions are a binary search, not a scan (a
+    /// 10,000-task file asks for one per task).
+    line_starts: Vec<usize>,
     pub errors: Vec<ConfigError>,
 }
 
 impl<'a> Reporter<'a> {
     pub fn new(path: &Path, text: &'a str) -> Reporter<'a> {
-        Reporter { file: path.display().to_string(), text, errors: Vec::new() }
+        let line_starts =
+            std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        Reporter { file: path.display().to_string(), text, line_starts, errors: Vec::new() }
     }
 
     /// 1-based line and column of a byte offset.
     pub fn position(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
-        let before = self.text.get(..offset).unwrap_or(self.text);
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = before.get(line_start..).map_or(1, |s| s.chars().count() + 1);
+        let line = self.line_starts.partition_point(|&start| start <= offset).max(1);
+        let line_start = self.line_starts[line - 1];
+        let column = self.text.get(line_start..offset).map_or(1, |s| s.chars().count() + 1);
         (line, column)
     }
 
