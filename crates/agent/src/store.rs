@@ -108,20 +108,21 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    /// A slot that had no run: skipped by a policy, or missed.
-    pub fn not_run(
+    /// A record with no result yet: what a run starting, or a slot not run, begins as.
+    pub fn new(
+        id: String,
         task: &str,
         slot: &jiff::Zoned,
-        outcome: Outcome,
-        reason: String,
+        attempt: u32,
         node: &str,
+        outcome: Outcome,
     ) -> RunRecord {
         RunRecord {
-            id: format!("{task}@{}#{}", slot.timestamp().as_second(), outcome.as_str()),
+            id,
             task: task.to_owned(),
             slot: slot.timestamp().display_with_offset(slot.offset()).to_string(),
             slot_ts: slot.timestamp().as_second(),
-            attempt: 0,
+            attempt,
             node: node.to_owned(),
             started_at: String::new(),
             ended_at: None,
@@ -133,8 +134,20 @@ impl RunRecord {
             outcome,
             output: Vec::new(),
             output_dropped: 0,
-            reason: Some(reason),
+            reason: None,
         }
+    }
+
+    /// A slot that had no run: skipped by a policy, or missed.
+    pub fn not_run(
+        task: &str,
+        slot: &jiff::Zoned,
+        outcome: Outcome,
+        reason: String,
+        node: &str,
+    ) -> RunRecord {
+        let id = format!("{task}@{}#{}", slot.timestamp().as_second(), outcome.as_str());
+        RunRecord { reason: Some(reason), ..RunRecord::new(id, task, slot, 0, node, outcome) }
     }
 }
 

@@ -51,7 +51,7 @@ async fn supervise(task: Task, node: String, store: Store, stop: CancellationTok
         let start = Zoned::now().round(jiff::Unit::Second).unwrap_or_else(|_| Zoned::now());
         let (slot, run_id) = jobs::identify(&mut spec, &task.name, &node, &start, attempt);
         tracing::info!(task = %task.name, run_id, "daemon starting");
-        let mut record = jobs::started(&run_id, &task.name, &slot, &start, attempt, &node);
+        let mut record = jobs::started(&run_id, &task.name, &start, attempt, &node);
         let _ = store.put(&record).await;
         let began = Instant::now();
         let result = runner::run(&spec, stop.clone()).await;

@@ -88,7 +88,7 @@ pub fn job(
     move |ctx: RunContext| {
         let mut spec = spec.clone();
         let (slot, run_id) = identify(&mut spec, &name, &node, &ctx.slot, ctx.attempt);
-        let mut record = started(&run_id, &name, &slot, &ctx.slot, ctx.attempt, &node);
+        let mut record = started(&run_id, &name, &ctx.slot, ctx.attempt, &node);
         let store = store.clone();
         let name = name.clone();
         Box::pin(async move {
@@ -109,30 +109,12 @@ pub fn job(
 pub fn started(
     run_id: &str,
     task: &str,
-    slot: &str,
-    at: &jiff::Zoned,
+    slot: &jiff::Zoned,
     attempt: u32,
     node: &str,
 ) -> RunRecord {
-    RunRecord {
-        id: run_id.to_owned(),
-        task: task.to_owned(),
-        slot: slot.to_owned(),
-        slot_ts: at.timestamp().as_second(),
-        attempt,
-        node: node.to_owned(),
-        started_at: jiff::Timestamp::now().to_string(),
-        ended_at: None,
-        duration_ms: None,
-        exit_code: None,
-        signal: None,
-        cpu_ms: None,
-        max_rss: None,
-        outcome: Outcome::Running,
-        output: Vec::new(),
-        output_dropped: 0,
-        reason: None,
-    }
+    let record = RunRecord::new(run_id.to_owned(), task, slot, attempt, node, Outcome::Running);
+    RunRecord { started_at: jiff::Timestamp::now().to_string(), ..record }
 }
 
 /// Fills in how a run ended.
