@@ -1,17 +1,15 @@
 //! The agent: runs the tasks of a task file meant for this machine, on their schedules.
 //!
 //! `run` loads the file, keeps the tasks this host should run (by `hosts`, `tags` and
-//! `enabled`), and gives each one a `cronfleet-scheduler` entry whose job starts a child
-//! process (`runner`). A reload parses and validates first: an invalid file is logged and the
-//! old tasks keep running; a valid one is applied as a difference, so unchanged tasks keep their
-//! timers and running processes, changed ones start over from their next slot, and removed ones
-//! stop being scheduled while their running processes finish.
+//! `enabled`), and gives each cron task a `cronfleet-scheduler` entry whose job starts a child
+//! process (`jobs.rs`, `runner`); daemon tasks get a supervisor that keeps them running
+//! (`daemon.rs`). Every run is recorded in the store; slots missed while the agent was down
+//! are caught up at start (`catchup.rs`).
 //!
-//! Daemon tasks (`kind = "daemon"`) are not scheduled: a supervisor keeps each one running
-//! (`daemon.rs`).
-//!
-//! Not yet here (see the issue notes): run history in SQLite, catch-up after downtime, daemon
-//! mode with a pid file, watching the file.
+//! A reload (signal, or the file saved: `watch.rs`) parses and validates first: an invalid file
+//! is logged and the old tasks keep running; a valid one is applied as a [`diff`], so unchanged
+//! tasks keep their timers and running processes, changed ones continue from their last slot,
+//! and removed ones stop being scheduled while their running processes finish.
 
 mod catchup;
 mod daemon;
@@ -91,91 +89,103 @@ struct Running {
     daemons: HashMap<String, (Task, daemon::Supervisor)>,
 }
 
+/// What a reload changes in one kind of task (cron or daemon).
+#[derive(Debug, Default)]
+struct Diff {
+    /// Running tasks to stop: changed or removed.
+    stale: Vec<String>,
+    /// Tasks to start: new or changed.
+    fresh: Vec<Task>,
+    added: usize,
+    changed: usize,
+    removed: usize,
+}
+
+/// Compares the running tasks with the wanted ones, by name and definition.
+fn diff<T>(running: &HashMap<String, (Task, T)>, wanted: Vec<Task>) -> Diff {
+    let mut d = Diff::default();
+    let wanted_names: std::collections::HashSet<&str> =
+        wanted.iter().map(|t| t.name.as_str()).collect();
+    for name in running.keys() {
+        if !wanted_names.contains(name.as_str()) {
+            d.stale.push(name.clone());
+            d.removed += 1;
+        }
+    }
+    for task in wanted {
+        match running.get(&task.name) {
+            Some((old, _)) if same_definition(old, &task) => {}
+            Some(_) => {
+                d.stale.push(task.name.clone());
+                d.changed += 1;
+                d.fresh.push(task);
+            }
+            None => {
+                d.added += 1;
+                d.fresh.push(task);
+            }
+        }
+    }
+    d
+}
+
 impl Running {
-    /// Makes the scheduled tasks those of `set` meant for `host`, touching only what changed.
+    /// Makes the running tasks those of `set` meant for `host`, touching only what changed.
+    /// Returns how many were added, changed and removed.
     async fn apply(&mut self, set: TaskSet, host: &Host) -> (usize, usize, usize) {
-        let (daemons, wanted): (Vec<Task>, Vec<Task>) = set
+        let (daemons, crons): (Vec<Task>, Vec<Task>) = set
             .tasks
             .into_iter()
             .filter(|t| t.enabled && host.runs(t))
             .partition(|t| matches!(t.kind, Kind::Daemon));
-        let wanted: HashMap<String, Task> =
-            wanted.into_iter().map(|t| (t.name.clone(), t)).collect();
-        let (mut added, mut changed, mut removed) = self.apply_daemons(daemons).await;
-        // The last slot of each changed task: its replacement continues from there, so a slot
-        // that comes due while the file is reloaded is not lost.
+        let crons = diff(&self.tasks, crons);
+        let daemons = diff(&self.daemons, daemons);
+
+        // The last slot of each stopped cron task: a changed one continues from there, so a
+        // slot that comes due while the file is reloaded is not lost.
         let mut last_slot: HashMap<String, jiff::Zoned> = HashMap::new();
-        let old: Vec<String> = self.tasks.keys().cloned().collect();
-        for name in old {
-            let same =
-                wanted.get(&name).is_some_and(|new| same_definition(new, &self.tasks[&name].0));
-            if !same {
-                if let Some((_, id)) = self.tasks.remove(&name) {
-                    if let Some(prev) = self.scheduler.entry(id).and_then(|e| e.prev) {
-                        last_slot.insert(name.clone(), prev);
-                    }
-                    let _ = self.scheduler.remove(id);
+        for name in &crons.stale {
+            if let Some((_, id)) = self.tasks.remove(name) {
+                if let Some(prev) = self.scheduler.entry(id).and_then(|e| e.prev) {
+                    last_slot.insert(name.clone(), prev);
                 }
-                if wanted.contains_key(&name) {
-                    changed += 1;
-                } else {
-                    removed += 1;
-                    tracing::info!(task = %name, "task removed; a run in progress finishes");
-                }
+                let _ = self.scheduler.remove(id);
+                tracing::info!(task = %name, "task unscheduled; a run in progress finishes");
             }
         }
-        for (name, task) in wanted {
-            if self.tasks.contains_key(&name) {
-                continue;
-            }
+        for task in crons.fresh {
             let Kind::Cron(schedule) = &task.kind else { continue };
             let id = self.scheduler.add_with(
                 Timing::Schedule(schedule.clone()),
                 jobs::job(&task, &self.node, self.store.clone()),
                 jobs::options(&task),
             );
-            if let Some(next) = last_slot.get(&name).and_then(|prev| schedule.next_after(prev)) {
+            if let Some(next) = last_slot.get(&task.name).and_then(|prev| schedule.next_after(prev))
+            {
                 let _ = self.scheduler.set_next(id, next);
             }
             let next = self.scheduler.entry(id).and_then(|e| e.next);
             let next = next.map_or_else(|| "never".to_owned(), |n| n.to_string());
-            tracing::info!(task = %name, schedule = %schedule, %next, "task scheduled");
-            self.tasks.insert(name, (task, id));
-            added += 1;
+            tracing::info!(task = %task.name, schedule = %schedule, %next, "task scheduled");
+            self.tasks.insert(task.name.clone(), (task, id));
         }
-        (added - changed.min(added), changed, removed)
-    }
-}
 
-impl Running {
-    /// Starts new daemons, restarts changed ones and stops removed ones.
-    async fn apply_daemons(&mut self, daemons: Vec<Task>) -> (usize, usize, usize) {
-        let wanted: HashMap<String, Task> =
-            daemons.into_iter().map(|t| (t.name.clone(), t)).collect();
-        let (mut added, mut changed, mut removed) = (0, 0, 0);
-        let old: Vec<String> = self.daemons.keys().cloned().collect();
-        for name in old {
-            if wanted.get(&name).is_some_and(|new| same_definition(new, &self.daemons[&name].0)) {
-                continue;
-            }
-            if let Some((_, supervisor)) = self.daemons.remove(&name) {
+        for name in &daemons.stale {
+            if let Some((_, supervisor)) = self.daemons.remove(name) {
                 supervisor.stop().await;
-            }
-            if wanted.contains_key(&name) {
-                changed += 1;
-            } else {
-                removed += 1;
-                tracing::info!(task = %name, "daemon task removed and stopped");
+                tracing::info!(task = %name, "daemon task stopped");
             }
         }
-        for (name, task) in wanted {
-            if !self.daemons.contains_key(&name) {
-                let supervisor = daemon::Supervisor::start(&task, &self.node, self.store.clone());
-                self.daemons.insert(name, (task, supervisor));
-                added += 1;
-            }
+        for task in daemons.fresh {
+            let supervisor = daemon::Supervisor::start(&task, &self.node, self.store.clone());
+            self.daemons.insert(task.name.clone(), (task, supervisor));
         }
-        (added, changed, removed)
+
+        (
+            crons.added + daemons.added,
+            crons.changed + daemons.changed,
+            crons.removed + daemons.removed,
+        )
     }
 
     /// Stops every daemon.
@@ -347,4 +357,40 @@ pub async fn run(
     tokio::join!(scheduler.shutdown(options.shutdown_grace), running.stop_daemons());
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn tasks(text: &str) -> Vec<Task> {
+        config::parse(Path::new("t.toml"), text).unwrap().tasks
+    }
+
+    const V1: &str = "[[task]]\nname = \"same\"\nschedule = \"@daily\"\ncommand = \"true\"\n\n\
+                      [[task]]\nname = \"edited\"\nschedule = \"@daily\"\ncommand = \"v1\"\n\n\
+                      [[task]]\nname = \"dropped\"\nschedule = \"@daily\"\ncommand = \"true\"\n";
+
+    #[test]
+    fn diff_by_name_and_definition() {
+        let running: HashMap<String, (Task, ())> =
+            tasks(V1).into_iter().map(|t| (t.name.clone(), (t, ()))).collect();
+        // `same` moved down a line (its position does not count), `edited` changed, `dropped`
+        // removed, `new` added.
+        let v2 = "\n[[task]]\nname = \"edited\"\nschedule = \"@daily\"\ncommand = \"v2\"\n\n\
+                  [[task]]\nname = \"same\"\nschedule = \"@daily\"\ncommand = \"true\"\n\n\
+                  [[task]]\nname = \"new\"\nschedule = \"@hourly\"\ncommand = \"true\"\n";
+        let d = diff(&running, tasks(v2));
+        assert_eq!((d.added, d.changed, d.removed), (1, 1, 1));
+        let mut stale = d.stale.clone();
+        stale.sort();
+        assert_eq!(stale, ["dropped", "edited"]);
+        let fresh: Vec<&str> = d.fresh.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(fresh, ["edited", "new"]);
+        // Nothing changed: nothing to do.
+        let d = diff(&running, tasks(V1));
+        assert!(d.stale.is_empty() && d.fresh.is_empty());
+    }
 }
