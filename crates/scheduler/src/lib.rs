@@ -427,33 +427,6 @@ struct Fire {
     running: Arc<AtomicUsize>,
 }
 
-impl Timing {
-    /// Parses a schedule expression (anything `cronfleet-cron` accepts).
-    ///
-    /// # Errors
-    /// The expression's parse error.
-    ///
-    /// # Example
-    /// ```
-    /// let t = cronfleet_scheduler::Timing::parse("*/10 * * * * *")?;
-    /// # Ok::<(), cronfleet_cron::Error>(())
-    /// ```
-    pub fn parse(expr: &str) -> Result<Timing, cronfleet_cron::Error> {
-        Ok(Timing::Schedule(expr.parse()?))
-    }
-
-    /// Anchors an `@every` schedule to `anchor` (see [`cronfleet_cron::Schedule::with_anchor`]).
-    ///
-    /// # Errors
-    /// When this is not an `@every` schedule.
-    pub fn anchored(self, anchor: Zoned) -> Result<Timing, cronfleet_cron::Error> {
-        match self {
-            Timing::Schedule(s) => Ok(Timing::Schedule(s.with_anchor(anchor)?)),
-            once @ Timing::Once(_) => Ok(once),
-        }
-    }
-}
-
 impl Scheduler {
     /// A builder with the defaults: system zone and clock, no wrappers, 1024 events.
     pub fn builder() -> Builder {
@@ -916,16 +889,6 @@ impl Shared {
                 return;
             }
             idle.await;
-        }
-    }
-}
-
-impl Timing {
-    /// The latest fire time strictly before `at`.
-    fn latest_before(&self, at: &Zoned) -> Option<Zoned> {
-        match self {
-            Timing::Schedule(s) => s.prev_before(at),
-            Timing::Once(_) => None,
         }
     }
 }

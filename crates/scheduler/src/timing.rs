@@ -25,6 +25,39 @@ pub enum Timing {
 }
 
 impl Timing {
+    /// Parses a schedule expression (anything `cronfleet-cron` accepts).
+    ///
+    /// # Errors
+    /// The expression's parse error.
+    ///
+    /// # Example
+    /// ```
+    /// let t = cronfleet_scheduler::Timing::parse("*/10 * * * * *")?;
+    /// # Ok::<(), cronfleet_cron::Error>(())
+    /// ```
+    pub fn parse(expr: &str) -> Result<Timing, cronfleet_cron::Error> {
+        Ok(Timing::Schedule(expr.parse()?))
+    }
+
+    /// Anchors an `@every` schedule to `anchor` (see [`cronfleet_cron::Schedule::with_anchor`]).
+    ///
+    /// # Errors
+    /// When this is not an `@every` schedule.
+    pub fn anchored(self, anchor: Zoned) -> Result<Timing, cronfleet_cron::Error> {
+        match self {
+            Timing::Schedule(s) => Ok(Timing::Schedule(s.with_anchor(anchor)?)),
+            once @ Timing::Once(_) => Ok(once),
+        }
+    }
+
+    /// The latest fire time strictly before `at`.
+    pub(crate) fn latest_before(&self, at: &Zoned) -> Option<Zoned> {
+        match self {
+            Timing::Schedule(s) => s.prev_before(at),
+            Timing::Once(_) => None,
+        }
+    }
+
     /// Gives a schedule without a zone of its own the scheduler's default zone.
     pub(crate) fn in_zone(self, tz: &TimeZone) -> Timing {
         match self {

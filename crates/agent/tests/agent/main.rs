@@ -82,6 +82,12 @@ impl Agent {
     }
 }
 
+/// The process no longer runs: no such pid, or a zombie waiting to be reaped.
+fn gone(pid: &str) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.is_empty() || stat.rsplit(") ").next().is_some_and(|state| state.starts_with('Z'))
+}
+
 fn sleep(secs: f64) {
     std::thread::sleep(Duration::from_secs_f64(secs));
 }
@@ -184,11 +190,7 @@ command = "echo $$ >> DIR/pids; sleep 100"
     assert!(log.contains("outcome=\"killed\""), "{log}");
     assert!(!pids.is_empty());
     for pid in pids {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        assert!(
-            stat.is_empty() || stat.rsplit(") ").next().unwrap().starts_with('Z'),
-            "run {pid} survived: {stat}"
-        );
+        assert!(gone(&pid), "run {pid} survived");
     }
 }
 
@@ -236,11 +238,7 @@ command = "echo $$ >> DIR/pids; exec sleep 100"
     assert_eq!(code, Some(0), "{log}");
     assert!(took < Duration::from_secs(5), "{took:?}");
     assert!(log.contains("daemon exited; restarting"), "{log}");
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pids[1])).unwrap_or_default();
-    assert!(
-        stat.is_empty() || stat.rsplit(") ").next().unwrap().starts_with('Z'),
-        "daemon survived: {stat}"
-    );
+    assert!(gone(&pids[1]), "daemon {} survived", pids[1]);
     // Both runs are in the history: the one killed by hand, the one stopped with the agent.
     let state =
         std::env::temp_dir().join(format!("cronfleet-agent-{}-daemon/state", std::process::id()));
