@@ -5,9 +5,11 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod import;
+pub mod metrics;
 pub mod pidfile;
 pub mod runner;
 pub mod store;

@@ -100,11 +100,69 @@ pub enum RunError {
 /// hold the pipe open.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 
+/// Output of a run as it is produced, for those who follow it live (`cronfleet logs -f`, the
+/// API's stream). Holds what the run's record will hold: at most the task's output limit.
+#[derive(Debug)]
+pub struct Live {
+    bytes: std::sync::Mutex<Vec<u8>>,
+    /// Bytes so far, and whether the run is over.
+    progress: tokio::sync::watch::Sender<(usize, bool)>,
+}
+
+impl Default for Live {
+    fn default() -> Live {
+        Live {
+            bytes: std::sync::Mutex::default(),
+            progress: tokio::sync::watch::Sender::new((0, false)),
+        }
+    }
+}
+
+impl Live {
+    fn push(&self, chunk: &[u8]) {
+        let mut bytes = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        bytes.extend_from_slice(chunk);
+        let len = bytes.len();
+        drop(bytes);
+        self.progress.send_modify(|p| p.0 = len);
+    }
+
+    /// Marks the run over: followers get the rest and stop.
+    pub fn finish(&self) {
+        self.progress.send_modify(|p| p.1 = true);
+    }
+
+    /// The output from byte `from` on, and whether the run is over.
+    pub fn read_from(&self, from: usize) -> (Vec<u8>, bool) {
+        let done = self.progress.borrow().1;
+        let bytes = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        (bytes.get(from..).unwrap_or_default().to_vec(), done)
+    }
+
+    /// Waits until there is more output or the run is over.
+    pub async fn changed(&self, seen: usize) {
+        let mut rx = self.progress.subscribe();
+        let _ = rx.wait_for(|&(len, done)| len > seen || done).await;
+    }
+}
+
 /// Runs one process to its end, a timeout, or `cancel`.
 ///
 /// # Errors
 /// [`RunError`] when it cannot start; everything after that is in the [`RunResult`].
 pub async fn run(spec: &RunSpec, cancel: CancellationToken) -> Result<RunResult, RunError> {
+    run_live(spec, cancel, None).await
+}
+
+/// [`run`], also feeding the output to `live` as it comes.
+///
+/// # Errors
+/// [`RunError`] when it cannot start; everything after that is in the [`RunResult`].
+pub async fn run_live(
+    spec: &RunSpec,
+    cancel: CancellationToken,
+    live: Option<std::sync::Arc<Live>>,
+) -> Result<RunResult, RunError> {
     let (reader, writer) = io::pipe().map_err(|e| spawn_error(spec, e))?;
     let mut cmd = command(spec, writer)?;
     let started = Timestamp::now();
@@ -116,7 +174,7 @@ pub async fn run(spec: &RunSpec, cancel: CancellationToken) -> Result<RunResult,
     drop(child);
 
     let limit = spec.output_limit;
-    let capture = tokio::spawn(capture(OwnedFd::from(reader), limit));
+    let capture = tokio::spawn(capture(OwnedFd::from(reader), limit, live));
     let mut waiter = tokio::task::spawn_blocking(move || wait4(pid));
 
     let mut timed_out = false;
@@ -212,7 +270,7 @@ fn command(spec: &RunSpec, writer: io::PipeWriter) -> Result<Command, RunError> 
 }
 
 /// Reads everything, keeping the first `limit` bytes; returns them and the count dropped.
-async fn capture(fd: OwnedFd, limit: u64) -> (Vec<u8>, u64) {
+async fn capture(fd: OwnedFd, limit: u64, live: Option<std::sync::Arc<Live>>) -> (Vec<u8>, u64) {
     let Ok(mut rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else {
         return (Vec::new(), 0);
     };
@@ -225,6 +283,9 @@ async fn capture(fd: OwnedFd, limit: u64) -> (Vec<u8>, u64) {
             Ok(n) => {
                 let room = (limit as usize).saturating_sub(kept.len()).min(n);
                 kept.extend_from_slice(&buf[..room]);
+                if let (Some(live), true) = (&live, room > 0) {
+                    live.push(&buf[..room]);
+                }
                 dropped += (n - room) as u64;
             }
         }

@@ -146,9 +146,23 @@ impl RunRecord {
         reason: String,
         node: &str,
     ) -> RunRecord {
-        let id = format!("{task}@{}#{}", slot.timestamp().as_second(), outcome.as_str());
+        let id = format!("{task}@{}#{}", slot_key(slot), outcome.as_str());
         RunRecord { reason: Some(reason), ..RunRecord::new(id, task, slot, 0, node, outcome) }
     }
+}
+
+/// A slot in run ids: Unix seconds, with milliseconds when it has any (a run started by hand).
+fn slot_key(slot: &jiff::Zoned) -> String {
+    let t = slot.timestamp();
+    match t.subsec_millisecond() {
+        0 => t.as_second().to_string(),
+        ms => format!("{}.{ms:03}", t.as_second()),
+    }
+}
+
+/// The id of a run: `TASK@SLOT#ATTEMPT`, unique per task, slot and attempt.
+pub fn run_id(task: &str, slot: &jiff::Zoned, attempt: u32) -> String {
+    format!("{task}@{}#{attempt}", slot_key(slot))
 }
 
 /// Errors of the store.
@@ -178,7 +192,8 @@ pub enum StoreError {
 }
 
 /// The migrations, in order; `user_version` is how many have been applied.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE runs (
         id             TEXT PRIMARY KEY,
         task           TEXT NOT NULL,
@@ -200,7 +215,14 @@ const MIGRATIONS: &[&str] = &[r#"
     );
     CREATE INDEX runs_by_task_slot ON runs (task, slot_ts);
     CREATE INDEX runs_by_slot ON runs (slot_ts);
-"#];
+"#,
+    r#"
+    CREATE TABLE paused (
+        task  TEXT PRIMARY KEY,
+        until TEXT
+    );
+"#,
+];
 
 /// The run history of one agent.
 #[derive(Clone, Debug)]
@@ -216,8 +238,35 @@ pub struct RunFilter {
     pub task: Option<String>,
     /// Only this outcome.
     pub outcome: Option<Outcome>,
-    /// At most this many, newest first.
+    /// Only slots at or after this (Unix seconds).
+    pub since: Option<i64>,
+    /// Only slots before this (Unix seconds).
+    pub until: Option<i64>,
+    /// Only runs after this one in the listing's order (a [`RunPage::next`] cursor).
+    pub cursor: Option<String>,
+    /// At most this many, newest first (0: 50).
     pub limit: u32,
+    /// Leave the output out (listings).
+    pub without_output: bool,
+}
+
+/// One page of runs.
+#[derive(Clone, Debug)]
+pub struct RunPage {
+    /// The runs, newest slot first.
+    pub runs: Vec<RunRecord>,
+    /// Where the next page starts, when there may be one.
+    pub next: Option<String>,
+}
+
+/// The columns of `runs`, with the output replaced by an empty blob.
+const WITHOUT_OUTPUT: &str = "id, task, slot, slot_ts, attempt, node, started_at, ended_at, \
+    duration_ms, exit_code, signal, cpu_ms, max_rss, outcome, x'' AS output, output_dropped, reason";
+
+/// A cursor is the last listed run's slot and id; it is opaque to clients.
+fn parse_cursor(cursor: &str) -> Option<(i64, &str)> {
+    let (ts, id) = cursor.split_once(':')?;
+    Some((ts.parse().ok()?, id))
 }
 
 impl Store {
@@ -348,23 +397,94 @@ impl Store {
         Ok(row.get(0))
     }
 
-    /// Runs, newest slot first.
+    /// Runs, newest slot first: at most `filter.limit` of them.
     ///
     /// # Errors
     /// When the database cannot be read.
     pub async fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
+        Ok(self.page(filter).await?.runs)
+    }
+
+    /// A page of runs, newest slot first, and the cursor of the next page.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn page(&self, filter: &RunFilter) -> Result<RunPage, StoreError> {
         let limit = if filter.limit == 0 { 50 } else { filter.limit };
-        let rows = sqlx::query(
-            "SELECT * FROM runs WHERE (?1 IS NULL OR task = ?1) AND (?2 IS NULL OR outcome = ?2) \
-             ORDER BY slot_ts DESC, started_at DESC, attempt DESC LIMIT ?3",
-        )
-        .bind(&filter.task)
-        .bind(filter.outcome.map(Outcome::as_str))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(self.sql())?;
+        let columns = if filter.without_output { WITHOUT_OUTPUT } else { "*" };
+        let cursor = filter.cursor.as_deref().and_then(parse_cursor);
+        let sql = format!(
+            "SELECT {columns} FROM runs WHERE (?1 IS NULL OR task = ?1) \
+             AND (?2 IS NULL OR outcome = ?2) AND (?3 IS NULL OR slot_ts >= ?3) \
+             AND (?4 IS NULL OR slot_ts < ?4) \
+             AND (?5 IS NULL OR slot_ts < ?5 OR (slot_ts = ?5 AND id < ?6)) \
+             ORDER BY slot_ts DESC, id DESC LIMIT ?7"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&filter.task)
+            .bind(filter.outcome.map(Outcome::as_str))
+            .bind(filter.since)
+            .bind(filter.until)
+            .bind(cursor.map(|c| c.0))
+            .bind(cursor.map(|c| c.1))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.sql())?;
+        let runs: Vec<RunRecord> = rows.iter().map(record).collect();
+        let next = (runs.len() == limit as usize)
+            .then(|| runs.last().map(|r| format!("{}:{}", r.slot_ts, r.id)))
+            .flatten();
+        Ok(RunPage { runs, next })
+    }
+
+    /// The newest `n` runs of every task, without output, newest first within each task.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn recent_by_task(&self, n: u32) -> Result<Vec<RunRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {WITHOUT_OUTPUT} FROM (SELECT *, ROW_NUMBER() OVER ( \
+                 PARTITION BY task ORDER BY slot_ts DESC, id DESC) AS n FROM runs) \
+             WHERE n <= ?1 ORDER BY task, slot_ts DESC, id DESC"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(n)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.sql())?;
         Ok(rows.iter().map(record).collect())
+    }
+
+    /// The tasks paused by hand, with the instant each resumes by itself, if any.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn paused(&self) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        let rows = sqlx::query("SELECT task, until FROM paused")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.sql())?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Records a task as paused (until an instant, or until resumed), or resumed (`None`).
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub async fn set_paused(
+        &self,
+        task: &str,
+        paused: Option<Option<&str>>,
+    ) -> Result<(), StoreError> {
+        let query = match paused {
+            Some(until) => sqlx::query("INSERT OR REPLACE INTO paused (task, until) VALUES (?, ?)")
+                .bind(task)
+                .bind(until),
+            None => sqlx::query("DELETE FROM paused WHERE task = ?").bind(task),
+        };
+        query.execute(&self.pool).await.map_err(self.sql())?;
+        Ok(())
     }
 
     /// One run by id.
@@ -445,7 +565,11 @@ mod tests {
         assert_eq!(store.run(&a.id).await.unwrap(), Some(a.clone()));
         let all = store.runs(&RunFilter::default()).await.unwrap();
         assert_eq!(all.iter().map(|r| r.slot_ts).collect::<Vec<_>>(), [200, 150, 100]);
-        let failed = RunFilter { task: Some("a".into()), outcome: Some(Outcome::Failed), limit: 0 };
+        let failed = RunFilter {
+            task: Some("a".into()),
+            outcome: Some(Outcome::Failed),
+            ..RunFilter::default()
+        };
         assert_eq!(store.runs(&failed).await.unwrap().len(), 1);
         assert_eq!(store.last_slot("a").await.unwrap(), Some(200));
         assert_eq!(store.last_slot("zzz").await.unwrap(), None);

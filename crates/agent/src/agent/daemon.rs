@@ -4,14 +4,17 @@
 //! it. Stopping (the task removed or changed, or the agent stopping) cancels the run: SIGTERM
 //! to its process group, SIGKILL after the grace.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use jiff::Zoned;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::jobs;
-use crate::{config::Task, runner, store::Store};
+use super::jobs::{self, Services};
+use crate::config::Task;
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -26,9 +29,9 @@ pub struct Supervisor {
 
 impl Supervisor {
     /// Starts supervising `task`.
-    pub fn start(task: &Task, node: &str, store: Store) -> Supervisor {
+    pub fn start(task: &Task, services: Arc<Services>) -> Supervisor {
         let stop = CancellationToken::new();
-        let handle = tokio::spawn(supervise(task.clone(), node.to_owned(), store, stop.clone()));
+        let handle = tokio::spawn(supervise(task.clone(), services, stop.clone()));
         Supervisor { stop, handle }
     }
 
@@ -39,25 +42,17 @@ impl Supervisor {
     }
 }
 
-async fn supervise(task: Task, node: String, store: Store, stop: CancellationToken) {
+async fn supervise(task: Task, services: Arc<Services>, stop: CancellationToken) {
     let base = jobs::spec(&task);
     let mut backoff = FIRST_BACKOFF;
     let mut attempt = 0u32;
     while !stop.is_cancelled() {
         attempt += 1;
-        let mut spec = base.clone();
-        // A daemon has no schedule: its "slot" is when this start began.
-        // Whole seconds: a start time is the slot, and slots are seconds.
+        // A daemon has no schedule: its "slot" is when this start began, in whole seconds.
         let start = Zoned::now().round(jiff::Unit::Second).unwrap_or_else(|_| Zoned::now());
-        let (slot, run_id) = jobs::identify(&mut spec, &task.name, &node, &start, attempt);
-        tracing::info!(task = %task.name, run_id, "daemon starting");
-        let mut record = jobs::started(&run_id, &task.name, &start, attempt, &node);
-        let _ = store.put(&record).await;
+        tracing::info!(task = %task.name, attempt, "daemon starting");
         let began = Instant::now();
-        let result = runner::run(&spec, stop.clone()).await;
-        jobs::finish(&mut record, &result);
-        let _ = store.put(&record).await;
-        let _ = jobs::outcome(&task.name, &slot, &run_id, result);
+        let _ = services.execute(&task.name, &base, &start, attempt, stop.clone(), false).await;
         if stop.is_cancelled() {
             break;
         }

@@ -1,6 +1,6 @@
 //! A task becomes a scheduler entry: its policies as wrappers, its run as a child process.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use cronfleet_scheduler::{
     wrap, EntryOptions, JobError, LatePolicy, RunContext, SharedJob, Wrapper,
@@ -10,8 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::{CatchUp, Concurrency, Task},
-    runner::{self, Exit, RunSpec},
-    store::{Outcome, RunRecord, Store},
+    metrics::Metrics,
+    runner::{self, Exit, Live, RunSpec},
+    store::{self, Outcome, RunRecord, Store},
 };
 
 /// How long a run gets between SIGTERM and SIGKILL.
@@ -61,7 +62,7 @@ pub fn identify(
     attempt: u32,
 ) -> (String, String) {
     let slot_text = slot.timestamp().display_with_offset(slot.offset()).to_string();
-    let run_id = format!("{task}@{}#{attempt}", slot.timestamp().as_second());
+    let run_id = store::run_id(task, slot, attempt);
     for (k, v) in [
         ("CRONFLEET_TASK", task.to_owned()),
         ("CRONFLEET_SCHEDULED_AT", slot_text.clone()),
@@ -74,33 +75,133 @@ pub fn identify(
     (slot_text, run_id)
 }
 
-/// The job of a task: one child process per run, with the `CRONFLEET_*` environment,
-/// recorded in the store when it starts and when it ends.
+/// What every run needs from the agent: where to record it, where to count it, and where
+/// others can find it while it runs.
+#[derive(Debug)]
+pub struct Services {
+    /// The run history.
+    pub store: Store,
+    /// This node's name.
+    pub node: String,
+    /// Counters for `/metrics`.
+    pub metrics: Metrics,
+    /// Runs in flight, by run id.
+    pub in_flight: std::sync::Mutex<HashMap<String, Arc<InFlight>>>,
+}
+
+/// A run in flight.
+#[derive(Debug)]
+pub struct InFlight {
+    /// Run id.
+    pub id: String,
+    /// Its task.
+    pub task: String,
+    /// Its slot, RFC 3339.
+    pub slot: String,
+    /// Its attempt.
+    pub attempt: u32,
+    /// When it started.
+    pub started_at: jiff::Timestamp,
+    /// Kills it.
+    pub kill: CancellationToken,
+    /// Its output so far.
+    pub live: Arc<Live>,
+}
+
+impl Services {
+    /// Services for `node` recording into `store`.
+    pub fn new(store: Store, node: &str) -> Services {
+        Services {
+            store,
+            node: node.to_owned(),
+            metrics: Metrics::default(),
+            in_flight: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The runs in flight.
+    pub fn running(&self) -> Vec<Arc<InFlight>> {
+        let map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        map.values().cloned().collect()
+    }
+
+    /// A run in flight, by id.
+    pub fn find(&self, id: &str) -> Option<Arc<InFlight>> {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    }
+
+    fn track(&self, run: Option<Arc<InFlight>>, id: &str) {
+        let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        match run {
+            Some(run) => map.insert(id.to_owned(), run),
+            None => map.remove(id),
+        };
+    }
+
+    /// Runs one attempt of a task as a child process, from start to end: sets its
+    /// `CRONFLEET_*` environment, records it when it starts and ends, makes it visible (and
+    /// killable) while it runs, counts it, and logs how it ended. `scheduled` runs count
+    /// towards launch lateness (a daemon's start does not).
+    pub async fn execute(
+        &self,
+        task: &str,
+        base: &RunSpec,
+        slot: &jiff::Zoned,
+        attempt: u32,
+        cancel: CancellationToken,
+        scheduled: bool,
+    ) -> (RunRecord, Result<(), JobError>) {
+        let mut spec = base.clone();
+        let (slot_text, run_id) = identify(&mut spec, task, &self.node, slot, attempt);
+        let mut record = started(&run_id, task, slot, attempt, &self.node);
+        if scheduled {
+            let late = jiff::Timestamp::now().duration_since(slot.timestamp());
+            self.metrics.launched(late.as_secs_f64());
+        }
+        if let Err(e) = self.store.put(&record).await {
+            tracing::error!(task, error = %e, "cannot record the run's start");
+        }
+        let run = Arc::new(InFlight {
+            id: run_id.clone(),
+            task: task.to_owned(),
+            slot: slot_text.clone(),
+            attempt,
+            started_at: jiff::Timestamp::now(),
+            kill: cancel.child_token(),
+            live: Arc::default(),
+        });
+        self.track(Some(run.clone()), &run_id);
+        let result = runner::run_live(&spec, run.kill.clone(), Some(run.live.clone())).await;
+        finish(&mut record, &result);
+        if let Err(e) = self.store.put(&record).await {
+            tracing::error!(task, error = %e, "cannot record the run's end");
+        }
+        run.live.finish();
+        self.track(None, &run_id);
+        let ended = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
+        let seconds = record.duration_ms.map(|ms| ms as f64 / 1000.0);
+        self.metrics.run_ended(task, record.outcome.as_str(), seconds, ended);
+        let result = outcome(task, &slot_text, &run_id, result);
+        (record, result)
+    }
+}
+
+/// The job of a task: one child process per run (see [`Services::execute`]).
 pub fn job(
     task: &Task,
-    node: &str,
-    store: Store,
+    services: Arc<Services>,
 ) -> impl Fn(RunContext) -> cronfleet_scheduler::BoxFuture<Result<(), JobError>> + Send + Sync + 'static
 {
     let spec = spec(task);
     let name = task.name.clone();
-    let node = node.to_owned();
     move |ctx: RunContext| {
-        let mut spec = spec.clone();
-        let (slot, run_id) = identify(&mut spec, &name, &node, &ctx.slot, ctx.attempt);
-        let mut record = started(&run_id, &name, &ctx.slot, ctx.attempt, &node);
-        let store = store.clone();
+        let spec = spec.clone();
         let name = name.clone();
+        let services = services.clone();
         Box::pin(async move {
-            if let Err(e) = store.put(&record).await {
-                tracing::error!(task = %name, error = %e, "cannot record the run's start");
-            }
-            let result = runner::run(&spec, ctx.cancel.clone()).await;
-            finish(&mut record, &result);
-            if let Err(e) = store.put(&record).await {
-                tracing::error!(task = %name, error = %e, "cannot record the run's end");
-            }
-            outcome(&name, &slot, &run_id, result)
+            let (_, result) =
+                services.execute(&name, &spec, &ctx.slot, ctx.attempt, ctx.cancel, true).await;
+            result
         })
     }
 }

@@ -17,13 +17,14 @@ mod host;
 mod jobs;
 mod watch;
 
-use std::{collections::HashMap, future::Future, path::PathBuf, time::Duration};
+use std::{collections::HashMap, future::Future, path::PathBuf, sync::Arc, time::Duration};
 
 use cronfleet_scheduler::{EntryId, Scheduler, Timing};
-use jiff::tz::TimeZone;
+use jiff::{tz::TimeZone, Timestamp};
 use tokio::sync::mpsc;
 
 pub use host::Host;
+pub use jobs::{InFlight, Services};
 
 use crate::{
     config::{self, Kind, Task, TaskSet},
@@ -80,13 +81,17 @@ pub fn default_state_dir() -> PathBuf {
 /// How long a reload waits for a burst of file changes (an editor saving) to settle.
 const SETTLE: Duration = Duration::from_millis(200);
 
-/// The tasks being run, by name.
+/// The tasks being run, by name, and what was asked of them by hand.
 struct Running {
     scheduler: Scheduler,
-    store: Store,
-    node: String,
+    services: Arc<Services>,
+    /// Every task of the file, in file order (also those for other nodes).
+    file: Vec<Task>,
     tasks: HashMap<String, (Task, EntryId)>,
-    daemons: HashMap<String, (Task, daemon::Supervisor)>,
+    /// Daemon tasks; no supervisor while paused.
+    daemons: HashMap<String, (Task, Option<daemon::Supervisor>)>,
+    /// Tasks paused by hand, and when each resumes by itself.
+    paused: HashMap<String, Option<Timestamp>>,
 }
 
 /// What a reload changes in one kind of task (cron or daemon).
@@ -99,6 +104,17 @@ struct Diff {
     added: usize,
     changed: usize,
     removed: usize,
+}
+
+/// What a reload did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Tasks new to this node.
+    pub added: usize,
+    /// Tasks whose definition changed.
+    pub changed: usize,
+    /// Tasks this node no longer runs.
+    pub removed: usize,
 }
 
 /// Compares the running tasks with the wanted ones, by name and definition.
@@ -131,8 +147,8 @@ fn diff<T>(running: &HashMap<String, (Task, T)>, wanted: Vec<Task>) -> Diff {
 
 impl Running {
     /// Makes the running tasks those of `set` meant for `host`, touching only what changed.
-    /// Returns how many were added, changed and removed.
-    async fn apply(&mut self, set: TaskSet, host: &Host) -> (usize, usize, usize) {
+    async fn apply(&mut self, set: TaskSet, host: &Host) -> Reloaded {
+        self.file.clone_from(&set.tasks);
         let (daemons, crons): (Vec<Task>, Vec<Task>) = set
             .tasks
             .into_iter()
@@ -157,10 +173,13 @@ impl Running {
             let Kind::Cron(schedule) = &task.kind else { continue };
             let id = self.scheduler.add_with(
                 Timing::Schedule(schedule.clone()),
-                jobs::job(&task, &self.node, self.store.clone()),
+                jobs::job(&task, self.services.clone()),
                 jobs::options(&task),
             );
-            if let Some(next) = last_slot.get(&task.name).and_then(|prev| schedule.next_after(prev))
+            if self.paused.contains_key(&task.name) {
+                let _ = self.scheduler.pause(id);
+            } else if let Some(next) =
+                last_slot.get(&task.name).and_then(|prev| schedule.next_after(prev))
             {
                 let _ = self.scheduler.set_next(id, next);
             }
@@ -171,28 +190,270 @@ impl Running {
         }
 
         for name in &daemons.stale {
-            if let Some((_, supervisor)) = self.daemons.remove(name) {
+            if let Some((_, Some(supervisor))) = self.daemons.remove(name) {
                 supervisor.stop().await;
                 tracing::info!(task = %name, "daemon task stopped");
             }
         }
         for task in daemons.fresh {
-            let supervisor = daemon::Supervisor::start(&task, &self.node, self.store.clone());
+            let supervisor = (!self.paused.contains_key(&task.name))
+                .then(|| daemon::Supervisor::start(&task, self.services.clone()));
             self.daemons.insert(task.name.clone(), (task, supervisor));
         }
 
-        (
-            crons.added + daemons.added,
-            crons.changed + daemons.changed,
-            crons.removed + daemons.removed,
-        )
+        Reloaded {
+            added: crons.added + daemons.added,
+            changed: crons.changed + daemons.changed,
+            removed: crons.removed + daemons.removed,
+        }
     }
 
     /// Stops every daemon.
     async fn stop_daemons(&mut self) {
         for (_, (_, supervisor)) in self.daemons.drain() {
-            supervisor.stop().await;
+            if let Some(supervisor) = supervisor {
+                supervisor.stop().await;
+            }
         }
+    }
+
+    /// A task of this node by name, or why not.
+    fn here(&self, name: &str) -> Result<(), ControlError> {
+        if self.tasks.contains_key(name) || self.daemons.contains_key(name) {
+            Ok(())
+        } else if self.file.iter().any(|t| t.name == name) {
+            Err(ControlError::NotHere(name.to_owned()))
+        } else {
+            Err(ControlError::NotFound(name.to_owned()))
+        }
+    }
+}
+
+/// Why a request about a task or run was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// No such task in the task file.
+    #[error("no task named {0:?}")]
+    NotFound(String),
+    /// The task is for other nodes (or disabled).
+    #[error("task {0:?} does not run on this node (hosts, tags or enabled = false)")]
+    NotHere(String),
+    /// No such run in flight.
+    #[error("no run {0:?} is in flight")]
+    NoSuchRun(String),
+    /// The request does not fit the task.
+    #[error("{0}")]
+    Conflict(String),
+    /// The state database failed.
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// A task as the API and dashboard show it.
+#[derive(Clone, Debug)]
+pub struct TaskView {
+    /// Its definition.
+    pub task: Task,
+    /// This node runs it (it matches `hosts` and `tags`, and is enabled).
+    pub here: bool,
+    /// Paused by hand: `Some(until)`, where `until` is when it resumes by itself.
+    pub paused: Option<Option<Timestamp>>,
+    /// When it fires next (cron tasks of this node, not paused).
+    pub next: Option<jiff::Zoned>,
+    /// Its runs in flight.
+    pub running: usize,
+}
+
+/// A running agent, shared by its main loop, its API and its timers.
+pub struct Agent {
+    /// How it was started.
+    pub options: Options,
+    /// When it started.
+    pub started: Timestamp,
+    /// Its scheduler.
+    pub scheduler: Scheduler,
+    /// Store, metrics and runs in flight.
+    pub services: Arc<Services>,
+    running: tokio::sync::Mutex<Running>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent").field("node", &self.options.host.name).finish_non_exhaustive()
+    }
+}
+
+impl Agent {
+    /// Every task of the task file, in file order, with its state on this node.
+    pub async fn tasks(&self) -> Vec<TaskView> {
+        let running = self.running.lock().await;
+        let mut in_flight: HashMap<String, usize> = HashMap::new();
+        for run in self.services.running() {
+            *in_flight.entry(run.task.clone()).or_default() += 1;
+        }
+        running
+            .file
+            .iter()
+            .map(|task| {
+                let entry = running.tasks.get(&task.name).map(|(_, id)| *id);
+                TaskView {
+                    task: task.clone(),
+                    here: entry.is_some() || running.daemons.contains_key(&task.name),
+                    paused: running.paused.get(&task.name).copied(),
+                    next: entry.and_then(|id| self.scheduler.entry(id)).and_then(|e| e.next),
+                    running: in_flight.get(&task.name).copied().unwrap_or(0),
+                }
+            })
+            .collect()
+    }
+
+    /// One task, as in [`Agent::tasks`].
+    pub async fn task(&self, name: &str) -> Option<TaskView> {
+        self.tasks().await.into_iter().find(|t| t.task.name == name)
+    }
+
+    /// Reloads the task file now. An invalid file changes nothing.
+    ///
+    /// # Errors
+    /// The file's errors.
+    pub async fn reload(&self) -> Result<Reloaded, config::ConfigErrors> {
+        let result = match config::load(&self.options.config) {
+            Ok(set) => {
+                let mut running = self.running.lock().await;
+                let done = running.apply(set, &self.options.host).await;
+                tracing::info!(
+                    added = done.added,
+                    changed = done.changed,
+                    removed = done.removed,
+                    tasks = running.tasks.len() + running.daemons.len(),
+                    "reloaded"
+                );
+                Ok(done)
+            }
+            Err(errors) => {
+                for e in &errors.0 {
+                    tracing::error!("{e}");
+                }
+                tracing::error!(
+                    errors = errors.0.len(),
+                    "reload failed; keeping the previous tasks"
+                );
+                Err(errors)
+            }
+        };
+        self.services.metrics.reloaded(result.is_ok());
+        result
+    }
+
+    /// Starts a run of a cron task now, whatever its schedule (also when paused), through its
+    /// concurrency policy; returns the run's id.
+    ///
+    /// # Errors
+    /// Unknown task, a task of other nodes, or a daemon task.
+    pub async fn run_now(&self, name: &str) -> Result<String, ControlError> {
+        let running = self.running.lock().await;
+        running.here(name)?;
+        let Some((_, id)) = running.tasks.get(name) else {
+            return Err(ControlError::Conflict(format!(
+                "{name:?} is a daemon task: it runs all the time"
+            )));
+        };
+        // Milliseconds make the slot (and the run id) of a run by hand its own.
+        let now = self.scheduler.now();
+        let slot = now.round(jiff::Unit::Millisecond).unwrap_or(now);
+        self.scheduler
+            .run_for(*id, slot.clone())
+            .map_err(|e| ControlError::Conflict(e.to_string()))?;
+        tracing::info!(task = name, slot = %slot, "run started by hand");
+        Ok(crate::store::run_id(name, &slot, 1))
+    }
+
+    /// Pauses a task: no more slots (a daemon is stopped) until resumed, or until `until`.
+    /// Runs in flight go on. Kept across reloads and restarts.
+    ///
+    /// # Errors
+    /// Unknown task, a task of other nodes, or the state database failing.
+    pub async fn pause(
+        self: &Arc<Self>,
+        name: &str,
+        until: Option<Timestamp>,
+    ) -> Result<(), ControlError> {
+        let mut running = self.running.lock().await;
+        running.here(name)?;
+        let until_text = until.map(|u| u.to_string());
+        self.services.store.set_paused(name, Some(until_text.as_deref())).await?;
+        running.paused.insert(name.to_owned(), until);
+        if let Some((_, id)) = running.tasks.get(name) {
+            let _ = self.scheduler.pause(*id);
+        }
+        if let Some((_, supervisor)) = running.daemons.get_mut(name) {
+            if let Some(supervisor) = supervisor.take() {
+                supervisor.stop().await;
+            }
+        }
+        tracing::info!(task = name, until = ?until_text, "task paused");
+        if let Some(until) = until {
+            self.resume_at(name, until);
+        }
+        Ok(())
+    }
+
+    /// Resumes a paused task from its next slot after now: slots passed while paused are
+    /// not run. Resuming a task that is not paused does nothing.
+    ///
+    /// # Errors
+    /// Unknown task, a task of other nodes, or the state database failing.
+    pub async fn resume(&self, name: &str) -> Result<(), ControlError> {
+        let mut running = self.running.lock().await;
+        running.here(name)?;
+        Self::resume_locked(&mut running, name).await
+    }
+
+    async fn resume_locked(running: &mut Running, name: &str) -> Result<(), ControlError> {
+        if running.paused.remove(name).is_none() {
+            return Ok(());
+        }
+        running.services.store.set_paused(name, None).await?;
+        if let Some((_, id)) = running.tasks.get(name) {
+            let _ = running.scheduler.resume(*id);
+        }
+        let services = running.services.clone();
+        if let Some((task, supervisor @ None)) = running.daemons.get_mut(name) {
+            *supervisor = Some(daemon::Supervisor::start(task, services));
+        }
+        tracing::info!(task = name, "task resumed");
+        Ok(())
+    }
+
+    /// Resumes `name` at `until`, if it is then still paused until that instant.
+    fn resume_at(self: &Arc<Self>, name: &str, until: Timestamp) {
+        let agent = Arc::downgrade(self);
+        let name = name.to_owned();
+        tokio::spawn(async move {
+            let wait = Timestamp::now().duration_until(until).unsigned_abs();
+            if until > Timestamp::now() {
+                tokio::time::sleep(wait).await;
+            }
+            let Some(agent) = agent.upgrade() else { return };
+            let mut running = agent.running.lock().await;
+            if running.paused.get(&name) == Some(&Some(until)) {
+                if let Err(e) = Self::resume_locked(&mut running, &name).await {
+                    tracing::error!(task = %name, error = %e, "cannot resume the task");
+                }
+            }
+        });
+    }
+
+    /// Kills a run in flight: SIGTERM to its process group, SIGKILL after the grace.
+    ///
+    /// # Errors
+    /// No such run in flight.
+    pub fn kill(&self, run_id: &str) -> Result<(), ControlError> {
+        let run =
+            self.services.find(run_id).ok_or_else(|| ControlError::NoSuchRun(run_id.to_owned()))?;
+        tracing::info!(task = %run.task, run_id, "run killed by hand");
+        run.kill.cancel();
+        Ok(())
     }
 }
 
@@ -228,7 +489,7 @@ fn prune_history(store: Store, keep_runs: u32, keep_for: Duration) {
 }
 
 /// Records the slots the scheduler did not run (skipped by policy, missed while stalled).
-fn record_skips(scheduler: &Scheduler, store: Store, node: String) {
+fn record_skips(scheduler: &Scheduler, services: Arc<Services>) {
     let mut events = scheduler.subscribe();
     let scheduler = scheduler.clone();
     tokio::spawn(async move {
@@ -252,22 +513,19 @@ fn record_skips(scheduler: &Scheduler, store: Store, node: String) {
             };
             let Some(task) = scheduler.entry(entry).and_then(|e| e.name) else { continue };
             tracing::warn!(task = %task, slot = %slot, outcome = outcome.as_str(), reason = %reason, "slot not run");
-            let record = RunRecord::not_run(&task, &slot, outcome, reason, &node);
-            if let Err(e) = store.put(&record).await {
+            services.metrics.not_run(&task, outcome.as_str());
+            let record = RunRecord::not_run(&task, &slot, outcome, reason, &services.node);
+            if let Err(e) = services.store.put(&record).await {
                 tracing::error!(error = %e, "cannot record a slot not run");
             }
         }
     });
 }
 
-/// Waits for a burst of reload requests to end, then loads the file once.
-async fn settle_then_load(
-    path: &std::path::Path,
-    reload: &mut mpsc::Receiver<()>,
-) -> Result<TaskSet, config::ConfigErrors> {
+/// Waits for a burst of reload requests to end.
+async fn settle(reload: &mut mpsc::Receiver<()>) {
     tokio::time::sleep(SETTLE).await;
     while reload.try_recv().is_ok() {}
-    config::load(path)
 }
 
 /// Whether two tasks mean the same (where they sit in the file does not count).
@@ -275,40 +533,73 @@ fn same_definition(a: &Task, b: &Task) -> bool {
     Task { line: 0, ..a.clone() } == Task { line: 0, ..b.clone() }
 }
 
-/// Runs the agent until `shutdown` resolves; a message on `reload` re-reads the task file.
-/// `on_ready` is called once the tasks are loaded and scheduled.
+/// Loads the task file, opens the store, schedules the tasks of this node and catches up on
+/// slots missed while the agent was down; the scheduler is started.
 ///
 /// # Errors
-/// The task file's errors when it is invalid at start.
-pub async fn run(
-    options: Options,
-    reload_tx: mpsc::Sender<()>,
-    mut reload: mpsc::Receiver<()>,
-    shutdown: impl Future<Output = ()>,
-    on_ready: impl FnOnce(),
-) -> Result<(), StartError> {
+/// The task file's errors when it is invalid, or the store's.
+pub async fn start(options: Options) -> Result<Arc<Agent>, StartError> {
     let set = config::load(&options.config)?;
     let store = Store::open(&options.state_dir).await?;
-    let abandoned = store.abandon_running(&jiff::Timestamp::now().to_string()).await?;
+    let abandoned = store.abandon_running(&Timestamp::now().to_string()).await?;
     if abandoned > 0 {
         tracing::warn!(
             runs = abandoned,
             "runs going when the agent last stopped are recorded as abandoned"
         );
     }
+    let services = Arc::new(Services::new(store.clone(), &options.host.name));
     let scheduler = Scheduler::builder().time_zone(TimeZone::system()).build();
-    record_skips(&scheduler, store.clone(), options.host.name.clone());
+    record_skips(&scheduler, services.clone());
     prune_history(store.clone(), options.keep_runs, options.keep_for);
+    let mut paused = HashMap::new();
+    for (task, until) in store.paused().await? {
+        paused.insert(task, until.and_then(|u| u.parse::<Timestamp>().ok()));
+    }
     let mut running = Running {
         scheduler: scheduler.clone(),
-        store: store.clone(),
-        node: options.host.name.clone(),
+        services: services.clone(),
+        file: Vec::new(),
         tasks: HashMap::new(),
         daemons: HashMap::new(),
+        paused,
     };
-    let (added, _, _) = running.apply(set, &options.host).await;
-    let _watcher = if options.watch {
-        match watch::watch(&options.config, reload_tx) {
+    let added = running.apply(set, &options.host).await.added;
+    catchup::catch_up(&scheduler, &store, &running.tasks, &options.host.name).await;
+    scheduler.start();
+    write_identity(&options);
+    tracing::info!(
+        node = %options.host.name,
+        addresses = ?options.host.addresses,
+        config = %options.config.display(),
+        tasks = added,
+        "agent started"
+    );
+    let timed: Vec<(String, Timestamp)> =
+        running.paused.iter().filter_map(|(n, u)| u.map(|u| (n.clone(), u))).collect();
+    let agent = Arc::new(Agent {
+        options,
+        started: Timestamp::now(),
+        scheduler,
+        services,
+        running: tokio::sync::Mutex::new(running),
+    });
+    for (name, until) in timed {
+        agent.resume_at(&name, until);
+    }
+    Ok(agent)
+}
+
+/// Runs a started agent until `shutdown` resolves; a message on `reload` re-reads the task
+/// file (a burst of them, once).
+pub async fn serve(
+    agent: Arc<Agent>,
+    reload_tx: mpsc::Sender<()>,
+    mut reload: mpsc::Receiver<()>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let _watcher = if agent.options.watch {
+        match watch::watch(&agent.options.config, reload_tx) {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot watch the task file; reload with SIGHUP");
@@ -318,45 +609,23 @@ pub async fn run(
     } else {
         None
     };
-    write_identity(&options);
-    catchup::catch_up(&running.scheduler, &store, &running.tasks, &running.node).await;
-    scheduler.start();
-    on_ready();
-    tracing::info!(
-        node = %options.host.name,
-        addresses = ?options.host.addresses,
-        config = %options.config.display(),
-        tasks = added,
-        "agent started"
-    );
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            Some(()) = reload.recv() => match settle_then_load(&options.config, &mut reload).await {
-                Ok(set) => {
-                    let (added, changed, removed) = running.apply(set, &options.host).await;
-                    tracing::info!(added, changed, removed, tasks = running.tasks.len(), "reloaded");
-                }
-                Err(errors) => {
-                    for e in &errors.0 {
-                        tracing::error!("{e}");
-                    }
-                    tracing::error!(errors = errors.0.len(), "reload failed; keeping the previous tasks");
-                }
-            },
+            Some(()) = reload.recv() => {
+                settle(&mut reload).await;
+                let _ = agent.reload().await;
+            }
         }
     }
-    tracing::info!(
-        grace_s = options.shutdown_grace.as_secs(),
-        running = scheduler.running(),
-        "stopping"
-    );
+    let grace = agent.options.shutdown_grace;
+    tracing::info!(grace_s = grace.as_secs(), running = agent.scheduler.running(), "stopping");
     // Daemons never finish on their own: they are stopped at once, while scheduled runs get
     // the grace.
-    tokio::join!(scheduler.shutdown(options.shutdown_grace), running.stop_daemons());
+    let mut running = agent.running.lock().await;
+    tokio::join!(agent.scheduler.shutdown(grace), running.stop_daemons());
     tracing::info!("stopped");
-    Ok(())
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::{
     agent::{self, Host, Options},
+    api,
     config::units_duration,
     pidfile::PidFile,
 };
@@ -59,6 +60,29 @@ pub struct AgentArgs {
     /// Runs older than this are deleted from the history.
     #[arg(long, value_name = "DURATION", default_value = "30d")]
     keep_for: String,
+    /// Where the API and dashboard listen (port 0: any free port; the address is written to
+    /// STATE_DIR/api-addr).
+    #[arg(long, value_name = "ADDR", env = "CRONFLEET_LISTEN", default_value = "127.0.0.1:7070")]
+    listen: std::net::SocketAddr,
+    /// Serve no API, metrics or dashboard.
+    #[arg(long, conflicts_with_all = ["tokens", "tls_cert", "insecure_listen", "public_metrics"])]
+    no_api: bool,
+    /// More API tokens: lines of `read|admin TOKEN [NAME]` (the agent's own admin token is
+    /// in STATE_DIR/api-token).
+    #[arg(long, value_name = "FILE")]
+    tokens: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Allow --listen on a non-loopback address without TLS.
+    #[arg(long)]
+    insecure_listen: bool,
+    /// Serve /metrics without a token (for a Prometheus on a trusted network).
+    #[arg(long)]
+    public_metrics: bool,
 }
 
 /// Runs the agent until SIGTERM or SIGINT; SIGHUP or SIGUSR2 reloads the task file.
@@ -128,15 +152,22 @@ pub fn run(args: AgentArgs) -> Result<ExitCode, String> {
             keep_runs: args.keep_runs.max(1),
             keep_for,
         };
-        let on_ready = || {
-            if let Some(r) = ready.take() {
-                r.ok();
-            }
-        };
-        match agent::run(options, watch_tx, reload_rx, shutdown, on_ready).await {
-            Ok(()) => Ok(ExitCode::SUCCESS),
-            Err(errors) => Err(errors.to_string()),
+        let api = (!args.no_api).then(|| api::Config {
+            listen: args.listen,
+            tokens_file: args.tokens,
+            tls: args.tls_cert.zip(args.tls_key),
+            insecure_listen: args.insecure_listen,
+            public_metrics: args.public_metrics,
+        });
+        let agent = agent::start(options).await.map_err(|e| e.to_string())?;
+        if let Some(config) = api {
+            api::start(agent.clone(), config).await?;
         }
+        if let Some(r) = ready.take() {
+            r.ok();
+        }
+        agent::serve(agent, watch_tx, reload_rx, shutdown).await;
+        Ok::<_, String>(ExitCode::SUCCESS)
     });
     match result {
         Ok(code) => Ok(code),

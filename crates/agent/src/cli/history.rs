@@ -65,7 +65,8 @@ pub fn runs(args: RunsArgs) -> Result<ExitCode, String> {
     let outcome = args.outcome.as_deref().map(str::parse::<Outcome>).transpose()?;
     let runs = runtime()?.block_on(async {
         let store = open(args.state_dir).await?;
-        let filter = RunFilter { task: args.task, outcome, limit: args.limit };
+        let filter =
+            RunFilter { task: args.task, outcome, limit: args.limit, ..RunFilter::default() };
         store.runs(&filter).await.map_err(|e| e.to_string())
     })?;
     let mut out = std::io::stdout().lock();
@@ -105,7 +106,8 @@ pub fn logs(args: LogsArgs) -> Result<ExitCode, String> {
         match &args.run {
             Some(id) => store.run(id).await.map_err(|e| e.to_string()),
             None => {
-                let filter = RunFilter { task: Some(args.task.clone()), outcome: None, limit: 20 };
+                let filter =
+                    RunFilter { task: Some(args.task.clone()), limit: 20, ..RunFilter::default() };
                 let runs = store.runs(&filter).await.map_err(|e| e.to_string())?;
                 // The latest run that ran (not a skipped or missed slot).
                 Ok(runs

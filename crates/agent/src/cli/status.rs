@@ -71,7 +71,11 @@ pub fn run(args: StatusArgs) -> Result<ExitCode, String> {
         let (last, running) = match &store {
             Some(store) => runtime.block_on(async {
                 let recent = store
-                    .runs(&RunFilter { task: Some(task.name.clone()), outcome: None, limit: 50 })
+                    .runs(&RunFilter {
+                        task: Some(task.name.clone()),
+                        limit: 50,
+                        ..RunFilter::default()
+                    })
                     .await
                     .unwrap_or_default();
                 let last = recent

@@ -50,6 +50,7 @@ pub const FIELDS: &[&str] = &[
     "retry_backoff",
     "catch_up",
     "env",
+    "secret_env",
     "workdir",
     "user",
     "output_limit",
@@ -90,6 +91,8 @@ pub struct Task {
     pub catch_up: CatchUp,
     /// Extra environment.
     pub env: BTreeMap<String, String>,
+    /// Keys of `env` whose values are secret: never logged, hidden from `read` API tokens.
+    pub secret_env: Vec<String>,
     /// Working directory (absolute).
     pub workdir: Option<String>,
     /// User to run as (when the agent runs as root).
@@ -473,6 +476,17 @@ impl<'i> TaskReader<'_, '_, 'i> {
             _ => CatchUp::Skip,
         };
         let env = self.env();
+        let secret_env = self
+            .strings("secret_env")
+            .into_iter()
+            .filter_map(|(key, at)| {
+                let known = env.contains_key(&key);
+                if !known {
+                    self.err(at, "secret_env", format!("{key:?} is not a key of this task's env"));
+                }
+                known.then_some(key)
+            })
+            .collect();
         let workdir = self.string("workdir").and_then(|(dir, at)| {
             let ok = dir.starts_with('/');
             if !ok {
@@ -520,6 +534,7 @@ impl<'i> TaskReader<'_, '_, 'i> {
             retry_backoff,
             catch_up,
             env,
+            secret_env,
             workdir,
             user,
             output_limit: output_limit?,

@@ -26,7 +26,7 @@ impl Agent {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("tasks.toml"), tasks.replace("DIR", dir.to_str().unwrap()))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_cronfleet"))
+        let child = bin()
             .args([
                 "agent",
                 "--config",
@@ -83,6 +83,13 @@ impl Agent {
 }
 
 /// The process no longer runs: no such pid, or a zombie waiting to be reaped.
+/// The binary, with the API on a free port (agents of parallel tests must not share 7070).
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cronfleet"));
+    c.env("CRONFLEET_LISTEN", "127.0.0.1:0");
+    c
+}
+
 fn gone(pid: &str) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     stat.is_empty() || stat.rsplit(") ").next().is_some_and(|state| state.starts_with('Z'))
@@ -201,11 +208,7 @@ fn an_invalid_file_at_start_is_exit_2_with_the_errors() {
     let file = dir.join("tasks.toml");
     std::fs::write(&file, "[[task]]\nname = \"x\"\nschedule = \"* * *\"\ncommand = \"true\"\n")
         .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_cronfleet"))
-        .args(["agent", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = bin().args(["agent", "--config"]).arg(&file).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -251,7 +254,7 @@ command = "echo $$ >> DIR/pids; exec sleep 100"
 }
 
 fn cronfleet(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_cronfleet")).args(args).output().unwrap()
+    bin().args(args).output().unwrap()
 }
 
 #[test]
@@ -322,7 +325,7 @@ fn a_stale_pid_file_is_replaced_and_a_bad_file_fails_the_daemon_start() {
         "[[task]]\nname = \"idle\"\nschedule = \"@yearly\"\ncommand = \"true\"\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cronfleet"))
+    let mut child = bin()
         .args([
             "agent",
             "--pid-file",
@@ -491,7 +494,7 @@ command = "echo $CRONFLEET_SCHEDULED_AT >> DIR/all"
     sleep(3.2);
     // The same tasks and history, three or so slots later.
     let state = dir.join("state");
-    let mut again = Command::new(env!("CARGO_BIN_EXE_cronfleet"))
+    let mut again = bin()
         .args(["agent", "--config", dir.join("tasks.toml").to_str().unwrap()])
         .args(["--state-dir", state.to_str().unwrap()])
         .stderr(Stdio::null())

@@ -1,5 +1,6 @@
 //! `cronfleet import-crontab` and `import-gotorch` on real samples; every import validates.
 
+use super::bin;
 use std::process::{Command, Output, Stdio};
 
 use crate::cronfleet;
@@ -70,7 +71,7 @@ fn user_crontab_with_env_shell_percent_reboot_and_a_bad_line() {
 
 #[test]
 fn crontab_from_standard_input() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cronfleet"))
+    let mut child = bin()
         .args(["import-crontab", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

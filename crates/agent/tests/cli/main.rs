@@ -5,12 +5,15 @@ mod validate;
 
 use std::process::{Command, Output};
 
+/// The binary, with the API (of agents a test starts) on a free port.
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cronfleet"));
+    c.env("CRONFLEET_LISTEN", "127.0.0.1:0");
+    c
+}
+
 pub fn cronfleet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cronfleet"))
-        .args(args)
-        .env("TZ", "America/New_York")
-        .output()
-        .expect("run cronfleet")
+    bin().args(args).env("TZ", "America/New_York").output().expect("run cronfleet")
 }
 
 pub fn lines(out: &Output) -> Vec<String> {

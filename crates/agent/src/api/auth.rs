@@ -1,0 +1,161 @@
+//! Bearer tokens: the agent's own admin token (created on first start, kept in the state
+//! directory, readable only by the agent's user) and more from a tokens file.
+//!
+//! A tokens file has one token per line: `ROLE TOKEN [NAME]`, where ROLE is `read` or `admin`;
+//! `#` starts a comment. Tokens are compared in constant time.
+
+use std::{
+    io::{Read, Write},
+    os::unix::fs::OpenOptionsExt,
+    path::Path,
+};
+
+/// What a token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// See tasks, runs and output (not secret env values).
+    Read,
+    /// Also change things: run, pause, resume, kill, reload; and see secrets.
+    Admin,
+}
+
+/// The tokens the API accepts.
+#[derive(Clone, Debug, Default)]
+pub struct Tokens {
+    tokens: Vec<(Role, Vec<u8>, String)>,
+}
+
+/// Shortest token accepted from a tokens file.
+const MIN_TOKEN_LEN: usize = 16;
+
+impl Tokens {
+    /// Adds a token.
+    pub fn add(&mut self, role: Role, token: &str, name: &str) {
+        self.tokens.push((role, token.as_bytes().to_vec(), name.to_owned()));
+    }
+
+    /// The role of `token` (and the token's name), comparing against every token in constant
+    /// time.
+    pub fn check(&self, token: &str) -> Option<(Role, &str)> {
+        let mut found = None;
+        for (role, known, name) in &self.tokens {
+            if constant_time_eq(token.as_bytes(), known) && found.is_none() {
+                found = Some((*role, name.as_str()));
+            }
+        }
+        found
+    }
+
+    /// Reads a tokens file, adding its tokens.
+    ///
+    /// # Errors
+    /// The file, line and reason of the first bad line, or why it cannot be read.
+    pub fn load(&mut self, path: &Path) -> Result<(), String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: cannot read the tokens file: {e}", path.display()))?;
+        for (i, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let at = format!("{}:{}", path.display(), i + 1);
+            let mut words = line.split_whitespace();
+            let role = match words.next() {
+                Some("read") => Role::Read,
+                Some("admin") => Role::Admin,
+                Some(other) => {
+                    return Err(format!("{at}: role {other:?}: expected read or admin"));
+                }
+                None => continue,
+            };
+            let Some(token) = words.next() else {
+                return Err(format!("{at}: expected `ROLE TOKEN [NAME]`"));
+            };
+            if token.len() < MIN_TOKEN_LEN || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(format!(
+                    "{at}: a token needs at least {MIN_TOKEN_LEN} printable characters"
+                ));
+            }
+            let name = words.next().map_or_else(|| format!("line {}", i + 1), str::to_owned);
+            self.add(role, token, &name);
+        }
+        Ok(())
+    }
+}
+
+/// Whether `a` and `b` are equal, taking the same time whatever their content.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for i in 0..a.len() {
+        diff |= a[i] ^ b.get(i).copied().unwrap_or(0);
+    }
+    std::hint::black_box(diff) == 0
+}
+
+/// The agent's own admin token, in `path`: read when it exists, else created (mode 0600)
+/// with 32 random bytes, hex-encoded.
+///
+/// # Errors
+/// When the file can be neither read nor created.
+pub fn own_token(path: &Path) -> Result<String, String> {
+    if let Ok(token) = std::fs::read_to_string(path) {
+        let token = token.trim().to_owned();
+        if token.len() >= MIN_TOKEN_LEN {
+            return Ok(token);
+        }
+    }
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| format!("cannot read random bytes: {e}"))?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    writeln!(file, "{token}").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_file_roles_and_errors() {
+        let dir = std::env::temp_dir().join(format!("cronfleet-tokens-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tokens");
+        std::fs::write(
+            &file,
+            "# team tokens\nread 0123456789abcdef grafana\n\nadmin fedcba9876543210fedcba # ci\n",
+        )
+        .unwrap();
+        let mut tokens = Tokens::default();
+        tokens.load(&file).unwrap();
+        assert_eq!(tokens.check("0123456789abcdef"), Some((Role::Read, "grafana")));
+        assert_eq!(tokens.check("fedcba9876543210fedcba"), Some((Role::Admin, "line 4")));
+        assert_eq!(tokens.check("0123456789abcdeF"), None);
+        assert_eq!(tokens.check("0123456789abcde"), None);
+        assert_eq!(tokens.check(""), None);
+
+        std::fs::write(&file, "read short\n").unwrap();
+        let e = Tokens::default().load(&file).unwrap_err();
+        assert!(e.ends_with(":1: a token needs at least 16 printable characters"), "{e}");
+        std::fs::write(&file, "\nwrite 0123456789abcdef\n").unwrap();
+        let e = Tokens::default().load(&file).unwrap_err();
+        assert!(e.contains(":2: role \"write\""), "{e}");
+
+        let own = dir.join("api-token");
+        let _ = std::fs::remove_file(&own);
+        let t = own_token(&own).unwrap();
+        assert_eq!(t.len(), 64);
+        assert_eq!(own_token(&own).unwrap(), t, "kept across restarts");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&own).unwrap().permissions().mode() & 0o777, 0o600);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,301 @@
+//! The agent's HTTP API (`/api/v1`, JSON), its metrics (`/metrics`) and its dashboard (`/`).
+//!
+//! Loopback by default; a non-loopback address needs TLS (`--tls-cert`/`--tls-key`) or
+//! `--insecure-listen`. Every route but `/healthz` (and `/metrics` with `--public-metrics`)
+//! needs a bearer token: `read` tokens see, `admin` tokens also act. The agent's own admin
+//! token lives in `STATE_DIR/api-token` (mode 0600); the address it listens on in
+//! `STATE_DIR/api-addr`, which is how the CLI finds a local agent.
+
+pub mod auth;
+mod dashboard;
+pub mod error;
+pub mod json;
+mod routes;
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+
+use axum::{
+    extract::{Request, State},
+    http::{header, HeaderMap, Method, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Router,
+};
+use tokio::net::TcpListener;
+
+use self::{
+    auth::{Role, Tokens},
+    error::ApiError,
+};
+use crate::agent::Agent;
+
+/// How the API is served.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where to listen (port 0: any free port).
+    pub listen: SocketAddr,
+    /// More tokens.
+    pub tokens_file: Option<PathBuf>,
+    /// Certificate chain and private key (PEM) for HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Allow a non-loopback address without TLS.
+    pub insecure_listen: bool,
+    /// Serve `/metrics` without a token.
+    pub public_metrics: bool,
+}
+
+/// What the handlers share.
+pub struct Api {
+    /// The agent.
+    pub agent: Arc<Agent>,
+    tokens: Tokens,
+    public_metrics: bool,
+}
+
+/// The cookie the dashboard keeps its token in.
+pub const COOKIE: &str = "cronfleet_token";
+
+/// Where a request's token is: `Authorization: Bearer`, else the dashboard's cookie.
+fn token(headers: &HeaderMap) -> Option<(String, bool)> {
+    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let token = value.strip_prefix("Bearer ").unwrap_or_default().trim();
+        return Some((token.to_owned(), false));
+    }
+    let cookies = headers.get_all(header::COOKIE);
+    cookies
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(COOKIE).and_then(|r| r.strip_prefix('=')))
+        .map(|t| (t.to_owned(), true))
+}
+
+/// The role of the request's token, if valid. A state-changing request authenticated by the
+/// cookie must come from the dashboard's own origin.
+fn role_of(api: &Api, request: &Request) -> Result<Role, ApiError> {
+    let headers = request.headers();
+    let Some((token, by_cookie)) = token(headers) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a bearer token is needed",
+        ));
+    };
+    let Some((role, _)) = api.tokens.check(&token) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the token is not valid",
+        ));
+    };
+    if by_cookie && request.method() != Method::GET && !same_origin(headers) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_origin",
+            "cross-origin request refused",
+        ));
+    }
+    Ok(role)
+}
+
+/// The request's `Origin` (when sent) names the host it was sent to.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    origin.split_once("://").is_some_and(|(_, rest)| rest == host)
+}
+
+async fn require(api: Arc<Api>, needed: Role, mut request: Request, next: Next) -> Response {
+    match role_of(&api, &request) {
+        Ok(role) if role >= needed => {
+            request.extensions_mut().insert(role);
+            next.run(request).await
+        }
+        Ok(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this needs an admin token")
+            .into_response(),
+        Err(e) => {
+            let mut r = e.into_response();
+            if r.status() == StatusCode::UNAUTHORIZED {
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("valid"));
+            }
+            r
+        }
+    }
+}
+
+async fn read_only(State(api): State<Arc<Api>>, request: Request, next: Next) -> Response {
+    require(api, Role::Read, request, next).await
+}
+
+async fn admin_only(State(api): State<Arc<Api>>, request: Request, next: Next) -> Response {
+    require(api, Role::Admin, request, next).await
+}
+
+async fn metrics_gate(State(api): State<Arc<Api>>, request: Request, next: Next) -> Response {
+    if api.public_metrics {
+        let mut request = request;
+        request.extensions_mut().insert(Role::Read);
+        return next.run(request).await;
+    }
+    require(api, Role::Read, request, next).await
+}
+
+/// The routes of the OpenAPI document, as (method, path).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/api/v1/tasks"),
+    ("get", "/api/v1/tasks/{name}"),
+    ("post", "/api/v1/tasks/{name}/run"),
+    ("post", "/api/v1/tasks/{name}/pause"),
+    ("post", "/api/v1/tasks/{name}/resume"),
+    ("get", "/api/v1/runs"),
+    ("get", "/api/v1/runs/{id}"),
+    ("get", "/api/v1/runs/{id}/output"),
+    ("post", "/api/v1/runs/{id}/kill"),
+    ("post", "/api/v1/reload"),
+    ("get", "/api/v1/node"),
+    ("get", "/api/v1/openapi.json"),
+];
+
+/// The OpenAPI document.
+const OPENAPI: &str = include_str!("openapi.json");
+
+/// Every route.
+pub fn router(api: Arc<Api>) -> Router {
+    let read = Router::new()
+        .route("/api/v1/tasks", get(routes::tasks))
+        .route("/api/v1/tasks/{name}", get(routes::task))
+        .route("/api/v1/runs", get(routes::runs))
+        .route("/api/v1/runs/{id}", get(routes::run))
+        .route("/api/v1/runs/{id}/output", get(routes::output))
+        .route("/api/v1/node", get(routes::node))
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        )
+        .route_layer(middleware::from_fn_with_state(api.clone(), read_only));
+    let admin = Router::new()
+        .route("/api/v1/tasks/{name}/run", post(routes::run_task))
+        .route("/api/v1/tasks/{name}/pause", post(routes::pause_task))
+        .route("/api/v1/tasks/{name}/resume", post(routes::resume_task))
+        .route("/api/v1/runs/{id}/kill", post(routes::kill))
+        .route("/api/v1/reload", post(routes::reload))
+        .route_layer(middleware::from_fn_with_state(api.clone(), admin_only));
+    let metrics = Router::new()
+        .route("/metrics", get(routes::metrics))
+        .route_layer(middleware::from_fn_with_state(api.clone(), metrics_gate));
+    Router::new()
+        .merge(read)
+        .merge(admin)
+        .merge(metrics)
+        .merge(dashboard::router(api.clone()))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .fallback(|| async { ApiError::not_found("no such route").into_response() })
+        .with_state(api)
+}
+
+/// Binds the API and serves it in the background; returns the address it listens on, which
+/// is also written to `STATE_DIR/api-addr` (as a URL).
+///
+/// # Errors
+/// A bad tokens file, TLS files, a refused address, or a failed bind.
+pub async fn start(agent: Arc<Agent>, config: Config) -> Result<SocketAddr, String> {
+    let ip = config.listen.ip();
+    if !ip.is_loopback() && config.tls.is_none() && !config.insecure_listen {
+        return Err(format!(
+            "refusing to serve the API on {ip} without TLS: give --tls-cert and --tls-key, \
+             or --insecure-listen if the network is trusted"
+        ));
+    }
+    let state_dir = agent.options.state_dir.clone();
+    std::fs::create_dir_all(&state_dir)
+        .map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
+    let mut tokens = Tokens::default();
+    tokens.add(Role::Admin, &auth::own_token(&state_dir.join("api-token"))?, "agent");
+    if let Some(file) = &config.tokens_file {
+        tokens.load(file)?;
+    }
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+        None => None,
+    };
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{addr}");
+    std::fs::write(state_dir.join("api-addr"), format!("{url}\n"))
+        .map_err(|e| format!("cannot write {}: {e}", state_dir.join("api-addr").display()))?;
+    let api = Arc::new(Api { agent, tokens, public_metrics: config.public_metrics });
+    let app = router(api);
+    tracing::info!(url, "API listening");
+    tokio::spawn(serve(listener, app, tls));
+    Ok(addr)
+}
+
+fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use tokio_rustls::rustls::{
+        self,
+        pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<_, _>>())
+        .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("--tls-cert {}: no certificate in the file", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("--tls-key {}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Accepts connections for ever, each served by hyper (over TLS when given).
+async fn serve(listener: TcpListener, app: Router, tls: Option<tokio_rustls::TlsAcceptor>) {
+    use hyper_util::{rt::TokioIo, service::TowerToHyperService};
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "API accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let http = hyper::server::conn::http1::Builder::new();
+            let result = match tls {
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        acceptor.accept(stream),
+                    );
+                    match handshake.await {
+                        Ok(Ok(stream)) => {
+                            http.serve_connection(TokioIo::new(stream), service).await
+                        }
+                        _ => return,
+                    }
+                }
+                None => http.serve_connection(TokioIo::new(stream), service).await,
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "API connection ended");
+            }
+        });
+    }
+}

@@ -1,0 +1,421 @@
+//! The JSON routes under `/api/v1`.
+
+use std::{collections::HashMap, convert::Infallible, sync::Arc, time::Duration};
+
+use axum::{
+    body::Bytes,
+    extract::{Path, Query, State},
+    http::{header, StatusCode},
+    response::{
+        sse::{Event, KeepAlive, Sse},
+        IntoResponse, Response,
+    },
+    Extension, Json,
+};
+use jiff::{tz::TimeZone, Timestamp};
+use serde_json::{json, Value};
+
+use super::{auth::Role, error::ApiError, json, Api};
+use crate::{
+    config::Kind,
+    store::{Outcome, RunFilter, RunRecord},
+};
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// Most runs in one page.
+const MAX_LIMIT: u32 = 1000;
+
+/// `GET /api/v1/tasks`.
+pub async fn tasks(
+    State(api): State<Arc<Api>>,
+    Extension(role): Extension<Role>,
+) -> Result<Json<Value>> {
+    let views = api.agent.tasks().await;
+    let recent = api.agent.services.store.recent_by_task(1).await?;
+    let last: HashMap<&str, &RunRecord> = recent.iter().map(|r| (r.task.as_str(), r)).collect();
+    let tasks: Vec<Value> = views
+        .iter()
+        .map(|v| json::task(v, last.get(v.task.name.as_str()).copied(), role == Role::Admin))
+        .collect();
+    Ok(Json(json!({ "tasks": tasks })))
+}
+
+/// `GET /api/v1/tasks/{name}`: the task, its next 10 fire times and its last 20 runs.
+pub async fn task(
+    State(api): State<Arc<Api>>,
+    Extension(role): Extension<Role>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>> {
+    let view = api.agent.task(&name).await.ok_or_else(|| no_task(&name))?;
+    let filter =
+        RunFilter { task: Some(name), limit: 20, without_output: true, ..RunFilter::default() };
+    let runs = api.agent.services.store.runs(&filter).await?;
+    let mut value = json::task(&view, runs.first(), role == Role::Admin);
+    let next: Vec<String> = match &view.task.kind {
+        Kind::Cron(schedule) => {
+            schedule.iter_after(&jiff::Zoned::now()).take(10).map(|z| json::zoned(&z)).collect()
+        }
+        Kind::Daemon => Vec::new(),
+    };
+    value["next_runs"] = json!(next);
+    value["runs"] = runs.iter().map(json::run).collect();
+    Ok(Json(value))
+}
+
+fn no_task(name: &str) -> ApiError {
+    ApiError::not_found(format!("no task named {name:?}"))
+}
+
+/// `POST /api/v1/tasks/{name}/run`.
+pub async fn run_task(State(api): State<Arc<Api>>, Path(name): Path<String>) -> Result<Response> {
+    let run_id = api.agent.run_now(&name).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": run_id, "task": name }))).into_response())
+}
+
+/// `POST /api/v1/tasks/{name}/pause`, with an optional body `{"until": INSTANT}`.
+pub async fn pause_task(
+    State(api): State<Arc<Api>>,
+    Extension(role): Extension<Role>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    let until = match body_object(&body)?.get("until") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => {
+            let at = crate::timearg::instant(text, None, &TimeZone::system())
+                .map_err(|e| ApiError::bad_request(format!("until: {e}")))?
+                .timestamp();
+            if at <= Timestamp::now() {
+                return Err(ApiError::bad_request(format!("until: {text} is not in the future")));
+            }
+            Some(at)
+        }
+        Some(_) => return Err(ApiError::bad_request("until: expected an instant as a string")),
+    };
+    api.agent.pause(&name, until).await?;
+    task_state(&api, &name, role).await
+}
+
+/// `POST /api/v1/tasks/{name}/resume`.
+pub async fn resume_task(
+    State(api): State<Arc<Api>>,
+    Extension(role): Extension<Role>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>> {
+    api.agent.resume(&name).await?;
+    task_state(&api, &name, role).await
+}
+
+async fn task_state(api: &Api, name: &str, role: Role) -> Result<Json<Value>> {
+    let view = api.agent.task(name).await.ok_or_else(|| no_task(name))?;
+    Ok(Json(json::task(&view, None, role == Role::Admin)))
+}
+
+/// A JSON object body; an empty body is an empty object.
+fn body_object(body: &[u8]) -> Result<serde_json::Map<String, Value>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Map::new());
+    }
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(ApiError::bad_request("expected a JSON object")),
+        Err(e) => Err(ApiError::bad_request(format!("invalid JSON: {e}"))),
+    }
+}
+
+/// The query of `GET /api/v1/runs`, checked.
+fn run_filter(query: &[(String, String)]) -> Result<RunFilter> {
+    let mut filter = RunFilter { limit: 50, without_output: true, ..RunFilter::default() };
+    let instant = |key: &str, text: &str| -> Result<i64> {
+        crate::timearg::instant(text, None, &TimeZone::system())
+            .map(|z| z.timestamp().as_second())
+            .map_err(|e| ApiError::bad_request(format!("{key}: {e}")))
+    };
+    for (key, value) in query {
+        match key.as_str() {
+            "task" => filter.task = Some(value.clone()),
+            "outcome" => {
+                let outcome = value
+                    .parse::<Outcome>()
+                    .map_err(|e| ApiError::bad_request(format!("outcome: {e}")))?;
+                filter.outcome = Some(outcome);
+            }
+            "since" => filter.since = Some(instant(key, value)?),
+            "until" => filter.until = Some(instant(key, value)?),
+            "limit" => {
+                filter.limit =
+                    value.parse::<u32>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(
+                        || ApiError::bad_request(format!("limit: expected 1-{MAX_LIMIT}")),
+                    )?;
+            }
+            "cursor" => {
+                let valid = value.split_once(':').is_some_and(|(ts, _)| ts.parse::<i64>().is_ok());
+                if !valid {
+                    return Err(ApiError::bad_request("cursor: not a cursor this API gave"));
+                }
+                filter.cursor = Some(value.clone());
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown parameter {other:?}: use task, outcome, since, until, limit, cursor"
+                )))
+            }
+        }
+    }
+    Ok(filter)
+}
+
+/// `GET /api/v1/runs?task=&outcome=&since=&until=&limit=&cursor=`: newest first.
+pub async fn runs(
+    State(api): State<Arc<Api>>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Result<Json<Value>> {
+    let filter = run_filter(&query)?;
+    let page = api.agent.services.store.page(&filter).await?;
+    let runs: Vec<Value> = page.runs.iter().map(json::run).collect();
+    Ok(Json(json!({ "runs": runs, "next_cursor": page.next })))
+}
+
+async fn find_run(api: &Api, id: &str) -> Result<RunRecord> {
+    api.agent
+        .services
+        .store
+        .run(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no run {id:?}")))
+}
+
+/// `GET /api/v1/runs/{id}`: the run with its output (as text; invalid UTF-8 replaced).
+pub async fn run(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Result<Json<Value>> {
+    let record = find_run(&api, &id).await?;
+    let mut value = json::run(&record);
+    let output = match api.agent.services.find(&id) {
+        Some(live) => live.live.read_from(0).0,
+        None => record.output,
+    };
+    value["output"] = json!(String::from_utf8_lossy(&output));
+    Ok(Json(value))
+}
+
+/// `GET /api/v1/runs/{id}/output`: the output as plain text; with `?follow=true`, a stream of
+/// server-sent events: `output` events with the text as it comes, then one `end` event with
+/// the finished run.
+pub async fn output(
+    State(api): State<Arc<Api>>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response> {
+    let follow = match query.get("follow").map(String::as_str) {
+        None | Some("false" | "0") => false,
+        Some("true" | "1" | "") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "follow: expected true or false, not {other:?}"
+            )))
+        }
+    };
+    let record = find_run(&api, &id).await?;
+    let live = api.agent.services.find(&id);
+    if !follow {
+        let bytes = live.map_or(record.output, |l| l.live.read_from(0).0);
+        return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes).into_response());
+    }
+    let stream = futures_util::stream::unfold(
+        (api.clone(), id, live, Some(record), 0usize, false),
+        |(api, id, live, record, seen, ended)| async move {
+            if ended {
+                return None;
+            }
+            // Finished runs: everything at once, then the end.
+            let Some(l) = live.clone() else {
+                let record = match record {
+                    Some(r) => r,
+                    None => api.agent.services.store.run(&id).await.ok().flatten()?,
+                };
+                if seen < record.output.len() {
+                    let text = String::from_utf8_lossy(&record.output[seen..]).into_owned();
+                    let event = Event::default().event("output").data(text);
+                    let len = record.output.len();
+                    return Some((
+                        Ok::<_, Infallible>(event),
+                        (api, id, None, Some(record), len, false),
+                    ));
+                }
+                let event = Event::default().event("end").data(json::run(&record).to_string());
+                return Some((Ok(event), (api, id, None, None, seen, true)));
+            };
+            l.live.changed(seen).await;
+            let (chunk, done) = l.live.read_from(seen);
+            let seen = seen + chunk.len();
+            if chunk.is_empty() && done {
+                // Over: the store has the final record (its output is what was streamed).
+                let record = api.agent.services.store.run(&id).await.ok().flatten().map(|mut r| {
+                    r.output.truncate(seen);
+                    r
+                });
+                let event = match &record {
+                    Some(r) => Event::default().event("end").data(json::run(r).to_string()),
+                    None => Event::default().event("end").data("{}"),
+                };
+                return Some((Ok(event), (api, id, None, None, seen, true)));
+            }
+            let event = Event::default().event("output").data(String::from_utf8_lossy(&chunk));
+            Some((Ok(event), (api, id, live, None, seen, false)))
+        },
+    );
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+/// `POST /api/v1/runs/{id}/kill`.
+pub async fn kill(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Result<Response> {
+    match api.agent.kill(&id) {
+        Ok(()) => {
+            Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": id, "killing": true })))
+                .into_response())
+        }
+        Err(e) => match api.agent.services.store.run(&id).await? {
+            Some(r) => Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "not_running",
+                format!("run {id:?} is not running (it {})", r.outcome.as_str()),
+            )),
+            None => Err(e.into()),
+        },
+    }
+}
+
+/// `POST /api/v1/reload`: re-reads the task file; an invalid one changes nothing (422 with
+/// every error).
+pub async fn reload(State(api): State<Arc<Api>>) -> Result<Json<Value>> {
+    match api.agent.reload().await {
+        Ok(done) => Ok(Json(json!({
+            "added": done.added, "changed": done.changed, "removed": done.removed,
+        }))),
+        Err(errors) => {
+            let details: Vec<Value> = errors
+                .0
+                .iter()
+                .map(|e| {
+                    json!({
+                        "file": e.file, "line": e.line, "column": e.column,
+                        "task": e.task, "field": e.field, "message": e.message,
+                    })
+                })
+                .collect();
+            let mut error = ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_task_file",
+                format!(
+                    "the task file has {} error(s); the previous tasks keep running",
+                    errors.0.len()
+                ),
+            );
+            error.details = Some(Value::Array(details));
+            Err(error)
+        }
+    }
+}
+
+/// `GET /api/v1/node`: this node, its host and its agent.
+pub async fn node(State(api): State<Arc<Api>>) -> Json<Value> {
+    let agent = &api.agent;
+    let host = &agent.options.host;
+    let uptime = Timestamp::now().duration_since(agent.started).as_secs();
+    let load: Vec<f64> = std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem = |key: &str| -> Option<u64> {
+        let line = meminfo.lines().find(|l| l.starts_with(key))?;
+        Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+    };
+    let rss = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|kb| kb * 1024);
+    let tasks = agent.tasks().await;
+    Json(json!({
+        "name": host.name,
+        "addresses": host.addresses,
+        "tags": host.tags,
+        "version": env!("CARGO_PKG_VERSION"),
+        "started_at": agent.started.to_string(),
+        "uptime_s": uptime,
+        "config": agent.options.config,
+        "tasks": tasks.iter().filter(|t| t.here).count(),
+        "runs_in_flight": agent.services.running().len(),
+        "host": {
+            "cpus": std::thread::available_parallelism().map_or(1, |n| n.get()),
+            "load": load,
+            "memory_total": mem("MemTotal:"),
+            "memory_available": mem("MemAvailable:"),
+        },
+        "agent_rss": rss,
+    }))
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(api): State<Arc<Api>>) -> Response {
+    let agent = &api.agent;
+    let mut present = crate::metrics::Present::default();
+    for run in agent.services.running() {
+        *present.running.entry(run.task.clone()).or_default() += 1;
+    }
+    for view in agent.tasks().await {
+        if view.here {
+            present.tasks += 1;
+        }
+        if let Some(next) = &view.next {
+            present
+                .next
+                .insert(view.task.name.clone(), next.timestamp().as_millisecond() as f64 / 1000.0);
+        }
+    }
+    let text = agent.services.metrics.render(&present);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn run_filter_checks_every_parameter() {
+        let f = run_filter(&q(&[
+            ("task", "a"),
+            ("outcome", "failed"),
+            ("limit", "5"),
+            ("since", "2026-01-01T00:00:00Z"),
+        ]))
+        .unwrap();
+        assert_eq!(f.task.as_deref(), Some("a"));
+        assert_eq!(f.outcome, Some(Outcome::Failed));
+        assert_eq!(f.limit, 5);
+        assert_eq!(f.since, Some(1_767_225_600));
+        for bad in [
+            ("limit", "0"),
+            ("limit", "1001"),
+            ("limit", "x"),
+            ("outcome", "great"),
+            ("since", "yesterday-ish"),
+            ("cursor", "nope"),
+            ("colour", "red"),
+        ] {
+            let e = run_filter(&q(&[bad])).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad:?}");
+            assert!(!e.message.is_empty());
+        }
+    }
+}
