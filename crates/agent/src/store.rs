@@ -263,10 +263,22 @@ pub struct RunPage {
 const WITHOUT_OUTPUT: &str = "id, task, slot, slot_ts, attempt, node, started_at, ended_at, \
     duration_ms, exit_code, signal, cpu_ms, max_rss, outcome, x'' AS output, output_dropped, reason";
 
-/// A cursor is the last listed run's slot and id; it is opaque to clients.
-fn parse_cursor(cursor: &str) -> Option<(i64, &str)> {
-    let (ts, id) = cursor.split_once(':')?;
-    Some((ts.parse().ok()?, id))
+/// A cursor is the last listed run's slot and id (hex, so the cursor is safe in a URL); it is
+/// opaque to clients.
+fn cursor(run: &RunRecord) -> String {
+    let hex: String = run.id.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("{}.{hex}", run.slot_ts)
+}
+
+/// The slot and id of a cursor, or `None` when it is not one.
+pub fn parse_cursor(cursor: &str) -> Option<(i64, String)> {
+    let (ts, hex) = cursor.split_once('.')?;
+    if hex.len() % 2 != 0 || !hex.is_ascii() {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> =
+        (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok()).collect();
+    Some((ts.parse().ok()?, String::from_utf8(bytes?).ok()?))
 }
 
 impl Store {
@@ -412,7 +424,7 @@ impl Store {
     pub async fn page(&self, filter: &RunFilter) -> Result<RunPage, StoreError> {
         let limit = if filter.limit == 0 { 50 } else { filter.limit };
         let columns = if filter.without_output { WITHOUT_OUTPUT } else { "*" };
-        let cursor = filter.cursor.as_deref().and_then(parse_cursor);
+        let after = filter.cursor.as_deref().and_then(parse_cursor);
         let sql = format!(
             "SELECT {columns} FROM runs WHERE (?1 IS NULL OR task = ?1) \
              AND (?2 IS NULL OR outcome = ?2) AND (?3 IS NULL OR slot_ts >= ?3) \
@@ -425,16 +437,14 @@ impl Store {
             .bind(filter.outcome.map(Outcome::as_str))
             .bind(filter.since)
             .bind(filter.until)
-            .bind(cursor.map(|c| c.0))
-            .bind(cursor.map(|c| c.1))
+            .bind(after.as_ref().map(|c| c.0))
+            .bind(after.as_ref().map(|c| c.1.clone()))
             .bind(limit)
             .fetch_all(&self.pool)
             .await
             .map_err(self.sql())?;
         let runs: Vec<RunRecord> = rows.iter().map(record).collect();
-        let next = (runs.len() == limit as usize)
-            .then(|| runs.last().map(|r| format!("{}:{}", r.slot_ts, r.id)))
-            .flatten();
+        let next = (runs.len() == limit as usize).then(|| runs.last().map(cursor)).flatten();
         Ok(RunPage { runs, next })
     }
 

@@ -86,8 +86,8 @@ impl Tokens {
 /// Whether `a` and `b` are equal, taking the same time whatever their content.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = u8::from(a.len() != b.len());
-    for i in 0..a.len() {
-        diff |= a[i] ^ b.get(i).copied().unwrap_or(0);
+    for (i, x) in a.iter().enumerate() {
+        diff |= x ^ b.get(i).copied().unwrap_or(0);
     }
     std::hint::black_box(diff) == 0
 }

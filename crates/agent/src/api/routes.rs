@@ -150,8 +150,7 @@ fn run_filter(query: &[(String, String)]) -> Result<RunFilter> {
                     )?;
             }
             "cursor" => {
-                let valid = value.split_once(':').is_some_and(|(ts, _)| ts.parse::<i64>().is_ok());
-                if !valid {
+                if crate::store::parse_cursor(value).is_none() {
                     return Err(ApiError::bad_request("cursor: not a cursor this API gave"));
                 }
                 filter.cursor = Some(value.clone());
@@ -344,6 +343,7 @@ pub async fn node(State(api): State<Arc<Api>>) -> Json<Value> {
     let tasks = agent.tasks().await;
     Json(json!({
         "name": host.name,
+        "pid": std::process::id(),
         "addresses": host.addresses,
         "tags": host.tags,
         "version": env!("CARGO_PKG_VERSION"),

@@ -1,15 +1,14 @@
-//! `cronfleet runs` and `cronfleet logs`: the run history, read from the state directory,
-//! whether the agent runs or not.
+//! `cronfleet runs` and `cronfleet logs`: the run history, from the agent's API (a local agent
+//! found through its state directory, or `--server`), or read from the state directory when
+//! no agent runs there.
 
 use std::{io::Write, path::PathBuf, process::ExitCode};
 
 use clap::Args;
-use serde_json::json;
+use serde_json::Value;
 
-use crate::{
-    agent::default_state_dir,
-    store::{Outcome, RunFilter, RunRecord, Store},
-};
+use super::remote::{segment, Client, Remote};
+use crate::store::{Outcome, RunFilter, Store};
 
 /// `cronfleet runs`.
 #[derive(Debug, Args)]
@@ -26,9 +25,8 @@ pub struct RunsArgs {
     /// One JSON array, for scripts.
     #[arg(long)]
     json: bool,
-    /// The agent's state directory.
-    #[arg(long, value_name = "DIR")]
-    state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    remote: Remote,
 }
 
 /// `cronfleet logs`.
@@ -40,9 +38,11 @@ pub struct LogsArgs {
     /// A run id (`cronfleet runs` shows them) [default: the task's latest run].
     #[arg(value_name = "RUN_ID")]
     run: Option<String>,
-    /// The agent's state directory.
-    #[arg(long, value_name = "DIR")]
-    state_dir: Option<PathBuf>,
+    /// Follow the run's output as it comes, until it ends (needs the agent's API).
+    #[arg(long, short = 'f')]
+    follow: bool,
+    #[command(flatten)]
+    remote: Remote,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
@@ -50,7 +50,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 }
 
 async fn open(dir: Option<PathBuf>) -> Result<Store, String> {
-    let dir = dir.unwrap_or_else(default_state_dir);
+    let dir = dir.unwrap_or_else(crate::agent::default_state_dir);
     if !dir.join("state.db").exists() {
         return Err(format!(
             "no run history in {} (has the agent run with this --state-dir?)",
@@ -63,16 +63,34 @@ async fn open(dir: Option<PathBuf>) -> Result<Store, String> {
 /// Runs `cronfleet runs`.
 pub fn runs(args: RunsArgs) -> Result<ExitCode, String> {
     let outcome = args.outcome.as_deref().map(str::parse::<Outcome>).transpose()?;
-    let runs = runtime()?.block_on(async {
-        let store = open(args.state_dir).await?;
-        let filter =
-            RunFilter { task: args.task, outcome, limit: args.limit, ..RunFilter::default() };
-        store.runs(&filter).await.map_err(|e| e.to_string())
-    })?;
+    let runs: Vec<Value> = match args.remote.find()? {
+        Some(client) => {
+            let mut query = format!("/api/v1/runs?limit={}", args.limit.clamp(1, 1000));
+            if let Some(task) = &args.task {
+                query.push_str(&format!("&task={}", segment(task)));
+            }
+            if let Some(outcome) = outcome {
+                query.push_str(&format!("&outcome={}", outcome.as_str()));
+            }
+            let page = client.get(&query)?;
+            page["runs"].as_array().cloned().unwrap_or_default()
+        }
+        None => runtime()?.block_on(async {
+            let store = open(Some(args.remote.dir())).await?;
+            let filter = RunFilter {
+                task: args.task,
+                outcome,
+                limit: args.limit,
+                without_output: true,
+                ..RunFilter::default()
+            };
+            let runs = store.runs(&filter).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(runs.iter().map(crate::api::json::run).collect())
+        })?,
+    };
     let mut out = std::io::stdout().lock();
     if args.json {
-        let list: Vec<serde_json::Value> = runs.iter().map(to_json).collect();
-        let _ = writeln!(out, "{}", serde_json::Value::Array(list));
+        let _ = writeln!(out, "{}", Value::Array(runs));
         return Ok(ExitCode::SUCCESS);
     }
     let _ = writeln!(
@@ -81,19 +99,22 @@ pub fn runs(args: RunsArgs) -> Result<ExitCode, String> {
         "SLOT", "TASK", "OUTCOME", "EXIT", "DURATION"
     );
     for r in &runs {
-        let exit = match (r.exit_code, r.signal) {
+        let exit = match (r["exit_code"].as_i64(), r["signal"].as_i64()) {
             (Some(c), _) => c.to_string(),
             (None, Some(s)) => format!("sig {s}"),
             _ => "-".into(),
         };
-        let duration = r.duration_ms.map_or("-".into(), |ms| format!("{:.3}s", ms as f64 / 1000.0));
+        let duration = r["duration_ms"]
+            .as_i64()
+            .map_or("-".into(), |ms| format!("{:.3}s", ms as f64 / 1000.0));
+        let text = |key: &str| r[key].as_str().unwrap_or("-").to_owned();
         let _ = writeln!(
             out,
             "{:<25}  {:<20}  {:<10}  {exit:>7}  {duration:>9}  {}",
-            r.slot,
-            r.task,
-            r.outcome.as_str(),
-            r.id
+            text("slot"),
+            text("task"),
+            text("outcome"),
+            text("id")
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -101,8 +122,17 @@ pub fn runs(args: RunsArgs) -> Result<ExitCode, String> {
 
 /// Runs `cronfleet logs`: the captured output of one run.
 pub fn logs(args: LogsArgs) -> Result<ExitCode, String> {
+    if let Some(client) = args.remote.find()? {
+        return logs_from(&client, &args);
+    }
+    if args.follow {
+        return Err(format!(
+            "-f needs a running agent: none serves an API in {} (or give --server)",
+            args.remote.dir().display()
+        ));
+    }
     let run = runtime()?.block_on(async {
-        let store = open(args.state_dir).await?;
+        let store = open(Some(args.remote.dir())).await?;
         match &args.run {
             Some(id) => store.run(id).await.map_err(|e| e.to_string()),
             None => {
@@ -116,21 +146,43 @@ pub fn logs(args: LogsArgs) -> Result<ExitCode, String> {
             }
         }
     })?;
-    let run = run.filter(|r| r.task == args.task).ok_or_else(|| match &args.run {
-        Some(id) => format!("no run {id} of task {}", args.task),
-        None => format!("no runs of task {} yet", args.task),
-    })?;
+    let run = run.filter(|r| r.task == args.task).ok_or_else(|| no_run(&args))?;
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(&run.output);
     Ok(ExitCode::SUCCESS)
 }
 
-fn to_json(r: &RunRecord) -> serde_json::Value {
-    json!({
-        "id": r.id, "task": r.task, "slot": r.slot, "attempt": r.attempt, "node": r.node,
-        "started_at": r.started_at, "ended_at": r.ended_at, "duration_ms": r.duration_ms,
-        "exit_code": r.exit_code, "signal": r.signal, "cpu_ms": r.cpu_ms, "max_rss": r.max_rss,
-        "outcome": r.outcome.as_str(), "output": String::from_utf8_lossy(&r.output),
-        "output_dropped": r.output_dropped, "reason": r.reason,
-    })
+fn no_run(args: &LogsArgs) -> String {
+    match &args.run {
+        Some(id) => format!("no run {id} of task {}", args.task),
+        None => format!("no runs of task {} yet", args.task),
+    }
+}
+
+/// `cronfleet logs` through the API.
+fn logs_from(client: &Client, args: &LogsArgs) -> Result<ExitCode, String> {
+    let id = match &args.run {
+        Some(id) => id.clone(),
+        None => {
+            let page =
+                client.get(&format!("/api/v1/runs?task={}&limit=20", segment(&args.task)))?;
+            page["runs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| r["outcome"] != "skipped" && r["outcome"] != "missed")
+                .and_then(|r| r["id"].as_str().map(str::to_owned))
+                .ok_or_else(|| no_run(args))?
+        }
+    };
+    if args.follow {
+        let bar = indicatif::ProgressBar::hidden();
+        let end = super::act::follow(client, &id, &bar)?;
+        eprintln!("{id}: {}", end["outcome"].as_str().unwrap_or("?"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let output = client.output(&id)?;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(&output);
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,9 +1,11 @@
 //! The command line: one module per command, dispatched from one `match`.
 
+mod act;
 mod agent;
 mod control;
 mod history;
 mod import;
+mod remote;
 mod status;
 mod times;
 mod validate;
@@ -26,7 +28,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the task file's tasks meant for this machine (foreground; SIGHUP reloads).
-    Agent(agent::AgentArgs),
+    Agent(Box<agent::AgentArgs>),
     /// Print the next fire times of a schedule expression.
     Next(times::NextArgs),
     /// Print the previous fire times of a schedule expression.
@@ -37,10 +39,18 @@ enum Command {
     Stop(control::ControlArgs),
     /// The tasks on this node: next run, last outcome, running runs.
     Status(status::StatusArgs),
-    /// List recorded runs (newest first), from the state directory.
+    /// List recorded runs (newest first), from the agent's API or the state directory.
     Runs(history::RunsArgs),
-    /// Print the captured output of a task's latest run (or of one run).
+    /// Print the captured output of a task's latest run (or of one run); -f follows it.
     Logs(history::LogsArgs),
+    /// Start a run of a task now, through the agent's API (-w: wait and show its output).
+    Run(act::RunArgs),
+    /// Pause a task (optionally --until an instant), through the agent's API.
+    Pause(act::PauseArgs),
+    /// Resume a paused task from its next slot, through the agent's API.
+    Resume(act::ResumeArgs),
+    /// Kill a run in flight (its whole process group), through the agent's API.
+    Kill(act::KillArgs),
     /// Check a task file without running anything (exit 0, or 2 with every error).
     Validate(validate::ValidateArgs),
     /// Turn crontab lines into [[task]] entries (user or system format).
@@ -53,7 +63,11 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Agent(args) => agent::run(args),
+        Command::Agent(args) => agent::run(*args),
+        Command::Run(args) => act::run(args),
+        Command::Pause(args) => act::pause(args),
+        Command::Resume(args) => act::resume(args),
+        Command::Kill(args) => act::kill(args),
         Command::Reload(args) => control::reload(args),
         Command::Status(args) => status::run(args),
         Command::Runs(args) => history::runs(args),

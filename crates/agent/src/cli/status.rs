@@ -1,5 +1,6 @@
-//! `cronfleet status`: the tasks on this node, their next run, last outcome and running runs,
-//! from the task file and the run history (whether the agent runs or not).
+//! `cronfleet status`: the tasks on this node, their next run, last outcome and running runs:
+//! from the agent's API when one runs (locally, or `--server`), else from the task file and
+//! the run history.
 
 use std::{io::Write, path::PathBuf, process::ExitCode};
 
@@ -7,8 +8,9 @@ use clap::Args;
 use jiff::Zoned;
 use serde_json::json;
 
+use super::remote::{Client, Remote};
 use crate::{
-    agent::{default_state_dir, Host},
+    agent::Host,
     config::{self, Kind},
     pidfile,
     store::{Outcome, RunFilter, Store},
@@ -20,17 +22,21 @@ pub struct StatusArgs {
     /// The task file [default: the one the agent of this state directory runs].
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// The agent's state directory.
-    #[arg(long, value_name = "DIR")]
-    state_dir: Option<PathBuf>,
     /// One JSON object, for scripts.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    remote: Remote,
 }
 
 /// Runs `cronfleet status`.
 pub fn run(args: StatusArgs) -> Result<ExitCode, String> {
-    let dir = args.state_dir.unwrap_or_else(default_state_dir);
+    if args.config.is_none() {
+        if let Some(client) = args.remote.find()? {
+            return from_api(&client, args.json);
+        }
+    }
+    let dir = args.remote.dir();
     let identity: Option<serde_json::Value> = std::fs::read_to_string(dir.join("agent.json"))
         .ok()
         .and_then(|text| serde_json::from_str(&text).ok());
@@ -127,6 +133,72 @@ pub fn run(args: StatusArgs) -> Result<ExitCode, String> {
         let last = last.map_or("-".into(), |l| l.0.to_owned());
         let _ =
             writeln!(out, "{:<20}  {next:<26}  {last:<20}  {running:>7}  {schedule}", task.name);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cronfleet status` from a running agent's API.
+fn from_api(client: &Client, as_json: bool) -> Result<ExitCode, String> {
+    let node = client.get("/api/v1/node")?;
+    let tasks = client.get("/api/v1/tasks")?;
+    let here: Vec<&serde_json::Value> = tasks["tasks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["runs_here"] == true || t["enabled"] == false)
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        let rows: Vec<serde_json::Value> = here
+            .iter()
+            .map(|t| {
+                json!({
+                    "name": t["name"], "enabled": t["enabled"], "paused": t["paused"],
+                    "paused_until": t["paused_until"],
+                    "schedule": t.get("description").unwrap_or(&json!("daemon: kept running")),
+                    "next": t["next_run"], "last_outcome": t["last_run"]["outcome"],
+                    "last_slot": t["last_run"]["slot"], "running": t["running"],
+                })
+            })
+            .collect();
+        let agent = json!({
+            "running": true, "pid": node["pid"], "node": node["name"],
+            "version": node["version"], "started_at": node["started_at"],
+        });
+        let _ = writeln!(out, "{}", json!({ "agent": agent, "tasks": rows }));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
+    let _ = writeln!(
+        out,
+        "agent: running, pid {}, node {}, since {}, version {}",
+        node["pid"],
+        text(&node["name"]),
+        text(&node["started_at"]),
+        text(&node["version"])
+    );
+    let _ = writeln!(out, "config: {}\n", text(&node["config"]));
+    let _ =
+        writeln!(out, "{:<20}  {:<26}  {:<20}  {:>7}  SCHEDULE", "TASK", "NEXT", "LAST", "RUNNING");
+    for t in here {
+        let next = if t["enabled"] == false {
+            "disabled".to_owned()
+        } else if t["paused"] == true {
+            match t["paused_until"].as_str() {
+                Some(until) => format!("paused until {until}"),
+                None => "paused".to_owned(),
+            }
+        } else {
+            text(&t["next_run"])
+        };
+        let schedule = t["description"].as_str().unwrap_or("daemon: kept running");
+        let _ = writeln!(
+            out,
+            "{:<20}  {next:<26}  {:<20}  {:>7}  {schedule}",
+            text(&t["name"]),
+            text(&t["last_run"]["outcome"]),
+            t["running"]
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,165 @@
+//! `cronfleet run|pause|resume|kill`: act on an agent's tasks and runs through its API.
+
+use std::{io::Write, process::ExitCode, time::Duration};
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
+
+use super::remote::{segment, Client, Remote};
+
+/// `cronfleet run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The task.
+    #[arg(value_name = "TASK")]
+    task: String,
+    /// Print the run's output as it comes and exit with 0 only if it succeeded.
+    #[arg(long, short = 'w')]
+    wait: bool,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+/// `cronfleet pause`.
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    /// The task.
+    #[arg(value_name = "TASK")]
+    task: String,
+    /// Resume by itself at this instant (RFC 3339, or a local date and time).
+    #[arg(long, value_name = "WHEN")]
+    until: Option<String>,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+/// `cronfleet resume`.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The task.
+    #[arg(value_name = "TASK")]
+    task: String,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+/// `cronfleet kill`.
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// The run id (`cronfleet runs` shows them).
+    #[arg(value_name = "RUN_ID")]
+    run: String,
+    /// Return at once instead of waiting until the run has ended.
+    #[arg(long)]
+    no_wait: bool,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+fn spinner(message: String) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(message);
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// Exit code of a finished run: 0 when it succeeded, 1 otherwise.
+fn exit_of(run: &Value) -> ExitCode {
+    if run["outcome"] == "succeeded" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Runs `cronfleet run`.
+pub fn run(args: RunArgs) -> Result<ExitCode, String> {
+    let client = args.remote.client()?;
+    let started = client.post(&format!("/api/v1/tasks/{}/run", segment(&args.task)), None)?;
+    let id = started["run_id"].as_str().unwrap_or_default().to_owned();
+    if !args.wait {
+        println!("started {id}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let bar = spinner(format!("{id}"));
+    // The run appears once its concurrency policy lets it start.
+    let end = loop {
+        match client.get(&format!("/api/v1/runs/{}", segment(&id))) {
+            Ok(_) => break follow(&client, &id, &bar)?,
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    bar.finish_and_clear();
+    eprintln!("{id}: {}", describe(&end));
+    Ok(exit_of(&end))
+}
+
+/// Prints a run's output as it comes (above the spinner); returns the finished run.
+pub fn follow(client: &Client, id: &str, bar: &ProgressBar) -> Result<Value, String> {
+    client.follow(id, |text| {
+        bar.suspend(|| {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+        });
+    })
+}
+
+fn describe(run: &Value) -> String {
+    let mut text = run["outcome"].as_str().unwrap_or("?").replace('_', " ");
+    if let Some(code) = run["exit_code"].as_i64() {
+        text.push_str(&format!(", exit code {code}"));
+    }
+    if let Some(ms) = run["duration_ms"].as_i64() {
+        text.push_str(&format!(", {:.3}s", ms as f64 / 1000.0));
+    }
+    text
+}
+
+/// Runs `cronfleet pause`.
+pub fn pause(args: PauseArgs) -> Result<ExitCode, String> {
+    let client = args.remote.client()?;
+    let body = args.until.map(|u| json!({ "until": u }));
+    let task = client.post(&format!("/api/v1/tasks/{}/pause", segment(&args.task)), body)?;
+    match task["paused_until"].as_str() {
+        Some(until) => println!("paused {} until {until}", args.task),
+        None => println!("paused {} (until resumed)", args.task),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `cronfleet resume`.
+pub fn resume(args: ResumeArgs) -> Result<ExitCode, String> {
+    let client = args.remote.client()?;
+    let task = client.post(&format!("/api/v1/tasks/{}/resume", segment(&args.task)), None)?;
+    let next = task["next_run"].as_str().unwrap_or("-");
+    println!("resumed {}; next run {next}", args.task);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `cronfleet kill`.
+pub fn kill(args: KillArgs) -> Result<ExitCode, String> {
+    let client = args.remote.client()?;
+    let path = format!("/api/v1/runs/{}", segment(&args.run));
+    client.post(&format!("{path}/kill"), None)?;
+    if args.no_wait {
+        println!("killing {}", args.run);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let bar = spinner(format!("killing {}", args.run));
+    let run = loop {
+        let run = client.get(&path)?;
+        if run["outcome"] != "running" {
+            break run;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    bar.finish_and_clear();
+    println!("{}: {}", args.run, describe(&run));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,225 @@
+//! Talking to an agent's API: a local one found through its state directory (`api-addr`,
+//! `api-token`), or any one given by `--server URL --token-file FILE`.
+
+use std::{io::BufRead, path::PathBuf, time::Duration};
+
+use clap::Args;
+use serde_json::Value;
+
+use crate::{agent::default_state_dir, pidfile};
+
+/// Where the agent is.
+#[derive(Clone, Debug, Args)]
+pub struct Remote {
+    /// An agent's API, like https://10.0.0.5:7070 [default: the local agent of --state-dir].
+    #[arg(long, value_name = "URL", env = "CRONFLEET_SERVER")]
+    pub server: Option<String>,
+    /// A file holding the API token [default with --server: $CRONFLEET_TOKEN].
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// A CA certificate (PEM) to trust for an agent's HTTPS (a self-signed one, say).
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// The local agent's state directory.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// A connection to an agent's API.
+#[derive(Debug)]
+pub struct Client {
+    base: String,
+    token: String,
+    http: reqwest::blocking::Client,
+}
+
+/// A run id (or any path segment) escaped for a URL path.
+pub fn segment(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~@:".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl Remote {
+    /// The state directory.
+    pub fn dir(&self) -> PathBuf {
+        self.state_dir.clone().unwrap_or_else(default_state_dir)
+    }
+
+    /// The agent's API: `--server`, else the local agent when it runs and serves one.
+    ///
+    /// # Errors
+    /// A token that cannot be read, or a bad CA file.
+    pub fn find(&self) -> Result<Option<Client>, String> {
+        let dir = self.dir();
+        let (base, token) = match &self.server {
+            Some(url) => {
+                let token = match &self.token_file {
+                    Some(f) => std::fs::read_to_string(f)
+                        .map_err(|e| format!("--token-file {}: {e}", f.display()))?,
+                    None => std::env::var("CRONFLEET_TOKEN").map_err(|_| {
+                        "--server needs --token-file FILE (or CRONFLEET_TOKEN)".to_owned()
+                    })?,
+                };
+                (url.trim_end_matches('/').to_owned(), token)
+            }
+            None => {
+                let Ok(addr) = std::fs::read_to_string(dir.join("api-addr")) else {
+                    return Ok(None);
+                };
+                let alive = std::fs::read_to_string(dir.join("agent.json"))
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                    .and_then(|i| i["pid"].as_i64())
+                    .is_some_and(|pid| pidfile::alive(pid as i32));
+                if !alive {
+                    return Ok(None);
+                }
+                let token_file = self.token_file.clone().unwrap_or_else(|| dir.join("api-token"));
+                let token = std::fs::read_to_string(&token_file).map_err(|e| {
+                    format!("cannot read the agent's token {}: {e}", token_file.display())
+                })?;
+                (addr.trim().to_owned(), token)
+            }
+        };
+        // No overall timeout: following a run's output lasts as long as the run.
+        let mut http = reqwest::blocking::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(None::<Duration>);
+        if let Some(ca) = &self.ca_cert {
+            let pem = std::fs::read(ca).map_err(|e| format!("--ca-cert {}: {e}", ca.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| format!("--ca-cert {}: {e}", ca.display()))?;
+            http = http.add_root_certificate(cert);
+        }
+        let http = http.build().map_err(|e| e.to_string())?;
+        Ok(Some(Client { base, token: token.trim().to_owned(), http }))
+    }
+
+    /// The agent's API, or an error saying how to reach one.
+    ///
+    /// # Errors
+    /// No agent found, or [`Remote::find`]'s errors.
+    pub fn client(&self) -> Result<Client, String> {
+        self.find()?.ok_or_else(|| {
+            format!(
+                "no running agent with an API in {} (give --state-dir, or --server and --token-file)",
+                self.dir().display()
+            )
+        })
+    }
+}
+
+impl Client {
+    fn send(&self, request: reqwest::blocking::RequestBuilder) -> Result<Value, String> {
+        let response = request
+            .bearer_auth(&self.token)
+            .send()
+            .map_err(|e| format!("cannot reach the agent at {}: {e}", self.base))?;
+        let status = response.status();
+        let body: Value = response.json().unwrap_or(Value::Null);
+        if status.is_success() {
+            Ok(body)
+        } else {
+            let message = body["error"]["message"].as_str().unwrap_or("no message");
+            let mut text = format!("{message} (HTTP {})", status.as_u16());
+            if let Some(details) = body["error"]["details"].as_array() {
+                for d in details {
+                    text.push_str(&format!(
+                        "\n{}:{}:{}: {}",
+                        d["file"].as_str().unwrap_or("?"),
+                        d["line"],
+                        d["column"],
+                        d["message"].as_str().unwrap_or("")
+                    ));
+                }
+            }
+            Err(text)
+        }
+    }
+
+    /// `GET path`, as JSON.
+    ///
+    /// # Errors
+    /// The agent's error message, or why it could not be reached.
+    pub fn get(&self, path: &str) -> Result<Value, String> {
+        self.send(self.http.get(format!("{}{path}", self.base)))
+    }
+
+    /// `POST path` with a JSON body.
+    ///
+    /// # Errors
+    /// The agent's error message, or why it could not be reached.
+    pub fn post(&self, path: &str, body: Option<Value>) -> Result<Value, String> {
+        let mut request = self.http.post(format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.send(request)
+    }
+
+    /// A run's output as raw bytes.
+    ///
+    /// # Errors
+    /// The agent's error, or why it could not be reached.
+    pub fn output(&self, id: &str) -> Result<Vec<u8>, String> {
+        let url = format!("{}/api/v1/runs/{}/output", self.base, segment(id));
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(&self.token)
+            .send()
+            .map_err(|e| format!("cannot reach the agent at {}: {e}", self.base))?;
+        if !response.status().is_success() {
+            let body: Value = response.json().unwrap_or(Value::Null);
+            return Err(body["error"]["message"].as_str().unwrap_or("no output").to_owned());
+        }
+        response.bytes().map(|b| b.to_vec()).map_err(|e| e.to_string())
+    }
+
+    /// Follows a run's output as it comes, calling `chunk` with each piece; returns the
+    /// finished run.
+    ///
+    /// # Errors
+    /// The agent's error, or a broken stream.
+    pub fn follow(&self, id: &str, mut chunk: impl FnMut(&str)) -> Result<Value, String> {
+        let url = format!("{}/api/v1/runs/{}/output?follow=true", self.base, segment(id));
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.token)
+            .send()
+            .map_err(|e| format!("cannot reach the agent at {}: {e}", self.base))?;
+        if !response.status().is_success() {
+            let body: Value = response.json().unwrap_or(Value::Null);
+            return Err(body["error"]["message"].as_str().unwrap_or("no such run").to_owned());
+        }
+        // Server-sent events: `event:` then `data:` lines (one per line of text), then a
+        // blank line.
+        let mut event = String::new();
+        let mut data: Vec<String> = Vec::new();
+        for line in std::io::BufReader::new(response).lines() {
+            let line = line.map_err(|e| format!("the stream broke: {e}"))?;
+            if let Some(name) = line.strip_prefix("event:") {
+                event = name.trim().to_owned();
+            } else if let Some(d) = line.strip_prefix("data:") {
+                data.push(d.strip_prefix(' ').unwrap_or(d).to_owned());
+            } else if line.is_empty() && !data.is_empty() {
+                let text = data.join("\n");
+                data.clear();
+                match event.as_str() {
+                    "output" => chunk(&text),
+                    "end" => return serde_json::from_str(&text).map_err(|e| e.to_string()),
+                    _ => {}
+                }
+            }
+        }
+        Err("the stream ended before the run did".into())
+    }
+}

@@ -1,0 +1,610 @@
+//! The agent's HTTP API, against a real agent process on a free port: auth on every route,
+//! tasks, runs, output (also streamed), run now, pause/resume, kill, reload, node, metrics,
+//! TLS and the refusal to listen openly.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use reqwest::{
+    blocking::{Client, Response},
+    Method, StatusCode,
+};
+use serde_json::{json, Value};
+
+/// A read token given in a tokens file.
+const READ: &str = "read-token-0123456789";
+
+struct Agent {
+    child: Child,
+    dir: PathBuf,
+    url: String,
+    admin: String,
+    client: Client,
+}
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cronfleet"))
+}
+
+impl Agent {
+    fn start(name: &str, tasks: &str, extra: &[&str]) -> Agent {
+        let dir = std::env::temp_dir().join(format!("cronfleet-api-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("tasks.toml"), tasks.replace("DIR", dir.to_str().unwrap()))
+            .unwrap();
+        std::fs::write(dir.join("tokens"), format!("read {READ} dashboards\n")).unwrap();
+        Agent::spawn(dir, extra, Client::new(), "http")
+    }
+
+    fn spawn(dir: PathBuf, extra: &[&str], client: Client, scheme: &str) -> Agent {
+        let state = dir.join("state");
+        let _ = std::fs::remove_file(state.join("api-addr"));
+        let child = bin()
+            .args(["agent", "--config", dir.join("tasks.toml").to_str().unwrap()])
+            .args(["--node", "api-node", "--listen", "127.0.0.1:0", "--no-watch"])
+            .args(["--tokens", dir.join("tokens").to_str().unwrap()])
+            .args(["--state-dir", state.to_str().unwrap()])
+            .args(extra)
+            .stderr(std::fs::File::create(dir.join("agent.log")).unwrap())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let began = Instant::now();
+        let url = loop {
+            if let Ok(url) = std::fs::read_to_string(state.join("api-addr")) {
+                break url.trim().to_owned();
+            }
+            assert!(began.elapsed() < Duration::from_secs(20), "no api-addr; log:\n{}", log(&dir));
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(url.starts_with(&format!("{scheme}://127.0.0.1:")), "{url}");
+        let admin = std::fs::read_to_string(state.join("api-token")).unwrap().trim().to_owned();
+        Agent { child, dir, url, admin, client }
+    }
+
+    fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut request = self.client.request(method, format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().unwrap()
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let r = self.call(Method::GET, path, Some(&self.admin), None);
+        assert_eq!(r.status(), StatusCode::OK, "GET {path}");
+        r.json().unwrap()
+    }
+
+    fn post(&self, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let r = self.call(Method::POST, path, Some(&self.admin), body);
+        let status = r.status();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    /// Waits until `f` gives a value.
+    fn wait_for<T>(&self, what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+        let began = Instant::now();
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            assert!(
+                began.elapsed() < Duration::from_secs(secs),
+                "timed out waiting for {what}; log:\n{}",
+                log(&self.dir)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn runs(&self, task: &str) -> Vec<Value> {
+        self.get(&format!("/api/v1/runs?task={task}&limit=1000"))["runs"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn stop(mut self) -> String {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        self.child.wait().unwrap();
+        log(&self.dir)
+    }
+}
+
+fn log(dir: &std::path::Path) -> String {
+    std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default()
+}
+
+/// A run id in a path: `#` must be escaped.
+fn enc(id: &str) -> String {
+    id.replace('#', "%23")
+}
+
+const TASKS: &str = r#"
+[[task]]
+name = "tick"
+schedule = "* * * * * *"
+command = "echo tick-$CRONFLEET_RUN_ID"
+env = { PLAIN = "visible", DB_PASSWORD = "hunter2" }
+secret_env = ["DB_PASSWORD"]
+
+[[task]]
+name = "slow"
+schedule = "@yearly"
+command = "echo started; sleep 60"
+concurrency = "allow"
+max_running = 3
+
+[[task]]
+name = "elsewhere"
+schedule = "@daily"
+command = "true"
+hosts = ["other-*"]
+"#;
+
+#[test]
+fn every_route_needs_the_right_token() {
+    let agent = Agent::start("auth", TASKS, &[]);
+    let doc: Value = agent.get("/api/v1/openapi.json");
+    let mut documented = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let admin = op["responses"].get("403").is_some();
+            documented.push((method.to_uppercase(), path.clone(), admin));
+        }
+    }
+    assert_eq!(documented.len(), 12, "{documented:?}");
+    for (method, path, admin) in &documented {
+        let path = path.replace("{name}", "tick").replace("{id}", "tick%400%231");
+        let method: Method = method.parse().unwrap();
+        let r = agent.call(method.clone(), &path, None, None);
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{method} {path} without a token");
+        assert_eq!(r.headers()["www-authenticate"], "Bearer");
+        let body: Value = r.json().unwrap();
+        assert_eq!(body["error"]["code"], "unauthorized");
+        let r = agent.call(method.clone(), &path, Some("wrong-token-0123456789"), None);
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{method} {path} with a wrong token");
+        let r = agent.call(method.clone(), &path, Some(READ), None);
+        if *admin {
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{method} {path} with a read token");
+        } else {
+            assert!(
+                r.status() != StatusCode::UNAUTHORIZED && r.status() != StatusCode::FORBIDDEN,
+                "{method} {path}: {}",
+                r.status()
+            );
+        }
+    }
+    // Open: health; closed without a token: metrics (unless --public-metrics).
+    assert_eq!(agent.call(Method::GET, "/healthz", None, None).status(), StatusCode::OK);
+    assert_eq!(agent.call(Method::GET, "/metrics", None, None).status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(agent.call(Method::GET, "/metrics", Some(READ), None).status(), StatusCode::OK);
+    // Unknown routes are JSON 404s.
+    let r = agent.call(Method::GET, "/api/v1/nope", Some(&agent.admin), None);
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // A state-changing request by the dashboard's cookie from another origin is refused.
+    let r = agent
+        .client
+        .post(format!("{}/api/v1/reload", agent.url))
+        .header("cookie", format!("cronfleet_token={}", agent.admin))
+        .header("origin", "http://evil.example")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    agent.stop();
+}
+
+#[test]
+fn tasks_runs_output_and_metrics() {
+    let agent = Agent::start("tasks", TASKS, &[]);
+    let tasks = agent.get("/api/v1/tasks");
+    let tasks = tasks["tasks"].as_array().unwrap();
+    let names: Vec<&str> = tasks.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["tick", "slow", "elsewhere"]);
+    let tick = &tasks[0];
+    assert_eq!(tick["schedule"], "* * * * * *");
+    assert_eq!(tick["runs_here"], true);
+    assert!(tick["next_run"].is_string());
+    assert_eq!(tick["env"]["DB_PASSWORD"], "hunter2", "admin sees secrets");
+    assert_eq!(tasks[2]["runs_here"], false);
+    assert_eq!(tasks[2]["hosts"], json!(["other-*"]));
+    // A read token sees the task but not its secret.
+    let r = agent.call(Method::GET, "/api/v1/tasks/tick", Some(READ), None);
+    let read: Value = r.json().unwrap();
+    assert_eq!(read["env"]["DB_PASSWORD"], "(secret)");
+    assert_eq!(read["env"]["PLAIN"], "visible");
+    assert_eq!(read["next_runs"].as_array().unwrap().len(), 10);
+    assert!(!agent
+        .call(Method::GET, "/api/v1/tasks", Some(READ), None)
+        .text()
+        .unwrap()
+        .contains("hunter2"));
+
+    let runs = agent.wait_for("4 finished runs", 15, || {
+        let runs: Vec<Value> =
+            agent.runs("tick").into_iter().filter(|r| r["outcome"] == "succeeded").collect();
+        (runs.len() >= 4).then_some(runs)
+    });
+    let id = runs[0]["id"].as_str().unwrap();
+    let run = agent.get(&format!("/api/v1/runs/{}", enc(id)));
+    assert_eq!(run["output"], format!("tick-{id}\n"));
+    assert_eq!(run["node"], "api-node");
+    let text = agent
+        .call(Method::GET, &format!("/api/v1/runs/{}/output", enc(id)), Some(READ), None)
+        .text()
+        .unwrap();
+    assert_eq!(text, format!("tick-{id}\n"));
+
+    // Pages: newest first, no run twice, the cursor goes on where the last page ended.
+    let first = agent.get("/api/v1/runs?task=tick&limit=2");
+    assert_eq!(first["runs"].as_array().unwrap().len(), 2);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = agent.get(&format!("/api/v1/runs?task=tick&limit=2&cursor={cursor}"));
+    let ids: Vec<&str> = first["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["runs"].as_array().unwrap())
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    let slots: Vec<&str> = first["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["runs"].as_array().unwrap())
+        .map(|r| r["slot"].as_str().unwrap())
+        .collect();
+    let mut sorted = slots.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(slots, sorted, "newest first");
+    let mut unique = ids.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), 4, "{ids:?} {cursor}");
+    let failed = agent.get("/api/v1/runs?task=tick&outcome=failed");
+    assert_eq!(failed["runs"], json!([]));
+    let since = agent.get(&format!(
+        "/api/v1/runs?task=tick&since={}",
+        runs[0]["slot"].as_str().unwrap().replace('+', "%2B")
+    ));
+    assert!(since["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["slot"].as_str() >= runs[0]["slot"].as_str()));
+
+    // Bad input: 4xx with a JSON message, never a 500.
+    for (path, status) in [
+        ("/api/v1/runs?limit=0", StatusCode::BAD_REQUEST),
+        ("/api/v1/runs?outcome=great", StatusCode::BAD_REQUEST),
+        ("/api/v1/runs?since=tomorrow-ish", StatusCode::BAD_REQUEST),
+        ("/api/v1/runs?cursor=%00", StatusCode::BAD_REQUEST),
+        ("/api/v1/tasks/nope", StatusCode::NOT_FOUND),
+        ("/api/v1/runs/nope", StatusCode::NOT_FOUND),
+        ("/api/v1/runs/nope/output?follow=maybe", StatusCode::BAD_REQUEST),
+    ] {
+        let r = agent.call(Method::GET, path, Some(&agent.admin), None);
+        assert_eq!(r.status(), status, "{path}");
+        let body: Value = r.json().unwrap();
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{path}: {body}");
+    }
+    for (path, body, status) in [
+        ("/api/v1/tasks/nope/run", None, StatusCode::NOT_FOUND),
+        ("/api/v1/tasks/elsewhere/run", None, StatusCode::CONFLICT),
+        ("/api/v1/tasks/tick/pause", Some(json!({"until": "not a time"})), StatusCode::BAD_REQUEST),
+        (
+            "/api/v1/tasks/tick/pause",
+            Some(json!({"until": "2001-01-01T00:00:00Z"})),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/api/v1/tasks/tick/pause", Some(json!([1, 2])), StatusCode::BAD_REQUEST),
+        ("/api/v1/runs/nope/kill", None, StatusCode::NOT_FOUND),
+    ] {
+        let (got, body) = agent.post(path, body);
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(body["error"]["code"].is_string(), "{path}: {body}");
+    }
+    let r = agent
+        .client
+        .post(format!("{}/api/v1/tasks/tick/pause", agent.url))
+        .bearer_auth(&agent.admin)
+        .body("{not json")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let (status, _) = agent.post(&format!("/api/v1/runs/{}/kill", enc(id)), None);
+    assert_eq!(status, StatusCode::CONFLICT, "a finished run cannot be killed");
+
+    let node = agent.get("/api/v1/node");
+    assert_eq!(node["name"], "api-node");
+    assert_eq!(node["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(node["tasks"], 2);
+    assert!(node["host"]["cpus"].as_u64().unwrap() >= 1);
+    assert!(node["host"]["memory_total"].as_u64().unwrap() > 0);
+
+    let metrics = agent.call(Method::GET, "/metrics", Some(READ), None).text().unwrap();
+    assert!(
+        metrics.contains("cronfleet_runs_total{task=\"tick\",outcome=\"succeeded\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("cronfleet_run_duration_seconds_bucket{task=\"tick\",le=\"+Inf\"}"));
+    assert!(metrics.contains("cronfleet_launch_lateness_seconds_count"));
+    assert!(metrics.contains("cronfleet_task_next_run_timestamp_seconds{task=\"tick\"}"));
+    assert!(metrics.contains("cronfleet_task_last_success_timestamp_seconds{task=\"tick\"}"));
+    assert!(metrics.contains("cronfleet_tasks 2"));
+    agent.stop();
+}
+
+#[test]
+fn run_now_follow_output_kill_pause_resume_and_reload() {
+    let agent = Agent::start("control", TASKS, &[]);
+    // Run now, follow its output as it comes, kill it: the stream ends with the outcome.
+    let (status, started) = agent.post("/api/v1/tasks/slow/run", None);
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let id = started["run_id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("slow@"), "{id}");
+    agent.wait_for("the run to be in flight", 10, || {
+        let r = agent.call(Method::GET, &format!("/api/v1/runs/{}", enc(&id)), Some(READ), None);
+        (r.status() == StatusCode::OK).then_some(())
+    });
+    let stream = agent
+        .client
+        .get(format!("{}/api/v1/runs/{}/output?follow=true", agent.url, enc(&id)))
+        .bearer_auth(READ)
+        .send()
+        .unwrap();
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let mut lines = BufReader::new(stream).lines();
+    let mut seen = String::new();
+    while !seen.contains("data: started") {
+        seen.push_str(&lines.next().unwrap().unwrap());
+        seen.push('\n');
+    }
+    let (status, _) = agent.post(&format!("/api/v1/runs/{}/kill", enc(&id)), None);
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let mut end = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line == "event: end" {
+            let data = lines.next().unwrap().unwrap();
+            end =
+                Some(serde_json::from_str::<Value>(data.strip_prefix("data: ").unwrap()).unwrap());
+            break;
+        }
+    }
+    let end = end.expect("an end event");
+    assert_eq!(end["outcome"], "killed");
+    assert_eq!(end["id"], id.as_str());
+    let run = agent.get(&format!("/api/v1/runs/{}", enc(&id)));
+    assert_eq!(run["outcome"], "killed");
+    assert_eq!(run["output"], "started\n");
+
+    // Pause: no new slots; resume: slots again (from now on).
+    let (status, paused) = agent.post("/api/v1/tasks/tick/pause", None);
+    assert_eq!(status, StatusCode::OK, "{paused}");
+    assert_eq!(paused["paused"], true);
+    assert_eq!(paused["next_run"], Value::Null);
+    std::thread::sleep(Duration::from_millis(1200));
+    let before = agent.runs("tick").len();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(agent.runs("tick").len(), before, "no runs while paused");
+    let (status, resumed) = agent.post("/api/v1/tasks/tick/resume", None);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(resumed["paused"], false);
+    agent.wait_for("runs after resume", 10, || (agent.runs("tick").len() > before).then_some(()));
+
+    // Pause until an instant: it resumes by itself.
+    let until = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(2);
+    let (_, paused) =
+        agent.post("/api/v1/tasks/tick/pause", Some(json!({"until": until.to_string()})));
+    assert_eq!(paused["paused_until"], until.to_string());
+    agent.wait_for("the pause to end", 10, || {
+        (agent.get("/api/v1/tasks/tick")["paused"] == false).then_some(())
+    });
+
+    // Reload: an invalid file changes nothing and says why; a valid one is applied.
+    let file = agent.dir.join("tasks.toml");
+    let good = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        format!(
+            "{good}\n[[task]]\nname = \"bad\"\nschedule = \"61 * * * *\"\ncommand = \"true\"\n"
+        ),
+    )
+    .unwrap();
+    let (status, body) = agent.post("/api/v1/reload", None);
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_task_file");
+    let detail = &body["error"]["details"][0];
+    assert_eq!(detail["task"], "bad");
+    assert_eq!(detail["field"], "schedule");
+    assert!(detail["line"].as_u64().unwrap() > 20);
+    assert_eq!(agent.get("/api/v1/tasks")["tasks"].as_array().unwrap().len(), 3);
+    std::fs::write(
+        &file,
+        format!("{good}\n[[task]]\nname = \"new\"\nschedule = \"@daily\"\ncommand = \"true\"\n"),
+    )
+    .unwrap();
+    let (status, body) = agent.post("/api/v1/reload", None);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"added": 1, "changed": 0, "removed": 0}));
+    let metrics = agent.call(Method::GET, "/metrics", Some(READ), None).text().unwrap();
+    assert!(metrics.contains("cronfleet_reloads_total{result=\"ok\"} 1"));
+    assert!(metrics.contains("cronfleet_reloads_total{result=\"error\"} 1"));
+
+    // A pause outlives a restart.
+    let (status, _) = agent.post("/api/v1/tasks/tick/pause", None);
+    assert_eq!(status, StatusCode::OK);
+    let dir = agent.dir.clone();
+    agent.stop();
+    let agent = Agent::spawn(dir, &[], Client::new(), "http");
+    let tick = agent.get("/api/v1/tasks/tick");
+    assert_eq!(tick["paused"], true);
+    assert_eq!(tick["next_run"], Value::Null);
+    agent.stop();
+}
+
+#[test]
+fn open_addresses_need_tls_and_tls_works() {
+    let dir = std::env::temp_dir().join(format!("cronfleet-api-{}-tls", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("tasks.toml"),
+        "[[task]]\nname = \"a\"\nschedule = \"@daily\"\ncommand = \"true\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("tokens"), format!("read {READ}\n")).unwrap();
+    let out = bin()
+        .args([
+            "agent",
+            "--config",
+            dir.join("tasks.toml").to_str().unwrap(),
+            "--listen",
+            "0.0.0.0:0",
+        ])
+        .args(["--state-dir", dir.join("state").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refusing to serve the API on 0.0.0.0 without TLS"), "{stderr}");
+
+    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), key.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.signing_key.serialize_pem()).unwrap();
+    let client = Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(key.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let cert = dir.join("cert.pem");
+    let pem = dir.join("key.pem");
+    let agent = Agent::spawn(
+        dir.clone(),
+        &["--tls-cert", cert.to_str().unwrap(), "--tls-key", pem.to_str().unwrap()],
+        client,
+        "https",
+    );
+    assert_eq!(agent.get("/api/v1/tasks")["tasks"][0]["name"], "a");
+    // Plain HTTP to the TLS port gets nothing.
+    let plain = Client::new().get(agent.url.replace("https", "http") + "/healthz").send();
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+    agent.stop();
+}
+
+/// The CLI, with its output.
+fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = bin().args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_cli_works_through_the_api() {
+    let tasks = r#"
+[[task]]
+name = "hello"
+schedule = "@yearly"
+command = "echo line-one; sleep 0.3; echo line-two"
+
+[[task]]
+name = "fails"
+schedule = "@yearly"
+command = "echo oops; exit 4"
+
+[[task]]
+name = "long"
+schedule = "@yearly"
+command = "echo begun; sleep 60"
+"#;
+    let agent = Agent::start("cli", tasks, &[]);
+    let state = agent.dir.join("state");
+    let state = state.to_str().unwrap();
+    // Found through the state directory.
+    let (code, out, err) = cli(&["run", "hello", "-w", "--state-dir", state]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "line-one\nline-two\n");
+    assert!(err.contains("succeeded, exit code 0"), "{err}");
+    let (code, out, _) = cli(&["run", "fails", "--wait", "--state-dir", state]);
+    assert_eq!(code, 1);
+    assert!(out.starts_with("oops"), "{out}");
+    let (code, out, _) = cli(&["logs", "fails", "--state-dir", state]);
+    assert_eq!((code, out.as_str()), (0, "oops\n"));
+
+    // Through --server and --token-file, as from another machine.
+    let token = agent.dir.join("state/api-token");
+    let remote = ["--server", agent.url.as_str(), "--token-file", token.to_str().unwrap()];
+    let (code, out, err) = cli(&[&["runs", "--json"][..], &remote].concat());
+    assert_eq!(code, 0, "{err}");
+    let runs: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let outcomes: Vec<&str> = runs.iter().map(|r| r["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes.len(), 2);
+    assert!(outcomes.contains(&"failed") && outcomes.contains(&"succeeded"));
+    let (code, out, _) = cli(&[&["runs", "--task", "hello"][..], &remote].concat());
+    assert_eq!(code, 0);
+    assert!(out.starts_with("SLOT") && out.contains("hello@") && !out.contains("fails@"), "{out}");
+
+    let (code, out, err) =
+        cli(&[&["pause", "hello", "--until", "2099-01-01T00:00:00Z"][..], &remote].concat());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "paused hello until 2099-01-01T00:00:00Z\n");
+    let (_, out, _) = cli(&["status", "--state-dir", state]);
+    assert!(out.contains("paused until 2099-01-01T00:00:00Z"), "{out}");
+    assert!(out.starts_with("agent: running, pid "), "{out}");
+    let (code, out, _) = cli(&[&["resume", "hello"][..], &remote].concat());
+    assert_eq!(code, 0);
+    assert!(out.starts_with("resumed hello; next run "), "{out}");
+
+    // Kill waits until the run is over; logs -f follows a run to its end.
+    let (_, out, _) = cli(&["run", "long", "--state-dir", state]);
+    let id = out.trim().strip_prefix("started ").unwrap().to_owned();
+    let follower = bin()
+        .args(["logs", "long", &id, "-f", "--state-dir", state])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    agent.wait_for("the run's output", 10, || {
+        let text = cli(&["logs", "long", &id, "--state-dir", state]).1;
+        (text == "begun\n").then_some(())
+    });
+    let (code, out, err) = cli(&[&["kill", &id][..], &remote].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("killed"), "{out}");
+    let followed = follower.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&followed.stdout), "begun\n");
+    assert!(String::from_utf8_lossy(&followed.stderr).contains("killed"));
+
+    // Errors: the agent's message, exit 2.
+    let (code, _, err) = cli(&[&["run", "nope"][..], &remote].concat());
+    assert_eq!(code, 2);
+    assert!(err.contains("no task named \"nope\" (HTTP 404)"), "{err}");
+    let (code, _, err) = cli(&["run", "hello", "--server", agent.url.as_str()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--token-file"), "{err}");
+    agent.stop();
+    let (code, _, err) = cli(&["run", "hello", "--state-dir", state]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no running agent"), "{err}");
+}
