@@ -86,7 +86,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
         println!("started {id}");
         return Ok(ExitCode::SUCCESS);
     }
-    let bar = spinner(format!("{id}"));
+    let bar = spinner(id.clone());
     // The run appears once its concurrency policy lets it start.
     let end = loop {
         match client.get(&format!("/api/v1/runs/{}", segment(&id))) {
