@@ -1,7 +1,8 @@
 //! `cronfleet import-crontab` and `import-gotorch` on real samples; every import validates.
 
+use std::process::{Output, Stdio};
+
 use super::bin;
-use std::process::{Command, Output, Stdio};
 
 use crate::cronfleet;
 
