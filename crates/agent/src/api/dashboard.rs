@@ -1,12 +1,569 @@
-//! The dashboard: server-rendered pages, no JavaScript framework, no CDN.
+//! The dashboard: server-rendered HTML pages in the binary, no JavaScript framework, no CDN.
+//! Usable on a phone (one column, tables scroll sideways). One small script, optional, follows
+//! a running run's output live.
+//!
+//! Login keeps the token in an HttpOnly, SameSite=Strict cookie; the buttons (run now,
+//! pause/resume, kill) are forms posting to the dashboard, which checks the token is an admin
+//! one and the request comes from the dashboard's own origin, then redirects back.
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, fmt::Write, sync::Arc};
 
-use axum::Router;
+use axum::{
+    extract::{Path, Request, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{Html, IntoResponse, Redirect, Response},
+    routing::{get, post},
+    Form, Router,
+};
+use jiff::{SignedDuration, Timestamp, Zoned};
 
-use super::Api;
+use super::{auth::Role, json, Api, COOKIE};
+use crate::{
+    agent::TaskView,
+    config::Kind,
+    store::{RunFilter, RunRecord},
+};
 
 /// The dashboard's routes.
 pub fn router(_api: Arc<Api>) -> Router<Arc<Api>> {
     Router::new()
+        .route("/", get(overview))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/timeline", get(timeline))
+        .route("/tasks/{name}", get(task_page))
+        .route("/tasks/{name}/{action}", post(act))
+        .route("/runs/{id}", get(run_page))
+        .route("/runs/{id}/kill", post(kill))
+}
+
+/// Escapes text for HTML.
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes a path segment for a link.
+fn seg(text: &str) -> String {
+    super::segment(text)
+}
+
+const STYLE: &str = r#"
+:root{--ok:#2e9d57;--bad:#d64541;--warn:#e5a00d;--mute:#9aa1a9;--run:#3b82f6;--bg:#f7f8fa;--fg:#1d2330}
+*{box-sizing:border-box}body{margin:0;font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:var(--bg);color:var(--fg)}
+header{display:flex;flex-wrap:wrap;gap:.5rem 1.25rem;align-items:center;padding:.6rem 1rem;background:#1d2330;color:#fff}
+header a{color:#fff;text-decoration:none}header .brand{font-weight:700}header form{margin-left:auto}
+main{padding:1rem;max-width:1200px;margin:auto}h1{font-size:1.3rem;margin:.2rem 0 1rem}h2{font-size:1.05rem;margin:1.5rem 0 .5rem}
+.scroll{overflow-x:auto}table{border-collapse:collapse;width:100%;background:#fff}th,td{text-align:left;padding:.4rem .55rem;border-bottom:1px solid #e4e7eb;white-space:nowrap;vertical-align:top}
+th{font-size:.8rem;text-transform:uppercase;color:#5b6470}td.wrap{white-space:normal}
+.strip{display:flex;gap:2px}.strip i{display:inline-block;width:8px;height:18px;border-radius:2px;background:var(--mute)}
+.succeeded{background:var(--ok)!important}.failed,.timed_out,.abandoned,.lost{background:var(--bad)!important}.killed,.missed,.skipped{background:var(--warn)!important}.running{background:var(--run)!important}
+.tag{display:inline-block;padding:0 .4rem;border-radius:3px;color:#fff;font-size:.8rem}
+.btn{font:inherit;padding:.35rem .8rem;border:1px solid #1d2330;border-radius:4px;background:#fff;cursor:pointer}.btn.main{background:#1d2330;color:#fff}
+.actions{display:flex;flex-wrap:wrap;gap:.5rem;margin:.5rem 0}.actions form{margin:0}
+.note{padding:.5rem .8rem;background:#fff7d6;border:1px solid #f0d77a;border-radius:4px;margin:.5rem 0}
+.err{background:#fde2e1;border-color:#f3a6a3}
+pre{background:#10141c;color:#e6e6e6;padding:.8rem;overflow:auto;border-radius:4px;max-height:70vh}
+.tl{position:relative;height:22px;background:#eef0f3;border-radius:3px;min-width:600px}.tl i{position:absolute;top:3px;height:16px;min-width:2px;border-radius:2px}
+.axis{position:relative;height:18px;font-size:.75rem;color:#5b6470;min-width:600px}.axis span{position:absolute;transform:translateX(-50%)}
+.bars{display:flex;align-items:flex-end;gap:2px;height:120px;background:#fff;padding:4px;border:1px solid #e4e7eb}.bars a{flex:0 1 14px;min-width:3px;display:block}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;background:#fff;padding:.8rem;margin:0}dt{color:#5b6470}dd{margin:0;word-break:break-word}
+.dst{color:#b45309;font-weight:600}
+input[type=password]{font:inherit;padding:.4rem;width:100%;max-width:28rem}
+@media (max-width:640px){main{padding:.5rem}th,td{padding:.3rem .4rem}}
+"#;
+
+/// A whole page.
+fn page(title: &str, role: Option<Role>, body: &str) -> Html<String> {
+    let nav = match role {
+        Some(role) => format!(
+            "<a href=\"/\">Tasks</a><a href=\"/timeline\">Timeline</a><span>{}</span>\
+             <form method=\"post\" action=\"/logout\"><button class=\"btn\">Log out</button></form>",
+            if role == Role::Admin { "admin" } else { "read-only" }
+        ),
+        None => String::new(),
+    };
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{} · cronfleet</title><style>{STYLE}</style></head><body>\
+         <header><a class=\"brand\" href=\"/\">cronfleet</a>{nav}</header><main>{body}</main></body></html>",
+        esc(title)
+    ))
+}
+
+/// The role of the dashboard's visitor, from the cookie (or a bearer token).
+fn visitor(api: &Api, headers: &HeaderMap) -> Option<Role> {
+    let (token, _) = super::token(headers)?;
+    api.tokens.check(&token).map(|(role, _)| role)
+}
+
+fn to_login() -> Response {
+    Redirect::to("/login").into_response()
+}
+
+async fn login_page() -> Html<String> {
+    login_form(None)
+}
+
+fn login_form(error: Option<&str>) -> Html<String> {
+    let error = error.map(|e| format!("<p class=\"note err\">{}</p>", esc(e))).unwrap_or_default();
+    page(
+        "Log in",
+        None,
+        &format!(
+            "<h1>Log in</h1>{error}<form method=\"post\" action=\"/login\">\
+             <p><label for=\"token\">API token</label><br>\
+             <input type=\"password\" id=\"token\" name=\"token\" autocomplete=\"current-password\" required></p>\
+             <p><button class=\"btn main\" id=\"login\">Log in</button></p></form>\
+             <p>The agent's admin token is in <code>STATE_DIR/api-token</code>; read-only tokens \
+             come from the agent's <code>--tokens</code> file.</p>"
+        ),
+    )
+}
+
+#[derive(serde::Deserialize)]
+struct LoginForm {
+    token: String,
+}
+
+async fn login(State(api): State<Arc<Api>>, Form(form): Form<LoginForm>) -> Response {
+    let token = form.token.trim();
+    if api.tokens.check(token).is_none() {
+        return (StatusCode::UNAUTHORIZED, login_form(Some("That token is not valid.")))
+            .into_response();
+    }
+    let secure = if api.tls { "; Secure" } else { "" };
+    let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}");
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+}
+
+async fn logout() -> Response {
+    let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
+}
+
+/// A run's slot, short: local date and time.
+fn short(ts: &str) -> String {
+    match ts.parse::<Timestamp>() {
+        Ok(t) => t.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S").to_string(),
+        Err(_) => ts.to_owned(),
+    }
+}
+
+fn outcome_tag(outcome: &str) -> String {
+    format!("<span class=\"tag {outcome}\">{}</span>", outcome.replace('_', " "))
+}
+
+fn strip(runs: &[&RunRecord]) -> String {
+    let mut out = String::from("<span class=\"strip\">");
+    // Oldest first, left to right.
+    for r in runs.iter().rev() {
+        let _ = write!(
+            out,
+            "<a href=\"/runs/{}\" title=\"{} {}\"><i class=\"{}\"></i></a>",
+            seg(&r.id),
+            esc(&short(&r.slot)),
+            r.outcome.as_str(),
+            r.outcome.as_str()
+        );
+    }
+    out.push_str("</span>");
+    out
+}
+
+fn target(view: &TaskView) -> String {
+    let mut parts: Vec<String> = view.task.hosts.iter().map(ToString::to_string).collect();
+    parts.extend(view.task.tags.iter().map(|t| format!("tag:{t}")));
+    if parts.is_empty() {
+        "every host".to_owned()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn schedule_words(view: &TaskView) -> String {
+    match &view.task.kind {
+        Kind::Cron(s) => s.describe(),
+        Kind::Daemon => "daemon: kept running".to_owned(),
+    }
+}
+
+fn next_cell(view: &TaskView) -> String {
+    if !view.task.enabled {
+        return "disabled".to_owned();
+    }
+    if !view.here {
+        return "not on this node".to_owned();
+    }
+    match (view.paused, &view.next) {
+        (Some(Some(until)), _) => format!("paused until {}", short(&until.to_string())),
+        (Some(None), _) => "paused".to_owned(),
+        (None, Some(next)) => short(&next.timestamp().to_string()),
+        (None, None) if view.running > 0 => "running".to_owned(),
+        (None, None) => "-".to_owned(),
+    }
+}
+
+async fn overview(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
+    let Some(role) = visitor(&api, &headers) else { return to_login() };
+    let views = api.agent.tasks().await;
+    let recent = api.agent.services.store.recent_by_task(30).await.unwrap_or_default();
+    let mut by_task: BTreeMap<&str, Vec<&RunRecord>> = BTreeMap::new();
+    for r in &recent {
+        by_task.entry(r.task.as_str()).or_default().push(r);
+    }
+    let host = &api.agent.options.host;
+    let mut body = format!(
+        "<h1>Tasks on {}</h1><p>{} tasks in {}, {} run here; {} runs in flight.</p>",
+        esc(&host.name),
+        views.len(),
+        esc(&api.agent.options.config.display().to_string()),
+        views.iter().filter(|v| v.here).count(),
+        api.agent.services.running().len()
+    );
+    body.push_str(
+        "<div class=\"scroll\"><table id=\"tasks\"><thead><tr><th>Task</th><th>Schedule</th>\
+         <th>Hosts</th><th>Next run</th><th>Last</th><th>Last 30 runs</th><th>Success</th></tr></thead><tbody>",
+    );
+    for view in &views {
+        let runs = by_task.get(view.task.name.as_str()).cloned().unwrap_or_default();
+        let finished: Vec<&&RunRecord> =
+            runs.iter().filter(|r| !matches!(r.outcome.as_str(), "running" | "skipped")).collect();
+        let ok = finished.iter().filter(|r| r.outcome.as_str() == "succeeded").count();
+        let rate = if finished.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("{:.0}%", 100.0 * ok as f64 / finished.len() as f64)
+        };
+        let last = runs.first().map_or("-".to_owned(), |r| outcome_tag(r.outcome.as_str()));
+        let _ = write!(
+            body,
+            "<tr data-task=\"{0}\"><td><a href=\"/tasks/{1}\">{0}</a></td><td class=\"wrap\">{2}</td>\
+             <td class=\"wrap\">{3}</td><td>{4}</td><td>{last}</td><td>{5}</td><td>{rate}</td></tr>",
+            esc(&view.task.name),
+            seg(&view.task.name),
+            esc(&schedule_words(view)),
+            esc(&target(view)),
+            esc(&next_cell(view)),
+            strip(&runs),
+        );
+    }
+    body.push_str("</tbody></table></div>");
+    page("Tasks", Some(role), &body).into_response()
+}
+
+async fn timeline(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
+    let Some(role) = visitor(&api, &headers) else { return to_login() };
+    let now = Timestamp::now();
+    let day = SignedDuration::from_hours(24);
+    let start = now - day;
+    let filter = RunFilter {
+        since: Some(start.as_second() - 3600),
+        limit: 20_000,
+        without_output: true,
+        ..RunFilter::default()
+    };
+    let runs = api.agent.services.store.runs(&filter).await.unwrap_or_default();
+    let mut rows: BTreeMap<String, Vec<&RunRecord>> = BTreeMap::new();
+    for view in api.agent.tasks().await.into_iter().filter(|v| v.here) {
+        rows.entry(view.task.name).or_default();
+    }
+    for r in &runs {
+        rows.entry(r.task.clone()).or_default().push(r);
+    }
+    let total = day.as_secs_f64();
+    let pos =
+        |t: Timestamp| (t.duration_since(start).as_secs_f64() / total * 100.0).clamp(0.0, 100.0);
+    let mut body = String::from(
+        "<h1>Last 24 hours</h1><p>One row per task; each bar is a run from its start to its end \
+         (running runs reach now).</p><div class=\"scroll\"><table id=\"timeline\"><tbody>",
+    );
+    let mut axis = String::from("<div class=\"axis\">");
+    let local = now.to_zoned(jiff::tz::TimeZone::system());
+    for h in (0..=24).step_by(3) {
+        let t = start + SignedDuration::from_hours(h);
+        let label = t.to_zoned(local.time_zone().clone()).strftime("%H:%M").to_string();
+        let _ = write!(axis, "<span style=\"left:{:.2}%\">{label}</span>", pos(t));
+    }
+    axis.push_str("</div>");
+    let _ = write!(body, "<tr><th></th><td>{axis}</td></tr>");
+    for (task, runs) in &rows {
+        let _ = write!(
+            body,
+            "<tr data-task=\"{0}\"><td><a href=\"/tasks/{1}\">{0}</a></td><td><div class=\"tl\">",
+            esc(task),
+            seg(task)
+        );
+        for r in runs {
+            let Ok(began) = r.started_at.parse::<Timestamp>() else { continue };
+            let ended =
+                r.ended_at.as_deref().and_then(|e| e.parse::<Timestamp>().ok()).unwrap_or(now);
+            if ended < start {
+                continue;
+            }
+            let left = pos(began.max(start));
+            let width = (pos(ended) - left).max(0.0);
+            let _ = write!(
+                body,
+                "<a href=\"/runs/{}\" title=\"{} {} {}\"><i class=\"{}\" style=\"left:{left:.3}%;width:{width:.3}%\"></i></a>",
+                seg(&r.id),
+                esc(&r.task),
+                esc(&short(&r.started_at)),
+                r.outcome.as_str(),
+                r.outcome.as_str()
+            );
+        }
+        body.push_str("</div></td></tr>");
+    }
+    body.push_str("</tbody></table></div>");
+    page("Timeline", Some(role), &body).into_response()
+}
+
+/// The next fire times, marking those whose UTC offset differs from the one before (a DST
+/// change between them).
+fn next_times(view: &TaskView) -> String {
+    let Kind::Cron(schedule) = &view.task.kind else {
+        return "<p>A daemon task runs all the time.</p>".to_owned();
+    };
+    let times: Vec<Zoned> = schedule.iter_after(&Zoned::now()).take(10).collect();
+    if times.is_empty() {
+        return "<p>This schedule never fires again.</p>".to_owned();
+    }
+    let mut out = String::from("<ol id=\"next\">");
+    let mut offset = None;
+    for t in &times {
+        let shift = offset.is_some_and(|o| o != t.offset());
+        let mark = if shift {
+            format!(" <span class=\"dst\">offset changes to {} (DST)</span>", t.offset())
+        } else {
+            String::new()
+        };
+        let _ = write!(out, "<li>{}{mark}</li>", esc(&json::zoned(t)));
+        offset = Some(t.offset());
+    }
+    out.push_str("</ol>");
+    out
+}
+
+fn definition(view: &TaskView, role: Role) -> String {
+    let mut out = String::from("<dl>");
+    for (key, value) in json::definition(&view.task, role == Role::Admin) {
+        let text = match value {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Null => continue,
+            other => other.to_string(),
+        };
+        let _ = write!(out, "<dt>{}</dt><dd>{}</dd>", esc(&key), esc(&text));
+    }
+    out.push_str("</dl>");
+    out
+}
+
+fn flash(uri_query: Option<&str>) -> String {
+    let Some(q) = uri_query else { return String::new() };
+    let note = q.split('&').find_map(|kv| kv.strip_prefix("note=")).unwrap_or("");
+    let text = match note {
+        "started" => "Run started.",
+        "paused" => "Task paused.",
+        "resumed" => "Task resumed.",
+        "killing" => "Killing the run.",
+        "refused" => "Refused: this needs an admin token.",
+        "failed" => "That did not work; see the agent's log.",
+        _ => return String::new(),
+    };
+    format!("<p class=\"note\" id=\"note\">{text}</p>")
+}
+
+async fn task_page(
+    State(api): State<Arc<Api>>,
+    Path(name): Path<String>,
+    request: Request,
+) -> Response {
+    let headers = request.headers();
+    let Some(role) = visitor(&api, headers) else { return to_login() };
+    let Some(view) = api.agent.task(&name).await else {
+        let body =
+            format!("<h1>No task named {}</h1><p><a href=\"/\">All tasks</a></p>", esc(&name));
+        return (StatusCode::NOT_FOUND, page("Not found", Some(role), &body)).into_response();
+    };
+    let filter = RunFilter {
+        task: Some(name.clone()),
+        limit: 50,
+        without_output: true,
+        ..RunFilter::default()
+    };
+    let runs = api.agent.services.store.runs(&filter).await.unwrap_or_default();
+    let mut body = format!(
+        "<h1>{}</h1>{}<p>{} · next: {}</p>",
+        esc(&name),
+        flash(request.uri().query()),
+        esc(&schedule_words(&view)),
+        esc(&next_cell(&view))
+    );
+    if role == Role::Admin && view.here {
+        body.push_str("<div class=\"actions\">");
+        if matches!(view.task.kind, Kind::Cron(_)) {
+            let _ = write!(body, "<form method=\"post\" action=\"/tasks/{}/run\"><button class=\"btn main\" id=\"run-now\">Run now</button></form>", seg(&name));
+        }
+        let (action, label) =
+            if view.paused.is_some() { ("resume", "Resume") } else { ("pause", "Pause") };
+        let _ = write!(body, "<form method=\"post\" action=\"/tasks/{}/{action}\"><button class=\"btn\" id=\"{action}\">{label}</button></form>", seg(&name));
+        body.push_str("</div>");
+    }
+    body.push_str("<h2>Runs</h2>");
+    // Durations, oldest left; a bar's height is its share of the longest.
+    let longest = runs.iter().filter_map(|r| r.duration_ms).max().unwrap_or(0).max(1) as f64;
+    body.push_str("<div class=\"bars\" id=\"durations\">");
+    for r in runs.iter().rev() {
+        let ms = r.duration_ms.unwrap_or(0);
+        let _ = write!(
+            body,
+            "<a href=\"/runs/{}\" class=\"{}\" style=\"height:{:.1}%\" title=\"{} {:.3}s\"></a>",
+            seg(&r.id),
+            r.outcome.as_str(),
+            (ms as f64 / longest * 100.0).max(2.0),
+            esc(&short(&r.slot)),
+            ms as f64 / 1000.0
+        );
+    }
+    body.push_str("</div>");
+    body.push_str(
+        "<div class=\"scroll\"><table id=\"runs\"><thead><tr><th>Slot</th><th>Outcome</th><th>Exit</th>\
+         <th>Duration</th><th>Node</th><th></th></tr></thead><tbody>",
+    );
+    for r in &runs {
+        let exit = match (r.exit_code, r.signal) {
+            (Some(c), _) => c.to_string(),
+            (None, Some(s)) => format!("signal {s}"),
+            _ => "-".to_owned(),
+        };
+        let duration =
+            r.duration_ms.map_or("-".to_owned(), |ms| format!("{:.3}s", ms as f64 / 1000.0));
+        let kill = if role == Role::Admin && r.outcome.as_str() == "running" {
+            format!("<form method=\"post\" action=\"/runs/{}/kill\"><button class=\"btn\">Kill</button></form>", seg(&r.id))
+        } else {
+            String::new()
+        };
+        let _ = write!(
+            body,
+            "<tr data-run=\"{}\"><td><a href=\"/runs/{}\">{}</a></td><td>{}</td><td>{exit}</td><td>{duration}</td><td>{}</td><td>{kill}</td></tr>",
+            esc(&r.id),
+            seg(&r.id),
+            esc(&short(&r.slot)),
+            outcome_tag(r.outcome.as_str()),
+            esc(&r.node)
+        );
+    }
+    body.push_str("</tbody></table></div><h2>Next fire times</h2>");
+    body.push_str(&next_times(&view));
+    body.push_str("<h2>Definition</h2>");
+    body.push_str(&definition(&view, role));
+    page(&name, Some(role), &body).into_response()
+}
+
+/// Follows a running run's output (EventSource sends the cookie).
+const FOLLOW: &str = r#"<script>
+(function(){var pre=document.getElementById('output');var url=pre.dataset.follow;if(!url||!window.EventSource)return;
+pre.textContent='';var es=new EventSource(url);
+es.addEventListener('output',function(e){pre.textContent+=e.data;pre.scrollTop=pre.scrollHeight;});
+es.addEventListener('end',function(){es.close();setTimeout(function(){location.reload();},300);});})();
+</script>"#;
+
+async fn run_page(
+    State(api): State<Arc<Api>>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let headers = request.headers();
+    let Some(role) = visitor(&api, headers) else { return to_login() };
+    let Ok(Some(record)) = api.agent.services.store.run(&id).await else {
+        let body = format!("<h1>No run {}</h1>", esc(&id));
+        return (StatusCode::NOT_FOUND, page("Not found", Some(role), &body)).into_response();
+    };
+    let live = api.agent.services.find(&id);
+    let output = live.as_ref().map_or_else(|| record.output.clone(), |l| l.live.read_from(0).0);
+    let mut body = format!(
+        "<h1>Run {}</h1>{}<p><a href=\"/tasks/{}\">{}</a> · {}</p><dl>",
+        esc(&id),
+        flash(request.uri().query()),
+        seg(&record.task),
+        esc(&record.task),
+        outcome_tag(record.outcome.as_str())
+    );
+    for (key, value) in json::run(&record).as_object().into_iter().flatten() {
+        let text = match value {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => continue,
+            other => other.to_string(),
+        };
+        let _ = write!(body, "<dt>{}</dt><dd>{}</dd>", esc(key), esc(&text));
+    }
+    body.push_str("</dl>");
+    if live.is_some() && role == Role::Admin {
+        let _ = write!(body, "<div class=\"actions\"><form method=\"post\" action=\"/runs/{}/kill\"><button class=\"btn main\" id=\"kill\">Kill</button></form></div>", seg(&id));
+    }
+    let follow = if live.is_some() {
+        format!(" data-follow=\"/api/v1/runs/{}/output?follow=true\"", seg(&id))
+    } else {
+        String::new()
+    };
+    let _ = write!(
+        body,
+        "<h2>Output</h2><pre id=\"output\"{follow}>{}</pre>",
+        esc(&String::from_utf8_lossy(&output))
+    );
+    if live.is_some() {
+        body.push_str(FOLLOW);
+    }
+    page(&id, Some(role), &body).into_response()
+}
+
+/// An admin's button press: the visitor must hold an admin token, and the request must come
+/// from the dashboard's own pages. `None` when allowed, else the answer.
+fn refused(api: &Api, headers: &HeaderMap) -> Option<Response> {
+    match visitor(api, headers) {
+        None => Some(to_login()),
+        Some(Role::Read) => Some(StatusCode::FORBIDDEN.into_response()),
+        Some(Role::Admin) if !super::same_origin(headers) => {
+            Some(StatusCode::FORBIDDEN.into_response())
+        }
+        Some(Role::Admin) => None,
+    }
+}
+
+async fn act(
+    State(api): State<Arc<Api>>,
+    Path((name, action)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = refused(&api, &headers) {
+        return r;
+    }
+    let result = match action.as_str() {
+        "run" => api.agent.run_now(&name).await.map(|_| "started"),
+        "pause" => api.agent.pause(&name, None).await.map(|()| "paused"),
+        "resume" => api.agent.resume(&name).await.map(|()| "resumed"),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    let note = result.unwrap_or("failed");
+    Redirect::to(&format!("/tasks/{}?note={note}", seg(&name))).into_response()
+}
+
+async fn kill(State(api): State<Arc<Api>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    if let Some(r) = refused(&api, &headers) {
+        return r;
+    }
+    let note = if api.agent.kill(&id).is_ok() { "killing" } else { "failed" };
+    Redirect::to(&format!("/runs/{}?note={note}", seg(&id))).into_response()
 }

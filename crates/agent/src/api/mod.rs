@@ -51,6 +51,21 @@ pub struct Api {
     pub agent: Arc<Agent>,
     tokens: Tokens,
     public_metrics: bool,
+    /// Served over HTTPS (the dashboard's cookie is then Secure).
+    tls: bool,
+}
+
+/// Text escaped for one segment of a URL path (a run id's `#`, say).
+pub fn segment(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~@:".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// The cookie the dashboard keeps its token in.
@@ -229,7 +244,8 @@ pub async fn start(agent: Arc<Agent>, config: Config) -> Result<SocketAddr, Stri
     let url = format!("{scheme}://{addr}");
     std::fs::write(state_dir.join("api-addr"), format!("{url}\n"))
         .map_err(|e| format!("cannot write {}: {e}", state_dir.join("api-addr").display()))?;
-    let api = Arc::new(Api { agent, tokens, public_metrics: config.public_metrics });
+    let api =
+        Arc::new(Api { agent, tokens, public_metrics: config.public_metrics, tls: tls.is_some() });
     let app = router(api);
     tracing::info!(url, "API listening");
     tokio::spawn(serve(listener, app, tls));

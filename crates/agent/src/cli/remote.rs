@@ -33,18 +33,7 @@ pub struct Client {
     http: reqwest::blocking::Client,
 }
 
-/// A run id (or any path segment) escaped for a URL path.
-pub fn segment(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~@:".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use crate::api::segment;
 
 impl Remote {
     /// The state directory.
