@@ -13,9 +13,10 @@ use jiff::{Timestamp, Zoned};
 
 use cronfleet_cron::Schedule;
 
+use super::Services;
 use crate::{
     config::{CatchUp, Kind, Task},
-    store::{Outcome, RunRecord, Store},
+    store::{Outcome, RunRecord},
 };
 
 /// At most this many missed slots of one task are run (or counted).
@@ -24,10 +25,10 @@ pub const MAX_CATCH_UP: usize = 100;
 /// Deals with each task's missed slots.
 pub async fn catch_up(
     scheduler: &Scheduler,
-    store: &Store,
+    services: &Services,
     tasks: &HashMap<String, (Task, EntryId)>,
-    node: &str,
 ) {
+    let (store, node) = (&services.store, services.node.as_str());
     let now = Zoned::now();
     for (name, (task, id)) in tasks {
         let Kind::Cron(schedule) = &task.kind else { continue };
@@ -48,18 +49,18 @@ pub async fn catch_up(
         match task.catch_up {
             CatchUp::Skip => {
                 tracing::warn!(task = %name, "{span}; catch_up = skip: not run");
-                let _ = store.put(&record(&latest, format!("{span}; catch_up = skip"))).await;
+                let missed = record(&latest, format!("{span}; catch_up = skip"));
+                let _ = store.put(&missed).await;
+                services.alerts.missed(&missed);
             }
             CatchUp::Once => {
                 tracing::warn!(task = %name, slot = %latest, "{span}; catch_up = once: running the latest");
                 if missed.len() > 1 {
                     let before = &missed[missed.len() - 2];
-                    let _ = store
-                        .put(&record(
-                            before,
-                            format!("{span}; catch_up = once ran only the latest"),
-                        ))
-                        .await;
+                    let not_run =
+                        record(before, format!("{span}; catch_up = once ran only the latest"));
+                    let _ = store.put(&not_run).await;
+                    services.alerts.missed(&not_run);
                 }
                 let _ = scheduler.run_for(*id, latest);
             }

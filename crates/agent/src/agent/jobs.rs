@@ -9,6 +9,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    alerts::Alerts,
     config::{CatchUp, Concurrency, Task},
     metrics::Metrics,
     runner::{self, Exit, Live, RunSpec},
@@ -84,7 +85,9 @@ pub struct Services {
     /// This node's name.
     pub node: String,
     /// Counters for `/metrics`.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
+    /// Alerts on the tasks' channels.
+    pub alerts: Arc<Alerts>,
     /// Runs in flight, by run id.
     pub in_flight: std::sync::Mutex<HashMap<String, Arc<InFlight>>>,
 }
@@ -111,10 +114,12 @@ pub struct InFlight {
 impl Services {
     /// Services for `node` recording into `store`.
     pub fn new(store: Store, node: &str) -> Services {
+        let metrics = Arc::new(Metrics::default());
         Services {
             store,
             node: node.to_owned(),
-            metrics: Metrics::default(),
+            alerts: Arc::new(Alerts::new(node, metrics.clone())),
+            metrics,
             in_flight: std::sync::Mutex::default(),
         }
     }
@@ -154,13 +159,22 @@ impl Services {
         let mut spec = base.clone();
         let (slot_text, run_id) = identify(&mut spec, task, &self.node, slot, attempt);
         let mut record = started(&run_id, task, slot, attempt, &self.node);
-        if scheduled {
-            let late = jiff::Timestamp::now().duration_since(slot.timestamp());
-            self.metrics.launched(late.as_secs_f64());
-        }
         if let Err(e) = self.store.put(&record).await {
             tracing::error!(task, error = %e, "cannot record the run's start");
         }
+        if scheduled {
+            let late = jiff::Timestamp::now().duration_since(slot.timestamp());
+            self.metrics.launched(late.as_secs_f64());
+            self.alerts.started(&record, Duration::try_from(late).unwrap_or_default());
+        }
+        let too_long = self.alerts.too_long(task).map(|limit| {
+            let alerts = self.alerts.clone();
+            let record = record.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(limit).await;
+                alerts.running_long(&record, limit);
+            })
+        });
         let run = Arc::new(InFlight {
             id: run_id.clone(),
             task: task.to_owned(),
@@ -178,6 +192,10 @@ impl Services {
         }
         run.live.finish();
         self.track(None, &run_id);
+        if let Some(watch) = too_long {
+            watch.abort();
+        }
+        self.alerts.ended(&record);
         let ended = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
         let seconds = record.duration_ms.map(|ms| ms as f64 / 1000.0);
         self.metrics.run_ended(task, record.outcome.as_str(), seconds, ended);

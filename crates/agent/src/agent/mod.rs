@@ -149,6 +149,7 @@ impl Running {
     /// Makes the running tasks those of `set` meant for `host`, touching only what changed.
     async fn apply(&mut self, set: TaskSet, host: &Host) -> Reloaded {
         self.file.clone_from(&set.tasks);
+        self.services.alerts.configure(&set.notifiers, &set.tasks);
         let (daemons, crons): (Vec<Task>, Vec<Task>) = set
             .tasks
             .into_iter()
@@ -518,6 +519,9 @@ fn record_skips(scheduler: &Scheduler, services: Arc<Services>) {
             if let Err(e) = services.store.put(&record).await {
                 tracing::error!(error = %e, "cannot record a slot not run");
             }
+            if outcome == Outcome::Missed {
+                services.alerts.missed(&record);
+            }
         }
     });
 }
@@ -565,7 +569,7 @@ pub async fn start(options: Options) -> Result<Arc<Agent>, StartError> {
         paused,
     };
     let added = running.apply(set, &options.host).await.added;
-    catchup::catch_up(&scheduler, &store, &running.tasks, &options.host.name).await;
+    catchup::catch_up(&scheduler, &services, &running.tasks).await;
     scheduler.start();
     write_identity(&options);
     tracing::info!(

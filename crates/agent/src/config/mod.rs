@@ -7,6 +7,7 @@
 
 mod error;
 mod hosts;
+mod notify;
 mod units;
 
 use std::{collections::BTreeMap, ops::Range, path::Path};
@@ -20,6 +21,7 @@ use toml::{
 
 pub use error::{ConfigError, ConfigErrors};
 pub use hosts::HostPattern;
+pub use notify::{Notifier, NotifierKind};
 
 /// Parses a duration as the task file does (`10s`, `5m`, `1h30m`).
 ///
@@ -55,6 +57,11 @@ pub const FIELDS: &[&str] = &[
     "user",
     "output_limit",
     "enabled",
+    "notify",
+    "alert_on",
+    "alert_after",
+    "late_after",
+    "too_long",
 ];
 
 /// The validated tasks of a file, in file order.
@@ -62,7 +69,29 @@ pub const FIELDS: &[&str] = &[
 pub struct TaskSet {
     /// The tasks.
     pub tasks: Vec<Task>,
+    /// The alert channels.
+    pub notifiers: Vec<Notifier>,
 }
+
+/// When a task raises an alert (on its `notify` channels).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertRules {
+    /// A run failed (non-zero exit, killed by a signal, or could not start).
+    pub failed: bool,
+    /// A run ran past its timeout.
+    pub timed_out: bool,
+    /// A slot was missed (the agent was down or stalled).
+    pub missed: bool,
+    /// A run started later than this after its slot.
+    pub late: Option<SignedDuration>,
+    /// A run is still running after this.
+    pub too_long: Option<SignedDuration>,
+    /// Failures in a row before a failure alert.
+    pub after: u32,
+}
+
+/// What `alert_on` may list.
+const ALERT_KINDS: &[&str] = &["failed", "timed_out", "missed", "late", "too_long"];
 
 /// One validated task.
 #[derive(Clone, Debug, PartialEq)]
@@ -101,6 +130,10 @@ pub struct Task {
     pub output_limit: u64,
     /// Disabled tasks are validated but not scheduled.
     pub enabled: bool,
+    /// Alert channels (names of `[[notifier]]`s).
+    pub notify: Vec<String>,
+    /// When to alert.
+    pub alerts: AlertRules,
     /// Line of the task's `[[task]]` header, for messages.
     pub line: usize,
 }
@@ -185,6 +218,7 @@ pub fn parse(path: &Path, text: &str) -> Result<TaskSet, ConfigErrors> {
     let mut defaults: Option<&DeTable<'_>> = None;
     let mut defaults_span = 0..0;
     let mut tasks = Vec::new();
+    let mut notifier_tables = Vec::new();
     for (key, value) in doc.get_ref().iter() {
         match (key.get_ref().as_ref(), value.get_ref()) {
             ("defaults", DeValue::Table(table)) => {
@@ -196,6 +230,13 @@ pub fn parse(path: &Path, text: &str) -> Result<TaskSet, ConfigErrors> {
                 check_keys(&mut rep, None, table, &["name"]);
             }
             ("task", DeValue::Array(array)) => tasks.extend(array.iter()),
+            ("notifier", DeValue::Array(array)) => notifier_tables.extend(array.iter()),
+            ("notifier", _) => rep.error(
+                value.span().start,
+                None,
+                Some("notifier"),
+                "expected notifiers as [[notifier]] tables",
+            ),
             ("defaults", _) => rep.error(
                 value.span().start,
                 None,
@@ -212,11 +253,32 @@ pub fn parse(path: &Path, text: &str) -> Result<TaskSet, ConfigErrors> {
                 key.span().start,
                 None,
                 None,
-                format!("unknown section {other:?}: a task file has [defaults] and [[task]]"),
+                format!(
+                    "unknown section {other:?}: a task file has [defaults], [[task]] and [[notifier]]"
+                ),
             ),
         }
     }
-    let mut set = TaskSet { tasks: Vec::new() };
+    let mut set = TaskSet { tasks: Vec::new(), notifiers: Vec::new() };
+    let mut notifier_names: Vec<String> = Vec::new();
+    for item in notifier_tables {
+        let DeValue::Table(table) = item.get_ref() else {
+            rep.error(item.span().start, None, Some("notifier"), "expected a [[notifier]] table");
+            continue;
+        };
+        // Its name counts even when another field is wrong: tasks naming it get no second error.
+        if let Some(DeValue::String(name)) = table.get("name").map(|v| v.get_ref()) {
+            if notifier_names.iter().any(|n| n == name.as_ref()) {
+                let at = table.get("name").map_or(item.span().start, |v| v.span().start);
+                rep.error(at, None, Some("name"), format!("duplicate notifier name {name:?}"));
+                continue;
+            }
+            notifier_names.push(name.to_string());
+        }
+        if let Some(n) = notify::read(&mut rep, table, item.span().start) {
+            set.notifiers.push(n);
+        }
+    }
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for item in tasks {
         let DeValue::Table(table) = item.get_ref() else {
@@ -230,6 +292,7 @@ pub fn parse(path: &Path, text: &str) -> Result<TaskSet, ConfigErrors> {
             defaults_span: defaults_span.clone(),
             header: item.span(),
             name: None,
+            notifiers: &notifier_names,
         };
         let task = reader.read();
         let name = reader.name.take();
@@ -301,6 +364,8 @@ struct TaskReader<'r, 'a, 'i> {
     defaults_span: Range<usize>,
     header: Range<usize>,
     name: Option<String>,
+    /// The names of the file's notifiers.
+    notifiers: &'r [String],
 }
 
 impl<'i> TaskReader<'_, '_, 'i> {
@@ -517,6 +582,7 @@ impl<'i> TaskReader<'_, '_, 'i> {
                 }
             });
         let enabled = self.boolean("enabled").unwrap_or(true);
+        let (notify, alerts) = self.alerts();
 
         if self.rep.errors.len() > errors_before {
             return None;
@@ -539,8 +605,56 @@ impl<'i> TaskReader<'_, '_, 'i> {
             user,
             output_limit: output_limit?,
             enabled,
+            notify,
+            alerts,
             line,
         })
+    }
+
+    /// `notify`, `alert_on`, `alert_after`, `late_after` and `too_long`.
+    fn alerts(&mut self) -> (Vec<String>, AlertRules) {
+        let mut notify = Vec::new();
+        for (name, at) in self.strings("notify") {
+            if self.notifiers.contains(&name) {
+                notify.push(name);
+            } else {
+                let known = if self.notifiers.is_empty() {
+                    "this file has no [[notifier]]".to_owned()
+                } else {
+                    format!("notifiers: {}", self.notifiers.join(", "))
+                };
+                self.err(at, "notify", format!("no notifier named {name:?} ({known})"));
+            }
+        }
+        let listed = self.get("alert_on").is_some();
+        let mut on: Vec<String> = Vec::new();
+        for (kind, at) in self.strings("alert_on") {
+            if ALERT_KINDS.contains(&kind.as_str()) {
+                on.push(kind);
+            } else {
+                let message = format!("{kind:?}: expected some of {}", ALERT_KINDS.join(", "));
+                self.err(at, "alert_on", message);
+            }
+        }
+        let late = self.duration("late_after");
+        let too_long = self.duration("too_long");
+        let at = self.get("alert_on").map_or(self.header.start, |v| v.span().start);
+        if listed && on.iter().any(|k| k == "late") && late.is_none() {
+            self.err(at, "alert_on", "\"late\" needs late_after: how late is late");
+        }
+        if listed && on.iter().any(|k| k == "too_long") && too_long.is_none() {
+            self.err(at, "alert_on", "\"too_long\" needs too_long: how long is too long");
+        }
+        let wants = |kind: &str| !listed || on.iter().any(|k| k == kind);
+        let rules = AlertRules {
+            failed: wants("failed"),
+            timed_out: wants("timed_out"),
+            missed: wants("missed"),
+            late: late.filter(|_| wants("late")),
+            too_long: too_long.filter(|_| wants("too_long")),
+            after: self.integer("alert_after", 1, 1000).unwrap_or(1) as u32,
+        };
+        (notify, rules)
     }
 
     fn kind(&mut self, tz: Option<&TimeZone>) -> Option<Kind> {
