@@ -332,11 +332,11 @@ async fn timeline(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
 
 /// The next fire times, marking those whose UTC offset differs from the one before (a DST
 /// change between them).
-fn next_times(view: &TaskView) -> String {
+fn next_times(view: &TaskView, now: &Zoned) -> String {
     let Kind::Cron(schedule) = &view.task.kind else {
         return "<p>A daemon task runs all the time.</p>".to_owned();
     };
-    let times: Vec<Zoned> = schedule.iter_after(&Zoned::now()).take(10).collect();
+    let times: Vec<Zoned> = schedule.iter_after(now).take(10).collect();
     if times.is_empty() {
         return "<p>This schedule never fires again.</p>".to_owned();
     }
@@ -466,7 +466,7 @@ async fn task_page(
         );
     }
     body.push_str("</tbody></table></div><h2>Next fire times</h2>");
-    body.push_str(&next_times(&view));
+    body.push_str(&next_times(&view, &Zoned::now()));
     body.push_str("<h2>Definition</h2>");
     body.push_str(&definition(&view, role));
     page(&name, Some(role), &body).into_response()
@@ -566,4 +566,24 @@ async fn kill(State(api): State<Arc<Api>>, Path(id): Path<String>, headers: Head
     }
     let note = if api.agent.kill(&id).is_ok() { "killing" } else { "failed" };
     Redirect::to(&format!("/runs/{}?note={note}", seg(&id))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_times_mark_dst_shifts_and_text_is_escaped() {
+        let text = "[[task]]\nname = \"t\"\nschedule = \"0 9 * * *\"\ntimezone = \"America/New_York\"\ncommand = \"true\"\n";
+        let task =
+            crate::config::parse(std::path::Path::new("t.toml"), text).unwrap().tasks.remove(0);
+        let view = TaskView { task, here: true, paused: None, next: None, running: 0 };
+        let now: Zoned = "2026-03-03T12:00:00-05:00[America/New_York]".parse().unwrap();
+        let html = next_times(&view, &now);
+        assert_eq!(html.matches("<li>").count(), 10);
+        // 2026-03-08 is the first day in EDT: its 09:00 is marked, and only it.
+        assert_eq!(html.matches("class=\"dst\"").count(), 1, "{html}");
+        assert!(html.contains("<li>2026-03-08T09:00:00-04:00 <span class=\"dst\">offset changes to -04 (DST)</span></li>"), "{html}");
+        assert_eq!(esc("<a href='x'>&\"</a>"), "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;");
+    }
 }

@@ -158,22 +158,6 @@ async fn metrics_gate(State(api): State<Arc<Api>>, request: Request, next: Next)
     require(api, Role::Read, request, next).await
 }
 
-/// The routes of the OpenAPI document, as (method, path).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("get", "/api/v1/tasks"),
-    ("get", "/api/v1/tasks/{name}"),
-    ("post", "/api/v1/tasks/{name}/run"),
-    ("post", "/api/v1/tasks/{name}/pause"),
-    ("post", "/api/v1/tasks/{name}/resume"),
-    ("get", "/api/v1/runs"),
-    ("get", "/api/v1/runs/{id}"),
-    ("get", "/api/v1/runs/{id}/output"),
-    ("post", "/api/v1/runs/{id}/kill"),
-    ("post", "/api/v1/reload"),
-    ("get", "/api/v1/node"),
-    ("get", "/api/v1/openapi.json"),
-];
-
 /// The OpenAPI document.
 const OPENAPI: &str = include_str!("openapi.json");
 
@@ -241,7 +225,15 @@ pub async fn start(agent: Arc<Agent>, config: Config) -> Result<SocketAddr, Stri
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let url = format!("{scheme}://{addr}");
+    // Listening on every address: local clients use loopback.
+    let mut local = addr;
+    if addr.ip().is_unspecified() {
+        local.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let url = format!("{scheme}://{local}");
     std::fs::write(state_dir.join("api-addr"), format!("{url}\n"))
         .map_err(|e| format!("cannot write {}: {e}", state_dir.join("api-addr").display()))?;
     let api =
@@ -313,5 +305,43 @@ async fn serve(listener: TcpListener, app: Router, tls: Option<tokio_rustls::Tls
                 tracing::debug!(error = %e, "API connection ended");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// Every `/api/v1` route registered in `router` is in the OpenAPI document, and the
+    /// document has no other (the API tests check each documented route answers).
+    #[test]
+    fn openapi_lists_exactly_the_routes() {
+        let source = include_str!("mod.rs");
+        let mut routes = BTreeSet::new();
+        let mut rest = source;
+        while let Some(at) = rest.find(".route(") {
+            rest = &rest[at + 7..];
+            let path: String = rest
+                .trim_start()
+                .trim_start_matches('"')
+                .chars()
+                .take_while(|c| *c != '"')
+                .collect();
+            let call = &rest[..rest.find(')').unwrap_or(0)];
+            if !path.starts_with("/api/v1") {
+                continue;
+            }
+            let method = if call.contains("post(") { "post" } else { "get" };
+            routes.insert((method.to_owned(), path));
+        }
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
+        let mut documented = BTreeSet::new();
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for method in ops.as_object().unwrap().keys() {
+                documented.insert((method.clone(), path.clone()));
+            }
+        }
+        assert_eq!(routes.len(), 12, "{routes:?}");
+        assert_eq!(routes, documented);
     }
 }

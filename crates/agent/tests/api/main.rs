@@ -46,7 +46,12 @@ impl Agent {
         let _ = std::fs::remove_file(state.join("api-addr"));
         let child = bin()
             .args(["agent", "--config", dir.join("tasks.toml").to_str().unwrap()])
-            .args(["--node", "api-node", "--listen", "127.0.0.1:0", "--no-watch"])
+            .args(["--node", "api-node", "--no-watch"])
+            .args(if extra.contains(&"--listen") {
+                &[][..]
+            } else {
+                &["--listen", "127.0.0.1:0"][..]
+            })
             .args(["--tokens", dir.join("tokens").to_str().unwrap()])
             .args(["--state-dir", state.to_str().unwrap()])
             .args(extra)
@@ -487,6 +492,20 @@ fn open_addresses_need_tls_and_tls_works() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("refusing to serve the API on 0.0.0.0 without TLS"), "{stderr}");
+
+    // --insecure-listen: served openly, as asked; --public-metrics: /metrics without a token.
+    let open = Agent::spawn(
+        dir.clone(),
+        &["--listen", "0.0.0.0:0", "--insecure-listen", "--public-metrics"],
+        Client::new(),
+        "http",
+    );
+    assert_eq!(open.call(Method::GET, "/metrics", None, None).status(), StatusCode::OK);
+    assert_eq!(
+        open.call(Method::GET, "/api/v1/tasks", None, None).status(),
+        StatusCode::UNAUTHORIZED
+    );
+    open.stop();
 
     let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
     std::fs::write(dir.join("cert.pem"), key.cert.pem()).unwrap();
