@@ -108,21 +108,35 @@ fn visitor(api: &Api, headers: &HeaderMap) -> Option<Role> {
     api.tokens.check(&token).map(|(role, _)| role)
 }
 
-fn to_login() -> Response {
-    Redirect::to("/login").into_response()
+/// A page asked for without a valid token: 401, with the login form (which comes back to
+/// `next` after logging in).
+fn to_login(next: &str) -> Response {
+    (StatusCode::UNAUTHORIZED, login_form(None, next)).into_response()
 }
 
 async fn login_page() -> Html<String> {
-    login_form(None)
+    login_form(None, "/")
 }
 
-fn login_form(error: Option<&str>) -> Html<String> {
+/// Where to go after logging in: a path of this site, else the overview.
+fn local_path(next: &str) -> &str {
+    let ok = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\');
+    if ok {
+        next
+    } else {
+        "/"
+    }
+}
+
+fn login_form(error: Option<&str>, next: &str) -> Html<String> {
     let error = error.map(|e| format!("<p class=\"note err\">{}</p>", esc(e))).unwrap_or_default();
+    let next = esc(local_path(next));
     page(
         "Log in",
         None,
         &format!(
             "<h1>Log in</h1>{error}<form method=\"post\" action=\"/login\">\
+             <input type=\"hidden\" name=\"next\" value=\"{next}\">\
              <p><label for=\"token\">API token</label><br>\
              <input type=\"password\" id=\"token\" name=\"token\" autocomplete=\"current-password\" required></p>\
              <p><button class=\"btn main\" id=\"login\">Log in</button></p></form>\
@@ -135,17 +149,19 @@ fn login_form(error: Option<&str>) -> Html<String> {
 #[derive(serde::Deserialize)]
 struct LoginForm {
     token: String,
+    next: Option<String>,
 }
 
 async fn login(State(api): State<Arc<Api>>, Form(form): Form<LoginForm>) -> Response {
     let token = form.token.trim();
+    let next = local_path(form.next.as_deref().unwrap_or("/"));
     if api.tokens.check(token).is_none() {
-        return (StatusCode::UNAUTHORIZED, login_form(Some("That token is not valid.")))
+        return (StatusCode::UNAUTHORIZED, login_form(Some("That token is not valid."), next))
             .into_response();
     }
     let secure = if api.tls { "; Secure" } else { "" };
     let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}");
-    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+    ([(header::SET_COOKIE, cookie)], Redirect::to(next)).into_response()
 }
 
 async fn logout() -> Response {
@@ -216,7 +232,7 @@ fn next_cell(view: &TaskView) -> String {
 }
 
 async fn overview(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
-    let Some(role) = visitor(&api, &headers) else { return to_login() };
+    let Some(role) = visitor(&api, &headers) else { return to_login("/") };
     let views = api.agent.tasks().await;
     let recent = api.agent.services.store.recent_by_task(30).await.unwrap_or_default();
     let mut by_task: BTreeMap<&str, Vec<&RunRecord>> = BTreeMap::new();
@@ -264,7 +280,7 @@ async fn overview(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
 }
 
 async fn timeline(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
-    let Some(role) = visitor(&api, &headers) else { return to_login() };
+    let Some(role) = visitor(&api, &headers) else { return to_login("/timeline") };
     let now = Timestamp::now();
     let day = SignedDuration::from_hours(24);
     let start = now - day;
@@ -391,7 +407,9 @@ async fn task_page(
     request: Request,
 ) -> Response {
     let headers = request.headers();
-    let Some(role) = visitor(&api, headers) else { return to_login() };
+    let Some(role) = visitor(&api, headers) else {
+        return to_login(&format!("/tasks/{}", seg(&name)));
+    };
     let Some(view) = api.agent.task(&name).await else {
         let body =
             format!("<h1>No task named {}</h1><p><a href=\"/\">All tasks</a></p>", esc(&name));
@@ -486,7 +504,9 @@ async fn run_page(
     request: Request,
 ) -> Response {
     let headers = request.headers();
-    let Some(role) = visitor(&api, headers) else { return to_login() };
+    let Some(role) = visitor(&api, headers) else {
+        return to_login(&format!("/runs/{}", seg(&id)));
+    };
     let Ok(Some(record)) = api.agent.services.store.run(&id).await else {
         let body = format!("<h1>No run {}</h1>", esc(&id));
         return (StatusCode::NOT_FOUND, page("Not found", Some(role), &body)).into_response();
@@ -533,7 +553,7 @@ async fn run_page(
 /// from the dashboard's own pages. `None` when allowed, else the answer.
 fn refused(api: &Api, headers: &HeaderMap) -> Option<Response> {
     match visitor(api, headers) {
-        None => Some(to_login()),
+        None => Some(to_login("/")),
         Some(Role::Read) => Some(StatusCode::FORBIDDEN.into_response()),
         Some(Role::Admin) if !super::same_origin(headers) => {
             Some(StatusCode::FORBIDDEN.into_response())

@@ -199,6 +199,27 @@ fn every_route_needs_the_right_token() {
             );
         }
     }
+    // The dashboard's pages: 401 with the login form; its buttons: 401, or 403 for read tokens.
+    for page in ["/", "/timeline", "/tasks/tick", "/runs/tick%400%231"] {
+        let r = agent.call(Method::GET, page, None, None);
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{page}");
+        assert!(r.text().unwrap().contains("id=\"token\""), "{page}: the login form");
+        let r = agent.call(Method::GET, page, Some("wrong-token-0123456789"), None);
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{page}");
+    }
+    for button in ["/tasks/tick/run", "/tasks/tick/pause", "/tasks/tick/resume", "/runs/x/kill"] {
+        assert_eq!(
+            agent.call(Method::POST, button, None, None).status(),
+            StatusCode::UNAUTHORIZED,
+            "{button}"
+        );
+        assert_eq!(
+            agent.call(Method::POST, button, Some(READ), None).status(),
+            StatusCode::FORBIDDEN,
+            "{button}"
+        );
+    }
+    assert_eq!(agent.call(Method::GET, "/login", None, None).status(), StatusCode::OK);
     // Open: health; closed without a token: metrics (unless --public-metrics).
     assert_eq!(agent.call(Method::GET, "/healthz", None, None).status(), StatusCode::OK);
     assert_eq!(agent.call(Method::GET, "/metrics", None, None).status(), StatusCode::UNAUTHORIZED);

@@ -250,14 +250,17 @@ command = "true"
     let admin = std::fs::read_to_string(state.join("api-token")).unwrap().trim().to_owned();
     let b = Browser::start(&chromium, &driver);
 
-    // Not logged in: to the login page; a wrong token is refused.
-    b.go(&format!("{url}/"));
-    assert!(b.url().ends_with("/login"), "{}", b.url());
+    // Not logged in: the login form (401); a wrong token is refused; the right one leads back
+    // to the page asked for.
+    b.go(&format!("{url}/tasks/hello"));
+    b.wait_for("h1", "Log in", false);
     b.type_in("#token", "not-a-token-at-all");
     b.click("#login");
     b.wait_for("body", "That token is not valid.", false);
     b.type_in("#token", &admin);
     b.click("#login");
+    b.wait_url("/tasks/hello");
+    b.go(&format!("{url}/"));
 
     // The overview: every task, in words, with its hosts and next run.
     b.wait_for("#tasks", "hello", false);
