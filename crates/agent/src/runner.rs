@@ -94,6 +94,9 @@ pub enum RunError {
     /// The user to run as does not exist.
     #[error("unknown user {0:?}")]
     UnknownUser(String),
+    /// An HTTP call got no response.
+    #[error("{0}")]
+    Http(String),
 }
 
 /// How long output is still read after the process exits, for children it left behind that
@@ -163,6 +166,9 @@ pub async fn run_live(
     cancel: CancellationToken,
     live: Option<std::sync::Arc<Live>>,
 ) -> Result<RunResult, RunError> {
+    if let Program::Http(call) = &spec.program {
+        return run_http(spec, call, cancel, live).await;
+    }
     let (reader, writer) = io::pipe().map_err(|e| spawn_error(spec, e))?;
     let mut cmd = command(spec, writer)?;
     let started = Timestamp::now();
@@ -232,10 +238,114 @@ pub async fn run_live(
     })
 }
 
+/// `{{task}}`, `{{run_id}}`, `{{scheduled_at}}`, `{{attempt}}` and `{{node}}` replaced by the
+/// run's values (from its `CRONFLEET_*` environment).
+pub fn fill(template: &str, env: &BTreeMap<String, String>) -> String {
+    let mut out = template.to_owned();
+    for (name, var) in [
+        ("task", "CRONFLEET_TASK"),
+        ("run_id", "CRONFLEET_RUN_ID"),
+        ("scheduled_at", "CRONFLEET_SCHEDULED_AT"),
+        ("attempt", "CRONFLEET_ATTEMPT"),
+        ("node", "CRONFLEET_NODE"),
+    ] {
+        if let Some(value) = env.get(var) {
+            out = out.replace(&format!("{{{{{name}}}}}"), value);
+        }
+    }
+    out
+}
+
+/// The client every HTTP task shares (connection pooling).
+fn http_client() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("cronfleet/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default()
+    })
+}
+
+/// One run of an `http` task: the request, its timeout or cancellation, the response status
+/// (success: an expected status) and body as output.
+async fn run_http(
+    spec: &RunSpec,
+    call: &crate::config::HttpCall,
+    cancel: CancellationToken,
+    live: Option<std::sync::Arc<Live>>,
+) -> Result<RunResult, RunError> {
+    let started = Timestamp::now();
+    let method = reqwest::Method::from_bytes(call.method.as_bytes())
+        .map_err(|e| RunError::Http(e.to_string()))?;
+    let mut request = http_client().request(method, fill(&call.url, &spec.env));
+    for (name, value) in &call.headers {
+        request = request.header(name.as_str(), fill(value, &spec.env));
+    }
+    if let Some(body) = &call.body {
+        request = request.body(fill(body, &spec.env));
+    }
+    let limit = spec.output_limit as usize;
+    let exchange = async {
+        let response = request.send().await.map_err(|e| RunError::Http(e.without_url().to_string()))?;
+        let status = response.status();
+        let mut output = format!("HTTP {status}\n").into_bytes();
+        let mut dropped = 0u64;
+        let mut response = response;
+        while let Ok(Some(chunk)) = response.chunk().await {
+            let room = limit.saturating_sub(output.len()).min(chunk.len());
+            output.extend_from_slice(&chunk[..room]);
+            dropped += (chunk.len() - room) as u64;
+        }
+        if let Some(live) = &live {
+            live.push(&output);
+        }
+        Ok::<_, RunError>((status.as_u16(), output, dropped))
+    };
+    let deadline = async {
+        match spec.timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    let (mut timed_out, mut killed) = (false, false);
+    let answer = tokio::select! {
+        a = exchange => Some(a?),
+        _ = deadline => { timed_out = true; None }
+        _ = cancel.cancelled() => { killed = true; None }
+    };
+    let (exit, output, dropped) = match answer {
+        Some((status, output, dropped)) => {
+            let ok = if call.expect_status.is_empty() {
+                (200..300).contains(&status)
+            } else {
+                call.expect_status.contains(&status)
+            };
+            (Exit::Code(if ok { 0 } else { i32::from(status) }), output, dropped)
+        }
+        None => (Exit::Code(-1), Vec::new(), 0),
+    };
+    Ok(RunResult {
+        pid: 0,
+        exit,
+        timed_out,
+        killed,
+        started,
+        ended: Timestamp::now(),
+        user_cpu: Duration::ZERO,
+        system_cpu: Duration::ZERO,
+        max_rss: 0,
+        output,
+        dropped,
+    })
+}
+
 fn spawn_error(spec: &RunSpec, source: io::Error) -> RunError {
     let program = match &spec.program {
         Program::Shell(cmd) => cmd.clone(),
         Program::Argv(argv) => argv.join(" "),
+        Program::Http(call) => call.url.clone(),
     };
     RunError::Spawn { program, source }
 }
@@ -252,6 +362,7 @@ fn command(spec: &RunSpec, writer: io::PipeWriter) -> Result<Command, RunError> 
             c.args(&argv[1..]);
             c
         }
+        Program::Http(_) => return Err(RunError::Http("an http task starts no process".into())),
     };
     let err_writer = writer.try_clone().map_err(|e| spawn_error(spec, e))?;
     cmd.stdin(Stdio::null()).stdout(writer).stderr(err_writer).process_group(0).envs(&spec.env);

@@ -222,7 +222,31 @@ const MIGRATIONS: &[&str] = &[
         until TEXT
     );
 "#,
+    r#"
+    CREATE TABLE api_tasks (
+        name       TEXT PRIMARY KEY,
+        definition TEXT NOT NULL,
+        revision   INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+"#,
 ];
+
+/// A task created through the API, as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredTask {
+    /// Its name.
+    pub name: String,
+    /// Its fields (the task file's names), as a JSON object.
+    pub definition: serde_json::Value,
+    /// 1 when created; each change adds 1.
+    pub revision: i64,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+    /// When it last changed.
+    pub updated_at: String,
+}
 
 /// The run history of one agent.
 #[derive(Clone, Debug)]
@@ -464,6 +488,82 @@ impl Store {
             .await
             .map_err(self.sql())?;
         Ok(rows.iter().map(record).collect())
+    }
+
+    /// The tasks created through the API.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn api_tasks(&self) -> Result<Vec<StoredTask>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, definition, revision, created_at, updated_at FROM api_tasks ORDER BY created_at, name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.sql())?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredTask {
+                name: r.get(0),
+                definition: serde_json::from_str(r.get::<&str, _>(1)).unwrap_or_default(),
+                revision: r.get(2),
+                created_at: r.get(3),
+                updated_at: r.get(4),
+            })
+            .collect())
+    }
+
+    /// Writes an API task: a new one when `expected` is `None`, else only if its revision is
+    /// still `expected`. Returns whether it was written (one transaction).
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub async fn put_api_task(
+        &self,
+        task: &StoredTask,
+        expected: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let definition = task.definition.to_string();
+        let done = match expected {
+            None => sqlx::query(
+                "INSERT OR IGNORE INTO api_tasks (name, definition, revision, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(&task.name)
+            .bind(&definition)
+            .bind(task.revision)
+            .bind(&task.created_at)
+            .bind(&task.updated_at),
+            Some(revision) => sqlx::query(
+                "UPDATE api_tasks SET definition = ?, revision = ?, updated_at = ? \
+                 WHERE name = ? AND revision = ?",
+            )
+            .bind(&definition)
+            .bind(task.revision)
+            .bind(&task.updated_at)
+            .bind(&task.name)
+            .bind(revision),
+        };
+        let done = done.execute(&self.pool).await.map_err(self.sql())?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Deletes an API task (and its pause), if its revision is `expected` (or any, `None`).
+    /// Returns whether it was deleted.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub async fn delete_api_task(&self, name: &str, expected: Option<i64>) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(self.sql())?;
+        let done = sqlx::query("DELETE FROM api_tasks WHERE name = ?1 AND (?2 IS NULL OR revision = ?2)")
+            .bind(name)
+            .bind(expected)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.sql())?;
+        sqlx::query("DELETE FROM paused WHERE task = ?").bind(name).execute(&mut *tx).await.map_err(self.sql())?;
+        tx.commit().await.map_err(self.sql())?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// The tasks paused by hand, with the instant each resumes by itself, if any.

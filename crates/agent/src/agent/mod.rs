@@ -13,11 +13,18 @@
 
 mod catchup;
 mod daemon;
+pub mod dynamic;
 mod host;
 mod jobs;
 mod watch;
 
-use std::{collections::HashMap, future::Future, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    future::Future,
+    path::PathBuf,
+    sync::Arc,
+    time::Duration,
+};
 
 use cronfleet_scheduler::{EntryId, Scheduler, Timing};
 use jiff::{tz::TimeZone, Timestamp};
@@ -26,9 +33,10 @@ use tokio::sync::mpsc;
 pub use host::Host;
 pub use jobs::{InFlight, Services};
 
+use self::dynamic::ApiTask;
 use crate::{
     config::{self, Kind, Task, TaskSet},
-    store::{Outcome, RunRecord, Store},
+    store::{Outcome, RunRecord, Store, StoredTask},
 };
 
 /// How the agent runs.
@@ -87,6 +95,10 @@ struct Running {
     services: Arc<Services>,
     /// Every task of the file, in file order (also those for other nodes).
     file: Vec<Task>,
+    /// The file's alert channels.
+    notifiers: Vec<config::Notifier>,
+    /// Tasks created through the API, by name.
+    api: BTreeMap<String, ApiTask>,
     tasks: HashMap<String, (Task, EntryId)>,
     /// Daemon tasks; no supervisor while paused.
     daemons: HashMap<String, (Task, Option<daemon::Supervisor>)>,
@@ -147,11 +159,11 @@ fn diff<T>(running: &HashMap<String, (Task, T)>, wanted: Vec<Task>) -> Diff {
 
 impl Running {
     /// Makes the running tasks those of `set` meant for `host`, touching only what changed.
-    async fn apply(&mut self, set: TaskSet, host: &Host) -> Reloaded {
-        self.file.clone_from(&set.tasks);
-        self.services.alerts.configure(&set.notifiers, &set.tasks);
-        let (daemons, crons): (Vec<Task>, Vec<Task>) = set
-            .tasks
+    async fn apply(&mut self, host: &Host) -> Reloaded {
+        let all: Vec<Task> =
+            self.file.iter().cloned().chain(self.api.values().map(|a| a.task.clone())).collect();
+        self.services.alerts.configure(&self.notifiers, &all);
+        let (daemons, crons): (Vec<Task>, Vec<Task>) = all
             .into_iter()
             .filter(|t| t.enabled && host.runs(t))
             .partition(|t| matches!(t.kind, Kind::Daemon));
@@ -209,6 +221,53 @@ impl Running {
         }
     }
 
+    fn notifier_names(&self) -> Vec<String> {
+        self.notifiers.iter().map(|n| n.name.clone()).collect()
+    }
+
+    /// Takes a (re)loaded task file: refused when a task name is also an API task's, or when an
+    /// API task names a notifier the file no longer has.
+    fn take_file(&mut self, set: TaskSet, path: &std::path::Path) -> Result<(), config::ConfigErrors> {
+        let mut errors = Vec::new();
+        for task in set.tasks.iter().filter(|t| self.api.contains_key(&t.name)) {
+            errors.push(config::ConfigError {
+                file: path.display().to_string(),
+                line: task.line,
+                column: 1,
+                task: Some(task.name.clone()),
+                field: Some("name".into()),
+                message: "a task created through the API has this name: rename one of them"
+                    .into(),
+            });
+        }
+        let names: Vec<String> = set.notifiers.iter().map(|n| n.name.clone()).collect();
+        for api in self.api.values() {
+            for missing in api.task.notify.iter().filter(|n| !names.contains(n)) {
+                errors.push(config::ConfigError {
+                    file: path.display().to_string(),
+                    line: 0,
+                    column: 0,
+                    task: Some(api.task.name.clone()),
+                    field: Some("notify".into()),
+                    message: format!(
+                        "the API task notifies {missing:?}, which this file no longer has"
+                    ),
+                });
+            }
+        }
+        if !errors.is_empty() {
+            return Err(config::ConfigErrors(errors));
+        }
+        self.file = set.tasks;
+        self.notifiers = set.notifiers;
+        Ok(())
+    }
+
+    /// The file's task of this name, if any.
+    fn in_file(&self, name: &str) -> bool {
+        self.file.iter().any(|t| t.name == name)
+    }
+
     /// Stops every daemon.
     async fn stop_daemons(&mut self) {
         for (_, (_, supervisor)) in self.daemons.drain() {
@@ -222,7 +281,7 @@ impl Running {
     fn here(&self, name: &str) -> Result<(), ControlError> {
         if self.tasks.contains_key(name) || self.daemons.contains_key(name) {
             Ok(())
-        } else if self.file.iter().any(|t| t.name == name) {
+        } else if self.file.iter().any(|t| t.name == name) || self.api.contains_key(name) {
             Err(ControlError::NotHere(name.to_owned()))
         } else {
             Err(ControlError::NotFound(name.to_owned()))
@@ -245,6 +304,22 @@ pub enum ControlError {
     /// The request does not fit the task.
     #[error("{0}")]
     Conflict(String),
+    /// A task definition is invalid.
+    #[error("invalid task: {}", .0.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<config::ConfigError>),
+    /// The task's revision is not the one the change was based on.
+    #[error("task {name:?} is at revision {current}, not {expected}: read it again and redo the change")]
+    Revision {
+        /// The task.
+        name: String,
+        /// Its revision.
+        current: i64,
+        /// The one the request named.
+        expected: i64,
+    },
+    /// The task belongs to the task file.
+    #[error("task {0:?} is defined in the task file: change it there (the API can only run, pause and resume it)")]
+    FileOwned(String),
     /// The state database failed.
     #[error("{0}")]
     Store(#[from] crate::store::StoreError),
@@ -263,6 +338,8 @@ pub struct TaskView {
     pub next: Option<jiff::Zoned>,
     /// Its runs in flight.
     pub running: usize,
+    /// For a task created through the API: its revision and times.
+    pub stored: Option<StoredTask>,
 }
 
 /// A running agent, shared by its main loop, its API and its timers.
@@ -292,9 +369,11 @@ impl Agent {
         for run in self.services.running() {
             *in_flight.entry(run.task.clone()).or_default() += 1;
         }
+        let api = running.api.values().map(|a| &a.task);
         running
             .file
             .iter()
+            .chain(api)
             .map(|task| {
                 let entry = running.tasks.get(&task.name).map(|(_, id)| *id);
                 TaskView {
@@ -303,6 +382,7 @@ impl Agent {
                     paused: running.paused.get(&task.name).copied(),
                     next: entry.and_then(|id| self.scheduler.entry(id)).and_then(|e| e.next),
                     running: in_flight.get(&task.name).copied().unwrap_or(0),
+                    stored: running.api.get(&task.name).map(|a| a.stored.clone()),
                 }
             })
             .collect()
@@ -318,10 +398,12 @@ impl Agent {
     /// # Errors
     /// The file's errors.
     pub async fn reload(&self) -> Result<Reloaded, config::ConfigErrors> {
-        let result = match config::load(&self.options.config) {
-            Ok(set) => {
-                let mut running = self.running.lock().await;
-                let done = running.apply(set, &self.options.host).await;
+        let mut running = self.running.lock().await;
+        let result = match config::load(&self.options.config)
+            .and_then(|set| running.take_file(set, &self.options.config))
+        {
+            Ok(()) => {
+                let done = running.apply(&self.options.host).await;
                 tracing::info!(
                     added = done.added,
                     changed = done.changed,
@@ -445,6 +527,118 @@ impl Agent {
         });
     }
 
+    /// Creates a task from its JSON definition (the task file's fields), stored before it is
+    /// scheduled.
+    ///
+    /// # Errors
+    /// An invalid definition, a name already used (by the file or the API), the store failing.
+    pub async fn create_task(
+        &self,
+        name: &str,
+        mut definition: serde_json::Value,
+    ) -> Result<TaskView, ControlError> {
+        let mut running = self.running.lock().await;
+        if running.in_file(name) {
+            return Err(ControlError::Conflict(format!(
+                "task {name:?} is defined in the task file: pick another name"
+            )));
+        }
+        if running.api.contains_key(name) {
+            return Err(ControlError::Conflict(format!("task {name:?} already exists")));
+        }
+        let now = Timestamp::now();
+        let task = dynamic::build(name, &mut definition, now, &running.notifier_names())
+            .map_err(ControlError::Invalid)?;
+        let stored = StoredTask {
+            name: name.to_owned(),
+            definition,
+            revision: 1,
+            created_at: now.to_string(),
+            updated_at: now.to_string(),
+        };
+        if !self.services.store.put_api_task(&stored, None).await? {
+            return Err(ControlError::Conflict(format!("task {name:?} already exists")));
+        }
+        tracing::info!(task = name, "task created through the API");
+        running.api.insert(name.to_owned(), ApiTask { task, stored });
+        running.apply(&self.options.host).await;
+        drop(running);
+        self.task(name).await.ok_or_else(|| ControlError::NotFound(name.to_owned()))
+    }
+
+    /// Changes a task created through the API: `change` replaces its definition, or with
+    /// `patch` is merged into it (JSON merge patch). With `if_match`, only if the task is still
+    /// at that revision. The anchor stays unless the change gives one.
+    ///
+    /// # Errors
+    /// Unknown task, a file task, a stale revision, an invalid result, the store failing.
+    pub async fn change_task(
+        &self,
+        name: &str,
+        change: serde_json::Value,
+        patch: bool,
+        if_match: Option<i64>,
+    ) -> Result<TaskView, ControlError> {
+        let mut running = self.running.lock().await;
+        if running.in_file(name) {
+            return Err(ControlError::FileOwned(name.to_owned()));
+        }
+        let Some(old) = running.api.get(name).map(|a| a.stored.clone()) else {
+            return Err(ControlError::NotFound(name.to_owned()));
+        };
+        if let Some(expected) = if_match.filter(|e| *e != old.revision) {
+            return Err(ControlError::Revision {
+                name: name.to_owned(),
+                current: old.revision,
+                expected,
+            });
+        }
+        let mut definition = if patch { old.definition.clone() } else { serde_json::json!({}) };
+        dynamic::merge_patch(&mut definition, &change);
+        dynamic::carry_anchor(&old.definition, &mut definition, &change);
+        let created: Timestamp = old.created_at.parse().unwrap_or_else(|_| Timestamp::now());
+        let task = dynamic::build(name, &mut definition, created, &running.notifier_names())
+            .map_err(ControlError::Invalid)?;
+        let stored = StoredTask {
+            definition,
+            revision: old.revision + 1,
+            updated_at: Timestamp::now().to_string(),
+            ..old.clone()
+        };
+        if !self.services.store.put_api_task(&stored, Some(old.revision)).await? {
+            return Err(ControlError::Conflict(format!("task {name:?} changed meanwhile")));
+        }
+        tracing::info!(task = name, revision = stored.revision, "task changed through the API");
+        running.api.insert(name.to_owned(), ApiTask { task, stored });
+        running.apply(&self.options.host).await;
+        drop(running);
+        self.task(name).await.ok_or_else(|| ControlError::NotFound(name.to_owned()))
+    }
+
+    /// Deletes a task created through the API (with `if_match`, only at that revision). Its
+    /// runs in flight finish.
+    ///
+    /// # Errors
+    /// Unknown task, a file task, a stale revision, the store failing.
+    pub async fn delete_task(&self, name: &str, if_match: Option<i64>) -> Result<(), ControlError> {
+        let mut running = self.running.lock().await;
+        if running.in_file(name) {
+            return Err(ControlError::FileOwned(name.to_owned()));
+        }
+        let Some(current) = running.api.get(name).map(|a| a.stored.revision) else {
+            return Err(ControlError::NotFound(name.to_owned()));
+        };
+        if let Some(expected) = if_match.filter(|e| *e != current) {
+            return Err(ControlError::Revision { name: name.to_owned(), current, expected });
+        }
+        self.services.store.delete_api_task(name, if_match).await?;
+        running.api.remove(name);
+        running.paused.remove(name);
+        running.apply(&self.options.host).await;
+        tracing::info!(task = name, "task deleted through the API");
+        Ok(())
+    }
+
     /// Kills a run in flight: SIGTERM to its process group, SIGKILL after the grace.
     ///
     /// # Errors
@@ -564,11 +758,29 @@ pub async fn start(options: Options) -> Result<Arc<Agent>, StartError> {
         scheduler: scheduler.clone(),
         services: services.clone(),
         file: Vec::new(),
+        notifiers: Vec::new(),
+        api: BTreeMap::new(),
         tasks: HashMap::new(),
         daemons: HashMap::new(),
         paused,
     };
-    let added = running.apply(set, &options.host).await.added;
+    let names: Vec<String> = set.notifiers.iter().map(|n| n.name.clone()).collect();
+    for stored in store.api_tasks().await? {
+        let created = stored.created_at.parse().unwrap_or_else(|_| Timestamp::now());
+        let mut definition = stored.definition.clone();
+        match dynamic::build(&stored.name, &mut definition, created, &names) {
+            Ok(task) => {
+                running.api.insert(stored.name.clone(), ApiTask { task, stored });
+            }
+            Err(errors) => {
+                for e in errors {
+                    tracing::error!(task = %stored.name, field = ?e.field, "stored API task is invalid: {}", e.message);
+                }
+            }
+        }
+    }
+    running.take_file(set, &options.config)?;
+    let added = running.apply(&options.host).await.added;
     catchup::catch_up(&scheduler, &services, &running.tasks).await;
     scheduler.start();
     write_identity(&options);

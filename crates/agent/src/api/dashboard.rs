@@ -597,7 +597,7 @@ mod tests {
         let text = "[[task]]\nname = \"t\"\nschedule = \"0 9 * * *\"\ntimezone = \"America/New_York\"\ncommand = \"true\"\n";
         let task =
             crate::config::parse(std::path::Path::new("t.toml"), text).unwrap().tasks.remove(0);
-        let view = TaskView { task, here: true, paused: None, next: None, running: 0 };
+        let view = TaskView { task, here: true, paused: None, next: None, running: 0, stored: None };
         let now: Zoned = "2026-03-03T12:00:00-05:00[America/New_York]".parse().unwrap();
         let html = next_times(&view, &now);
         assert_eq!(html.matches("<li>").count(), 10);

@@ -63,6 +63,21 @@ impl From<ControlError> for ApiError {
             }
             ControlError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
             ControlError::Store(_) => ApiError::internal(message),
+            ControlError::FileOwned(_) => ApiError::new(StatusCode::CONFLICT, "file_task", message),
+            ControlError::Revision { current, .. } => {
+                let mut e = ApiError::new(StatusCode::CONFLICT, "revision_conflict", message);
+                e.details = Some(serde_json::json!({ "revision": current }));
+                e
+            }
+            ControlError::Invalid(errors) => {
+                let details: Vec<serde_json::Value> = errors
+                    .iter()
+                    .map(|e| serde_json::json!({ "field": e.field, "message": e.message }))
+                    .collect();
+                let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_task", message);
+                e.details = Some(serde_json::Value::Array(details));
+                e
+            }
         }
     }
 }

@@ -36,6 +36,21 @@ pub fn definition(task: &Task, secrets: bool) -> Map<String, Value> {
     match &task.program {
         Program::Shell(command) => m.insert("command".into(), json!(command)),
         Program::Argv(argv) => m.insert("argv".into(), json!(argv)),
+        Program::Http(call) => {
+            // Header values often carry credentials: hidden like secret env values.
+            let headers: Map<String, Value> = call
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(if secrets { v.as_str() } else { HIDDEN })))
+                .collect();
+            m.insert(
+                "http".into(),
+                json!({
+                    "url": call.url, "method": call.method, "headers": headers,
+                    "body": call.body, "expect_status": call.expect_status,
+                }),
+            )
+        }
     };
     let hosts: Vec<String> = task.hosts.iter().map(ToString::to_string).collect();
     m.insert("hosts".into(), json!(hosts));
@@ -71,6 +86,8 @@ pub fn definition(task: &Task, secrets: bool) -> Map<String, Value> {
     m.insert("user".into(), json!(task.user));
     m.insert("output_limit".into(), json!(task.output_limit));
     m.insert("enabled".into(), json!(task.enabled));
+    m.insert("labels".into(), json!(task.labels));
+    m.insert("origin".into(), json!(task.origin.as_str()));
     m
 }
 
@@ -83,6 +100,11 @@ pub fn task(view: &TaskView, last: Option<&RunRecord>, secrets: bool) -> Value {
     m.insert("next_run".into(), json!(view.next.as_ref().map(zoned)));
     m.insert("running".into(), json!(view.running));
     m.insert("last_run".into(), last.map_or(Value::Null, run));
+    if let Some(stored) = &view.stored {
+        m.insert("revision".into(), json!(stored.revision));
+        m.insert("created_at".into(), json!(stored.created_at));
+        m.insert("updated_at".into(), json!(stored.updated_at));
+    }
     Value::Object(m)
 }
 

@@ -19,7 +19,7 @@ use axum::{
     http::{header, HeaderMap, Method, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{get, post, put},
     Router,
 };
 use tokio::net::TcpListener;
@@ -176,6 +176,11 @@ pub fn router(api: Arc<Api>) -> Router {
         )
         .route_layer(middleware::from_fn_with_state(api.clone(), read_only));
     let admin = Router::new()
+        .route("/api/v1/tasks", post(routes::create_task))
+        .route(
+            "/api/v1/tasks/{name}",
+            put(routes::replace_task).patch(routes::patch_task).delete(routes::delete_task),
+        )
         .route("/api/v1/tasks/{name}/run", post(routes::run_task))
         .route("/api/v1/tasks/{name}/pause", post(routes::pause_task))
         .route("/api/v1/tasks/{name}/resume", post(routes::resume_task))
@@ -327,12 +332,17 @@ mod tests {
                 .chars()
                 .take_while(|c| *c != '"')
                 .collect();
-            let call = &rest[..rest.find(')').unwrap_or(0)];
+            let end = rest.find(".route(").unwrap_or(rest.len()).min(rest.find(';').unwrap_or(rest.len()));
+            let call = &rest[..end];
             if !path.starts_with("/api/v1") {
                 continue;
             }
-            let method = if call.contains("post(") { "post" } else { "get" };
-            routes.insert((method.to_owned(), path));
+            for method in ["get", "post", "put", "patch", "delete"] {
+                let bare = call.contains(&format!("({method}(")) || call.contains(&format!(" {method}("));
+                if bare || call.contains(&format!(".{method}(")) {
+                    routes.insert((method.to_owned(), path.clone()));
+                }
+            }
         }
         let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
         let mut documented = BTreeSet::new();
@@ -341,7 +351,7 @@ mod tests {
                 documented.insert((method.clone(), path.clone()));
             }
         }
-        assert_eq!(routes.len(), 12, "{routes:?}");
+        assert_eq!(routes.len(), 16, "{routes:?}");
         assert_eq!(routes, documented);
     }
 }

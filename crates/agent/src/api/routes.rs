@@ -5,7 +5,7 @@ use std::{collections::HashMap, convert::Infallible, sync::Arc, time::Duration};
 use axum::{
     body::Bytes,
     extract::{Path, Query, State},
-    http::{header, StatusCode},
+    http::{header, HeaderMap, StatusCode},
     response::{
         sse::{Event, KeepAlive, Sse},
         IntoResponse, Response,
@@ -26,19 +26,132 @@ type Result<T> = std::result::Result<T, ApiError>;
 /// Most runs in one page.
 const MAX_LIMIT: u32 = 1000;
 
-/// `GET /api/v1/tasks`.
+/// `GET /api/v1/tasks?origin=file|api&label=KEY=VALUE`: every task, in file order then API
+/// tasks by creation.
 pub async fn tasks(
     State(api): State<Arc<Api>>,
     Extension(role): Extension<Role>,
+    Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>> {
+    let mut origin = None;
+    let mut labels: Vec<(String, String)> = Vec::new();
+    for (key, value) in &query {
+        match key.as_str() {
+            "origin" if value == "file" || value == "api" => origin = Some(value.clone()),
+            "origin" => return Err(ApiError::bad_request("origin: expected file or api")),
+            "label" => match value.split_once('=') {
+                Some((k, v)) => labels.push((k.to_owned(), v.to_owned())),
+                None => return Err(ApiError::bad_request("label: expected KEY=VALUE")),
+            },
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown parameter {other:?}: use origin, label"
+                )))
+            }
+        }
+    }
     let views = api.agent.tasks().await;
     let recent = api.agent.services.store.recent_by_task(1).await?;
     let last: HashMap<&str, &RunRecord> = recent.iter().map(|r| (r.task.as_str(), r)).collect();
     let tasks: Vec<Value> = views
         .iter()
+        .filter(|v| origin.as_deref().is_none_or(|o| v.task.origin.as_str() == o))
+        .filter(|v| labels.iter().all(|(k, val)| v.task.labels.get(k) == Some(val)))
         .map(|v| json::task(v, last.get(v.task.name.as_str()).copied(), role == Role::Admin))
         .collect();
     Ok(Json(json!({ "tasks": tasks })))
+}
+
+/// The revision an `If-Match` header asks for: `3`, `"3"` or `W/"3"`.
+fn if_match(headers: &HeaderMap) -> Result<Option<i64>> {
+    let Some(value) = headers.get(header::IF_MATCH) else { return Ok(None) };
+    let text = value.to_str().unwrap_or_default().trim();
+    let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+    text.parse::<i64>()
+        .map(Some)
+        .map_err(|_| ApiError::bad_request("If-Match: expected a task revision, like \"3\""))
+}
+
+/// A task (201 or 200) with its revision as the ETag.
+fn stored_task(status: StatusCode, view: &crate::agent::TaskView, role: Role) -> Response {
+    let body = Json(json::task(view, None, role == Role::Admin));
+    match &view.stored {
+        Some(s) => (status, [(header::ETAG, format!("\"{}\"", s.revision))], body).into_response(),
+        None => (status, body).into_response(),
+    }
+}
+
+/// `POST /api/v1/tasks`: a new task from a JSON object of task file fields (with `name`).
+pub async fn create_task(
+    State(api): State<Arc<Api>>,
+    Extension(role): Extension<Role>,
+    body: Bytes,
+) -> Result<Response> {
+    let mut definition = Value::Object(body_object(&body)?);
+    let name = match definition.get("name") {
+        Some(Value::String(n)) => n.clone(),
+        _ => return Err(ApiError::bad_request("name: a task needs a name (a string)")),
+    };
+    if let Value::Object(m) = &mut definition {
+        m.remove("name");
+    }
+    let view = api.agent.create_task(&name, definition).await?;
+    Ok(stored_task(StatusCode::CREATED, &view, role))
+}
+
+/// `PUT /api/v1/tasks/{name}` (replace) and `PATCH` (merge), with an optional `If-Match`.
+async fn change_task(
+    api: &Api,
+    role: Role,
+    name: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    patch: bool,
+) -> Result<Response> {
+    let expected = if_match(headers)?;
+    let mut change = Value::Object(body_object(body)?);
+    if let Value::Object(m) = &mut change {
+        match m.remove("name") {
+            Some(Value::String(n)) if n != name => {
+                return Err(ApiError::bad_request("name: a task cannot be renamed"));
+            }
+            _ => {}
+        }
+    }
+    let view = api.agent.change_task(name, change, patch, expected).await?;
+    Ok(stored_task(StatusCode::OK, &view, role))
+}
+
+/// `PUT /api/v1/tasks/{name}`.
+pub async fn replace_task(
+    State(api): State<Arc<Api>>,
+    Extension(role): Extension<Role>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    change_task(&api, role, &name, &headers, &body, false).await
+}
+
+/// `PATCH /api/v1/tasks/{name}`.
+pub async fn patch_task(
+    State(api): State<Arc<Api>>,
+    Extension(role): Extension<Role>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    change_task(&api, role, &name, &headers, &body, true).await
+}
+
+/// `DELETE /api/v1/tasks/{name}`.
+pub async fn delete_task(
+    State(api): State<Arc<Api>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    api.agent.delete_task(&name, if_match(&headers)?).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /api/v1/tasks/{name}`: the task, its next 10 fire times and its last 20 runs.
@@ -46,11 +159,12 @@ pub async fn task(
     State(api): State<Arc<Api>>,
     Extension(role): Extension<Role>,
     Path(name): Path<String>,
-) -> Result<Json<Value>> {
+) -> Result<Response> {
     let view = api.agent.task(&name).await.ok_or_else(|| no_task(&name))?;
     let filter =
         RunFilter { task: Some(name), limit: 20, without_output: true, ..RunFilter::default() };
     let runs = api.agent.services.store.runs(&filter).await?;
+    let etag = view.stored.as_ref().map(|s| format!("\"{}\"", s.revision));
     let mut value = json::task(&view, runs.first(), role == Role::Admin);
     let next: Vec<String> = match &view.task.kind {
         Kind::Cron(schedule) => {
@@ -60,7 +174,10 @@ pub async fn task(
     };
     value["next_runs"] = json!(next);
     value["runs"] = runs.iter().map(json::run).collect();
-    Ok(Json(value))
+    Ok(match etag {
+        Some(etag) => ([(header::ETAG, etag)], Json(value)).into_response(),
+        None => Json(value).into_response(),
+    })
 }
 
 fn no_task(name: &str) -> ApiError {

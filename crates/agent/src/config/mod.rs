@@ -42,6 +42,8 @@ pub const FIELDS: &[&str] = &[
     "timezone",
     "command",
     "argv",
+    "http",
+    "labels",
     "hosts",
     "tags",
     "kind",
@@ -134,6 +136,10 @@ pub struct Task {
     pub notify: Vec<String>,
     /// When to alert.
     pub alerts: AlertRules,
+    /// Key/value labels (a service's own rule ids, say).
+    pub labels: BTreeMap<String, String>,
+    /// Where it was defined.
+    pub origin: Origin,
     /// Line of the task's `[[task]]` header, for messages.
     pub line: usize,
 }
@@ -147,13 +153,50 @@ pub enum Kind {
     Daemon,
 }
 
-/// The process to start.
+/// What a run does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Program {
     /// Run by `/bin/sh -c`.
     Shell(String),
     /// Run directly.
     Argv(Vec<String>),
+    /// Call a URL.
+    Http(HttpCall),
+}
+
+/// An HTTP request made by a run. `{{task}}`, `{{run_id}}`, `{{scheduled_at}}`, `{{attempt}}`
+/// and `{{node}}` in the URL, header values and body are replaced by the run's values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpCall {
+    /// `http://` or `https://`.
+    pub url: String,
+    /// GET, POST, PUT, PATCH, DELETE or HEAD.
+    pub method: String,
+    /// Request headers.
+    pub headers: BTreeMap<String, String>,
+    /// Request body.
+    pub body: Option<String>,
+    /// The statuses that mean success; empty: any 2xx.
+    pub expect_status: Vec<u16>,
+}
+
+/// Where a task was defined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// In the task file.
+    File,
+    /// Through the API (kept in the state store).
+    Api,
+}
+
+impl Origin {
+    /// `file` or `api`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::File => "file",
+            Origin::Api => "api",
+        }
+    }
 }
 
 /// What a slot does while a run of the same task is still going.
@@ -206,6 +249,15 @@ pub fn load(path: &Path) -> Result<TaskSet, ConfigErrors> {
 /// # Errors
 /// Every problem found.
 pub fn parse(path: &Path, text: &str) -> Result<TaskSet, ConfigErrors> {
+    parse_with(path, text, &[])
+}
+
+/// [`parse`], where `notify` may also name the notifiers `known` (those of the task file, for
+/// a task defined elsewhere).
+///
+/// # Errors
+/// Every problem found.
+pub fn parse_with(path: &Path, text: &str, known: &[String]) -> Result<TaskSet, ConfigErrors> {
     let mut rep = Reporter::new(path, text);
     let doc = match DeTable::parse(text) {
         Ok(doc) => doc,
@@ -260,7 +312,7 @@ pub fn parse(path: &Path, text: &str) -> Result<TaskSet, ConfigErrors> {
         }
     }
     let mut set = TaskSet { tasks: Vec::new(), notifiers: Vec::new() };
-    let mut notifier_names: Vec<String> = Vec::new();
+    let mut notifier_names: Vec<String> = known.to_vec();
     for item in notifier_tables {
         let DeValue::Table(table) = item.get_ref() else {
             rep.error(item.span().start, None, Some("notifier"), "expected a [[notifier]] table");
@@ -368,7 +420,7 @@ struct TaskReader<'r, 'a, 'i> {
     notifiers: &'r [String],
 }
 
-impl<'i> TaskReader<'_, '_, 'i> {
+impl<'r, 'i> TaskReader<'r, '_, 'i> {
     fn err(&mut self, at: usize, field: &str, message: impl Into<String>) {
         let in_defaults = self.defaults_span.contains(&at);
         let task = if in_defaults { None } else { self.name.clone() };
@@ -376,7 +428,7 @@ impl<'i> TaskReader<'_, '_, 'i> {
     }
 
     /// The task's own value of a field, or the default.
-    fn get(&self, field: &str) -> Option<&Value<'i>> {
+    fn get(&self, field: &str) -> Option<&'r Value<'i>> {
         self.table.get(field).or_else(|| self.defaults.and_then(|d| d.get(field)))
     }
 
@@ -583,6 +635,19 @@ impl<'i> TaskReader<'_, '_, 'i> {
             });
         let enabled = self.boolean("enabled").unwrap_or(true);
         let (notify, alerts) = self.alerts();
+        let labels = self.labels();
+        if matches!(program, Some(Program::Http(_))) {
+            for field in ["user", "workdir"] {
+                if let Some(v) = self.table.get(field) {
+                    let at = v.span().start;
+                    self.err(at, field, "an http task starts no process: remove it");
+                }
+            }
+            if matches!(kind, Some(Kind::Daemon)) {
+                let at = self.table.get("http").map_or(self.header.start, |v| v.span().start);
+                self.err(at, "http", "a daemon task runs a process: use command or argv");
+            }
+        }
 
         if self.rep.errors.len() > errors_before {
             return None;
@@ -607,6 +672,8 @@ impl<'i> TaskReader<'_, '_, 'i> {
             enabled,
             notify,
             alerts,
+            labels,
+            origin: Origin::File,
             line,
         })
     }
@@ -727,6 +794,23 @@ impl<'i> TaskReader<'_, '_, 'i> {
     fn program(&mut self) -> Option<Program> {
         let command = self.string("command");
         let argv = self.get("argv").is_some().then(|| self.strings("argv"));
+        let http = self.get("http").map(|v| v.span().start);
+        let given = usize::from(command.is_some() || self.get("command").is_some())
+            + usize::from(argv.is_some())
+            + usize::from(http.is_some());
+        if given > 1 {
+            let at = [self.get("command"), self.get("argv"), self.get("http")]
+                .into_iter()
+                .flatten()
+                .map(|v| v.span().start)
+                .max()
+                .unwrap_or(self.header.start);
+            self.err(at, "command", "give one of command, argv and http, not several");
+            return None;
+        }
+        if http.is_some() {
+            return self.http().map(Program::Http);
+        }
         match (command, argv) {
             (Some((cmd, at)), None) => {
                 if cmd.trim().is_empty() {
@@ -743,16 +827,134 @@ impl<'i> TaskReader<'_, '_, 'i> {
                 self.err(at, "argv", "argv needs at least the program");
                 None
             }
-            (Some((_, at)), Some(_)) => {
-                self.err(at, "command", "give either command or argv, not both");
-                None
-            }
+            (Some(_), Some(_)) => None,
             (None, None) => {
-                let at = self.header.start;
-                self.err(at, "command", "a task needs a command (run by /bin/sh -c) or an argv");
+                if self.get("command").is_none() {
+                    let at = self.header.start;
+                    self.err(
+                        at,
+                        "command",
+                        "a task needs a command (run by /bin/sh -c), an argv, or an http call",
+                    );
+                }
                 None
             }
         }
+    }
+
+    /// The `http` table.
+    fn http(&mut self) -> Option<HttpCall> {
+        let v = self.get("http")?;
+        let at = v.span().start;
+        let DeValue::Table(t) = v.get_ref() else {
+            self.err(at, "http", "expected a table, like { url = \"https://...\", method = \"POST\" }");
+            return None;
+        };
+        let before = self.rep.errors.len();
+        let mut call = HttpCall {
+            url: String::new(),
+            method: String::new(),
+            headers: BTreeMap::new(),
+            body: None,
+            expect_status: Vec::new(),
+        };
+        let mut method = None;
+        for (key, value) in t.iter() {
+            let k: &str = key.get_ref();
+            let vat = value.span().start;
+            match (k, value.get_ref()) {
+                ("url", DeValue::String(u)) => {
+                    if u.starts_with("http://") || u.starts_with("https://") {
+                        call.url = u.to_string();
+                    } else {
+                        self.err(vat, "http", format!("url {u:?}: expected http:// or https://"));
+                    }
+                }
+                ("method", DeValue::String(m)) => {
+                    const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
+                    if METHODS.contains(&m.as_ref()) {
+                        method = Some(m.to_string());
+                    } else {
+                        self.err(vat, "http", format!("method {m:?}: expected one of {}", METHODS.join(", ")));
+                    }
+                }
+                ("body", DeValue::String(b)) => call.body = Some(b.to_string()),
+                ("headers", DeValue::Table(h)) => {
+                    for (name, value) in h.iter() {
+                        let n: &str = name.get_ref();
+                        let valid = !n.is_empty()
+                            && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+                        match value.get_ref() {
+                            DeValue::String(text) if valid => {
+                                call.headers.insert(n.to_owned(), text.to_string());
+                            }
+                            _ => self.err(
+                                value.span().start,
+                                "http",
+                                format!("header {n:?}: expected a header name with a string value"),
+                            ),
+                        }
+                    }
+                }
+                ("expect_status", DeValue::Array(codes)) => {
+                    for code in codes.iter() {
+                        let n = match code.get_ref() {
+                            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok(),
+                            _ => None,
+                        };
+                        match n.filter(|n| (100..=599).contains(n)) {
+                            Some(n) => call.expect_status.push(n as u16),
+                            None => self.err(code.span().start, "http", "expect_status: expected status codes 100-599"),
+                        }
+                    }
+                }
+                ("url" | "method" | "body", _) => self.err(vat, "http", format!("{k}: expected a string")),
+                ("headers", _) => self.err(vat, "http", "headers: expected a table of strings"),
+                ("expect_status", _) => self.err(vat, "http", "expect_status: expected an array of status codes"),
+                (other, _) => self.err(
+                    key.span().start,
+                    "http",
+                    format!("unknown key {other:?}: http has url, method, headers, body, expect_status"),
+                ),
+            }
+        }
+        if call.url.is_empty() && !t.contains_key("url") {
+            self.err(at, "http", "an http call needs a url");
+        }
+        if self.rep.errors.len() > before {
+            return None;
+        }
+        call.method = method.unwrap_or_else(|| if call.body.is_some() { "POST" } else { "GET" }.to_owned());
+        Some(call)
+    }
+
+    /// `labels`: a table of strings.
+    fn labels(&mut self) -> BTreeMap<String, String> {
+        let mut labels = BTreeMap::new();
+        let Some(v) = self.get("labels") else { return labels };
+        let DeValue::Table(t) = v.get_ref() else {
+            let at = v.span().start;
+            self.err(at, "labels", "expected a table of strings, like { rule = \"42\" }");
+            return labels;
+        };
+        for (key, value) in t.iter() {
+            let k: &str = key.get_ref();
+            let valid = !k.is_empty()
+                && k.len() <= 63
+                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b));
+            match value.get_ref() {
+                DeValue::String(text) if valid && text.len() <= 256 => {
+                    labels.insert(k.to_owned(), text.to_string());
+                }
+                _ if !valid => self.err(
+                    key.span().start,
+                    "labels",
+                    format!("{k:?}: use 1-63 of letters, digits, - _ . /"),
+                ),
+                _ => self.err(value.span().start, "labels", format!("{k}: expected a string of at most 256 bytes")),
+            }
+        }
+        labels
     }
 
     /// `[defaults]` env and the task's env, merged (the task wins).
