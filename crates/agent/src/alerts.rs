@@ -208,7 +208,7 @@ impl Alerts {
             slot: run.map(|r| r.slot.clone()),
             outcome: run.map(|r| r.outcome.as_str().to_owned()),
             summary,
-            at: Timestamp::now(),
+            at: crate::clock::now(),
         };
         tracing::warn!(task, kind = kind.as_str(), status = ?status, summary = %alert.summary, "alert");
         for name in notify {

@@ -8,6 +8,7 @@ pub mod agent;
 pub mod alerts;
 pub mod api;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod import;
 pub mod metrics;

@@ -171,7 +171,7 @@ pub async fn run_live(
     }
     let (reader, writer) = io::pipe().map_err(|e| spawn_error(spec, e))?;
     let mut cmd = command(spec, writer)?;
-    let started = Timestamp::now();
+    let started = crate::clock::now();
     let child = cmd.spawn().map_err(|e| spawn_error(spec, e))?;
     // The command holds copies of the pipe's write end: close them, or the reader never ends.
     drop(cmd);
@@ -213,7 +213,7 @@ pub async fn run_live(
             w.unwrap_or_else(|_| (Exit::Code(-1), Usage::default()))
         }
     };
-    let ended = Timestamp::now();
+    let ended = crate::clock::now();
     let (mut output, dropped) = match tokio::time::timeout(DRAIN_AFTER_EXIT, capture).await {
         Ok(Ok(captured)) => captured,
         _ => (Vec::new(), 0),
@@ -276,7 +276,7 @@ async fn run_http(
     cancel: CancellationToken,
     live: Option<std::sync::Arc<Live>>,
 ) -> Result<RunResult, RunError> {
-    let started = Timestamp::now();
+    let started = crate::clock::now();
     let method = reqwest::Method::from_bytes(call.method.as_bytes())
         .map_err(|e| RunError::Http(e.to_string()))?;
     let mut request = http_client().request(method, fill(&call.url, &spec.env));
@@ -288,7 +288,8 @@ async fn run_http(
     }
     let limit = spec.output_limit as usize;
     let exchange = async {
-        let response = request.send().await.map_err(|e| RunError::Http(e.without_url().to_string()))?;
+        let response =
+            request.send().await.map_err(|e| RunError::Http(e.without_url().to_string()))?;
         let status = response.status();
         let mut output = format!("HTTP {status}\n").into_bytes();
         let mut dropped = 0u64;
@@ -332,7 +333,7 @@ async fn run_http(
         timed_out,
         killed,
         started,
-        ended: Timestamp::now(),
+        ended: crate::clock::now(),
         user_cpu: Duration::ZERO,
         system_cpu: Duration::ZERO,
         max_rss: 0,

@@ -553,15 +553,24 @@ impl Store {
     ///
     /// # Errors
     /// When the database cannot be written.
-    pub async fn delete_api_task(&self, name: &str, expected: Option<i64>) -> Result<bool, StoreError> {
+    pub async fn delete_api_task(
+        &self,
+        name: &str,
+        expected: Option<i64>,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(self.sql())?;
-        let done = sqlx::query("DELETE FROM api_tasks WHERE name = ?1 AND (?2 IS NULL OR revision = ?2)")
+        let done =
+            sqlx::query("DELETE FROM api_tasks WHERE name = ?1 AND (?2 IS NULL OR revision = ?2)")
+                .bind(name)
+                .bind(expected)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.sql())?;
+        sqlx::query("DELETE FROM paused WHERE task = ?")
             .bind(name)
-            .bind(expected)
             .execute(&mut *tx)
             .await
             .map_err(self.sql())?;
-        sqlx::query("DELETE FROM paused WHERE task = ?").bind(name).execute(&mut *tx).await.map_err(self.sql())?;
         tx.commit().await.map_err(self.sql())?;
         Ok(done.rows_affected() == 1)
     }

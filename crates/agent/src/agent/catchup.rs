@@ -27,10 +27,12 @@ pub async fn catch_up(
     scheduler: &Scheduler,
     services: &Services,
     tasks: &HashMap<String, (Task, EntryId)>,
+    paused: &HashMap<String, Option<jiff::Timestamp>>,
 ) {
     let (store, node) = (&services.store, services.node.as_str());
-    let now = Zoned::now();
-    for (name, (task, id)) in tasks {
+    let now = crate::clock::zoned_now();
+    // A paused task catches nothing up: slots passed while paused are not run.
+    for (name, (task, id)) in tasks.iter().filter(|(name, _)| !paused.contains_key(*name)) {
         let Kind::Cron(schedule) = &task.kind else { continue };
         let Ok(Some(last)) = store.last_slot(name).await else { continue };
         let Ok(last) = Timestamp::from_second(last) else { continue };

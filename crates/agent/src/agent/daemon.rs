@@ -9,7 +9,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use jiff::Zoned;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -49,7 +48,9 @@ async fn supervise(task: Task, services: Arc<Services>, stop: CancellationToken)
     while !stop.is_cancelled() {
         attempt += 1;
         // A daemon has no schedule: its "slot" is when this start began, in whole seconds.
-        let start = Zoned::now().round(jiff::Unit::Second).unwrap_or_else(|_| Zoned::now());
+        let start = crate::clock::zoned_now()
+            .round(jiff::Unit::Second)
+            .unwrap_or_else(|_| crate::clock::zoned_now());
         tracing::info!(task = %task.name, attempt, "daemon starting");
         let began = Instant::now();
         let _ = services.execute(&task.name, &base, &start, attempt, stop.clone(), false).await;

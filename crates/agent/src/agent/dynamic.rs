@@ -117,13 +117,9 @@ pub fn build(
             return Err(vec![problem(None, format!("not a task definition: {e}"))]);
         }
     };
-    let mut set = config::parse_with(std::path::Path::new("api"), &text, notifiers)
-        .map_err(|errors| {
-            errors
-                .0
-                .into_iter()
-                .map(|e| problem(e.field.as_deref(), e.message))
-                .collect::<Vec<_>>()
+    let mut set =
+        config::parse_with(std::path::Path::new("api"), &text, notifiers).map_err(|errors| {
+            errors.0.into_iter().map(|e| problem(e.field.as_deref(), e.message)).collect::<Vec<_>>()
         })?;
     let mut task = set.tasks.pop().ok_or_else(|| vec![problem(None, "no task")])?;
     task.origin = Origin::Api;
@@ -144,7 +140,8 @@ mod tests {
 
     #[test]
     fn intervals_are_anchored_at_creation() {
-        let mut def = json!({"schedule": "@every 7d", "command": "check 42", "labels": {"rule": "42"}});
+        let mut def =
+            json!({"schedule": "@every 7d", "command": "check 42", "labels": {"rule": "42"}});
         let task = build("rule-42", &mut def, at("2026-05-01T02:00:00Z"), &[]).unwrap();
         assert_eq!(def["anchor"], "2026-05-01T02:00:00Z");
         assert_eq!(task.labels["rule"], "42");
@@ -178,12 +175,26 @@ mod tests {
 
     #[test]
     fn bad_definitions_say_which_field() {
-        let errors = build("t", &mut json!({"schedule": "61 * * * *", "command": "x", "colour": "red"}), Timestamp::now(), &[]).unwrap_err();
+        let errors = build(
+            "t",
+            &mut json!({"schedule": "61 * * * *", "command": "x", "colour": "red"}),
+            Timestamp::now(),
+            &[],
+        )
+        .unwrap_err();
         let fields: Vec<Option<&str>> = errors.iter().map(|e| e.field.as_deref()).collect();
-        assert!(fields.contains(&Some("schedule")) && fields.contains(&Some("colour")), "{errors:?}");
+        assert!(
+            fields.contains(&Some("schedule")) && fields.contains(&Some("colour")),
+            "{errors:?}"
+        );
         let errors = build("t", &mut json!([1]), Timestamp::now(), &[]).unwrap_err();
         assert!(errors[0].message.contains("JSON object"));
-        let errors = build("t", &mut json!({"schedule": "@daily", "command": "x", "notify": ["ops"]}), Timestamp::now(), &["ops".into()]);
+        let errors = build(
+            "t",
+            &mut json!({"schedule": "@daily", "command": "x", "notify": ["ops"]}),
+            Timestamp::now(),
+            &["ops".into()],
+        );
         assert!(errors.is_ok(), "notifiers of the file may be named");
         let mut http = json!({"schedule": "@hourly", "http": {"url": "http://localhost:1/x", "method": "POST", "body": "{\"slot\": \"{{scheduled_at}}\"}", "expect_status": [200, 204]}});
         let task = build("h", &mut http, Timestamp::now(), &[]).unwrap();

@@ -163,7 +163,7 @@ impl Services {
             tracing::error!(task, error = %e, "cannot record the run's start");
         }
         if scheduled {
-            let late = jiff::Timestamp::now().duration_since(slot.timestamp());
+            let late = crate::clock::now().duration_since(slot.timestamp());
             self.metrics.launched(late.as_secs_f64());
             self.alerts.started(&record, Duration::try_from(late).unwrap_or_default());
         }
@@ -180,7 +180,7 @@ impl Services {
             task: task.to_owned(),
             slot: slot_text.clone(),
             attempt,
-            started_at: jiff::Timestamp::now(),
+            started_at: crate::clock::now(),
             kill: cancel.child_token(),
             live: Arc::default(),
         });
@@ -196,7 +196,7 @@ impl Services {
             watch.abort();
         }
         self.alerts.ended(&record);
-        let ended = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
+        let ended = crate::clock::now().as_millisecond() as f64 / 1000.0;
         let seconds = record.duration_ms.map(|ms| ms as f64 / 1000.0);
         self.metrics.run_ended(task, record.outcome.as_str(), seconds, ended);
         let result = outcome(task, &slot_text, &run_id, result);
@@ -233,7 +233,7 @@ pub fn started(
     node: &str,
 ) -> RunRecord {
     let record = RunRecord::new(run_id.to_owned(), task, slot, attempt, node, Outcome::Running);
-    RunRecord { started_at: jiff::Timestamp::now().to_string(), ..record }
+    RunRecord { started_at: crate::clock::now().to_string(), ..record }
 }
 
 /// Fills in how a run ended.
@@ -259,7 +259,7 @@ pub fn finish(record: &mut RunRecord, result: &Result<runner::RunResult, runner:
             record.output_dropped = r.dropped as i64;
         }
         Err(e) => {
-            record.ended_at = Some(jiff::Timestamp::now().to_string());
+            record.ended_at = Some(crate::clock::now().to_string());
             record.outcome = Outcome::Failed;
             record.reason = Some(e.to_string());
         }

@@ -227,7 +227,11 @@ impl Running {
 
     /// Takes a (re)loaded task file: refused when a task name is also an API task's, or when an
     /// API task names a notifier the file no longer has.
-    fn take_file(&mut self, set: TaskSet, path: &std::path::Path) -> Result<(), config::ConfigErrors> {
+    fn take_file(
+        &mut self,
+        set: TaskSet,
+        path: &std::path::Path,
+    ) -> Result<(), config::ConfigErrors> {
         let mut errors = Vec::new();
         for task in set.tasks.iter().filter(|t| self.api.contains_key(&t.name)) {
             errors.push(config::ConfigError {
@@ -236,8 +240,7 @@ impl Running {
                 column: 1,
                 task: Some(task.name.clone()),
                 field: Some("name".into()),
-                message: "a task created through the API has this name: rename one of them"
-                    .into(),
+                message: "a task created through the API has this name: rename one of them".into(),
             });
         }
         let names: Vec<String> = set.notifiers.iter().map(|n| n.name.clone()).collect();
@@ -308,7 +311,9 @@ pub enum ControlError {
     #[error("invalid task: {}", .0.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<config::ConfigError>),
     /// The task's revision is not the one the change was based on.
-    #[error("task {name:?} is at revision {current}, not {expected}: read it again and redo the change")]
+    #[error(
+        "task {name:?} is at revision {current}, not {expected}: read it again and redo the change"
+    )]
     Revision {
         /// The task.
         name: String,
@@ -513,8 +518,8 @@ impl Agent {
         let agent = Arc::downgrade(self);
         let name = name.to_owned();
         tokio::spawn(async move {
-            let wait = Timestamp::now().duration_until(until).unsigned_abs();
-            if until > Timestamp::now() {
+            let wait = crate::clock::now().duration_until(until).unsigned_abs();
+            if until > crate::clock::now() {
                 tokio::time::sleep(wait).await;
             }
             let Some(agent) = agent.upgrade() else { return };
@@ -546,7 +551,7 @@ impl Agent {
         if running.api.contains_key(name) {
             return Err(ControlError::Conflict(format!("task {name:?} already exists")));
         }
-        let now = Timestamp::now();
+        let now = crate::clock::now();
         let task = dynamic::build(name, &mut definition, now, &running.notifier_names())
             .map_err(ControlError::Invalid)?;
         let stored = StoredTask {
@@ -596,13 +601,13 @@ impl Agent {
         let mut definition = if patch { old.definition.clone() } else { serde_json::json!({}) };
         dynamic::merge_patch(&mut definition, &change);
         dynamic::carry_anchor(&old.definition, &mut definition, &change);
-        let created: Timestamp = old.created_at.parse().unwrap_or_else(|_| Timestamp::now());
+        let created: Timestamp = old.created_at.parse().unwrap_or_else(|_| crate::clock::now());
         let task = dynamic::build(name, &mut definition, created, &running.notifier_names())
             .map_err(ControlError::Invalid)?;
         let stored = StoredTask {
             definition,
             revision: old.revision + 1,
-            updated_at: Timestamp::now().to_string(),
+            updated_at: crate::clock::now().to_string(),
             ..old.clone()
         };
         if !self.services.store.put_api_task(&stored, Some(old.revision)).await? {
@@ -660,7 +665,7 @@ fn write_identity(options: &Options) {
         "config": config,
         "node": options.host.name,
         "tags": options.host.tags,
-        "started_at": jiff::Timestamp::now().to_string(),
+        "started_at": crate::clock::now().to_string(),
         "version": env!("CARGO_PKG_VERSION"),
     });
     if let Err(e) = std::fs::write(options.state_dir.join("agent.json"), identity.to_string()) {
@@ -672,7 +677,7 @@ fn write_identity(options: &Options) {
 fn prune_history(store: Store, keep_runs: u32, keep_for: Duration) {
     tokio::spawn(async move {
         loop {
-            let cutoff = jiff::Timestamp::now().as_second() - keep_for.as_secs() as i64;
+            let cutoff = crate::clock::now().as_second() - keep_for.as_secs() as i64;
             match store.prune(keep_runs, cutoff).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, "old runs pruned"),
@@ -739,7 +744,7 @@ fn same_definition(a: &Task, b: &Task) -> bool {
 pub async fn start(options: Options) -> Result<Arc<Agent>, StartError> {
     let set = config::load(&options.config)?;
     let store = Store::open(&options.state_dir).await?;
-    let abandoned = store.abandon_running(&Timestamp::now().to_string()).await?;
+    let abandoned = store.abandon_running(&crate::clock::now().to_string()).await?;
     if abandoned > 0 {
         tracing::warn!(
             runs = abandoned,
@@ -747,7 +752,8 @@ pub async fn start(options: Options) -> Result<Arc<Agent>, StartError> {
         );
     }
     let services = Arc::new(Services::new(store.clone(), &options.host.name));
-    let scheduler = Scheduler::builder().time_zone(TimeZone::system()).build();
+    let scheduler =
+        Scheduler::builder().time_zone(TimeZone::system()).clock(crate::clock::AgentClock).build();
     record_skips(&scheduler, services.clone());
     prune_history(store.clone(), options.keep_runs, options.keep_for);
     let mut paused = HashMap::new();
@@ -766,7 +772,7 @@ pub async fn start(options: Options) -> Result<Arc<Agent>, StartError> {
     };
     let names: Vec<String> = set.notifiers.iter().map(|n| n.name.clone()).collect();
     for stored in store.api_tasks().await? {
-        let created = stored.created_at.parse().unwrap_or_else(|_| Timestamp::now());
+        let created = stored.created_at.parse().unwrap_or_else(|_| crate::clock::now());
         let mut definition = stored.definition.clone();
         match dynamic::build(&stored.name, &mut definition, created, &names) {
             Ok(task) => {
@@ -781,7 +787,7 @@ pub async fn start(options: Options) -> Result<Arc<Agent>, StartError> {
     }
     running.take_file(set, &options.config)?;
     let added = running.apply(&options.host).await.added;
-    catchup::catch_up(&scheduler, &services, &running.tasks).await;
+    catchup::catch_up(&scheduler, &services, &running.tasks, &running.paused).await;
     scheduler.start();
     write_identity(&options);
     tracing::info!(
@@ -795,7 +801,7 @@ pub async fn start(options: Options) -> Result<Arc<Agent>, StartError> {
         running.paused.iter().filter_map(|(n, u)| u.map(|u| (n.clone(), u))).collect();
     let agent = Arc::new(Agent {
         options,
-        started: Timestamp::now(),
+        started: crate::clock::now(),
         scheduler,
         services,
         running: tokio::sync::Mutex::new(running),

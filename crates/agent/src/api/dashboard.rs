@@ -281,7 +281,7 @@ async fn overview(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
 
 async fn timeline(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
     let Some(role) = visitor(&api, &headers) else { return to_login("/timeline") };
-    let now = Timestamp::now();
+    let now = crate::clock::now();
     let day = SignedDuration::from_hours(24);
     let start = now - day;
     let filter = RunFilter {
@@ -484,7 +484,7 @@ async fn task_page(
         );
     }
     body.push_str("</tbody></table></div><h2>Next fire times</h2>");
-    body.push_str(&next_times(&view, &Zoned::now()));
+    body.push_str(&next_times(&view, &crate::clock::zoned_now()));
     body.push_str("<h2>Definition</h2>");
     body.push_str(&definition(&view, role));
     page(&name, Some(role), &body).into_response()
@@ -597,7 +597,8 @@ mod tests {
         let text = "[[task]]\nname = \"t\"\nschedule = \"0 9 * * *\"\ntimezone = \"America/New_York\"\ncommand = \"true\"\n";
         let task =
             crate::config::parse(std::path::Path::new("t.toml"), text).unwrap().tasks.remove(0);
-        let view = TaskView { task, here: true, paused: None, next: None, running: 0, stored: None };
+        let view =
+            TaskView { task, here: true, paused: None, next: None, running: 0, stored: None };
         let now: Zoned = "2026-03-03T12:00:00-05:00[America/New_York]".parse().unwrap();
         let html = next_times(&view, &now);
         assert_eq!(html.matches("<li>").count(), 10);

@@ -74,7 +74,8 @@ impl From<ControlError> for ApiError {
                     .iter()
                     .map(|e| serde_json::json!({ "field": e.field, "message": e.message }))
                     .collect();
-                let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_task", message);
+                let mut e =
+                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_task", message);
                 e.details = Some(serde_json::Value::Array(details));
                 e
             }

@@ -332,13 +332,17 @@ mod tests {
                 .chars()
                 .take_while(|c| *c != '"')
                 .collect();
-            let end = rest.find(".route(").unwrap_or(rest.len()).min(rest.find(';').unwrap_or(rest.len()));
+            let end = rest
+                .find(".route(")
+                .unwrap_or(rest.len())
+                .min(rest.find(';').unwrap_or(rest.len()));
             let call = &rest[..end];
             if !path.starts_with("/api/v1") {
                 continue;
             }
             for method in ["get", "post", "put", "patch", "delete"] {
-                let bare = call.contains(&format!("({method}(")) || call.contains(&format!(" {method}("));
+                let bare =
+                    call.contains(&format!("({method}(")) || call.contains(&format!(" {method}("));
                 if bare || call.contains(&format!(".{method}(")) {
                     routes.insert((method.to_owned(), path.clone()));
                 }

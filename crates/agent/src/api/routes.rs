@@ -12,7 +12,7 @@ use axum::{
     },
     Extension, Json,
 };
-use jiff::{tz::TimeZone, Timestamp};
+use jiff::tz::TimeZone;
 use serde_json::{json, Value};
 
 use super::{auth::Role, error::ApiError, json, Api};
@@ -167,9 +167,11 @@ pub async fn task(
     let etag = view.stored.as_ref().map(|s| format!("\"{}\"", s.revision));
     let mut value = json::task(&view, runs.first(), role == Role::Admin);
     let next: Vec<String> = match &view.task.kind {
-        Kind::Cron(schedule) => {
-            schedule.iter_after(&jiff::Zoned::now()).take(10).map(|z| json::zoned(&z)).collect()
-        }
+        Kind::Cron(schedule) => schedule
+            .iter_after(&crate::clock::zoned_now())
+            .take(10)
+            .map(|z| json::zoned(&z))
+            .collect(),
         Kind::Daemon => Vec::new(),
     };
     value["next_runs"] = json!(next);
@@ -203,7 +205,7 @@ pub async fn pause_task(
             let at = crate::timearg::instant(text, None, &TimeZone::system())
                 .map_err(|e| ApiError::bad_request(format!("until: {e}")))?
                 .timestamp();
-            if at <= Timestamp::now() {
+            if at <= crate::clock::now() {
                 return Err(ApiError::bad_request(format!("until: {text} is not in the future")));
             }
             Some(at)
@@ -439,7 +441,7 @@ pub async fn reload(State(api): State<Arc<Api>>) -> Result<Json<Value>> {
 pub async fn node(State(api): State<Arc<Api>>) -> Json<Value> {
     let agent = &api.agent;
     let host = &agent.options.host;
-    let uptime = Timestamp::now().duration_since(agent.started).as_secs();
+    let uptime = crate::clock::now().duration_since(agent.started).as_secs();
     let load: Vec<f64> = std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
         .split_whitespace()

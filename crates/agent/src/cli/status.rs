@@ -5,7 +5,6 @@
 use std::{io::Write, path::PathBuf, process::ExitCode};
 
 use clap::Args;
-use jiff::Zoned;
 use serde_json::json;
 
 use super::remote::{Client, Remote};
@@ -54,7 +53,7 @@ pub fn run(args: StatusArgs) -> Result<ExitCode, String> {
         .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
     let host = Host::detect(node, tags);
-    let now = Zoned::now();
+    let now = crate::clock::zoned_now();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -847,7 +847,11 @@ impl<'r, 'i> TaskReader<'r, '_, 'i> {
         let v = self.get("http")?;
         let at = v.span().start;
         let DeValue::Table(t) = v.get_ref() else {
-            self.err(at, "http", "expected a table, like { url = \"https://...\", method = \"POST\" }");
+            self.err(
+                at,
+                "http",
+                "expected a table, like { url = \"https://...\", method = \"POST\" }",
+            );
             return None;
         };
         let before = self.rep.errors.len();
@@ -875,7 +879,11 @@ impl<'r, 'i> TaskReader<'r, '_, 'i> {
                     if METHODS.contains(&m.as_ref()) {
                         method = Some(m.to_string());
                     } else {
-                        self.err(vat, "http", format!("method {m:?}: expected one of {}", METHODS.join(", ")));
+                        self.err(
+                            vat,
+                            "http",
+                            format!("method {m:?}: expected one of {}", METHODS.join(", ")),
+                        );
                     }
                 }
                 ("body", DeValue::String(b)) => call.body = Some(b.to_string()),
@@ -904,17 +912,27 @@ impl<'r, 'i> TaskReader<'r, '_, 'i> {
                         };
                         match n.filter(|n| (100..=599).contains(n)) {
                             Some(n) => call.expect_status.push(n as u16),
-                            None => self.err(code.span().start, "http", "expect_status: expected status codes 100-599"),
+                            None => self.err(
+                                code.span().start,
+                                "http",
+                                "expect_status: expected status codes 100-599",
+                            ),
                         }
                     }
                 }
-                ("url" | "method" | "body", _) => self.err(vat, "http", format!("{k}: expected a string")),
+                ("url" | "method" | "body", _) => {
+                    self.err(vat, "http", format!("{k}: expected a string"))
+                }
                 ("headers", _) => self.err(vat, "http", "headers: expected a table of strings"),
-                ("expect_status", _) => self.err(vat, "http", "expect_status: expected an array of status codes"),
+                ("expect_status", _) => {
+                    self.err(vat, "http", "expect_status: expected an array of status codes")
+                }
                 (other, _) => self.err(
                     key.span().start,
                     "http",
-                    format!("unknown key {other:?}: http has url, method, headers, body, expect_status"),
+                    format!(
+                        "unknown key {other:?}: http has url, method, headers, body, expect_status"
+                    ),
                 ),
             }
         }
@@ -924,7 +942,8 @@ impl<'r, 'i> TaskReader<'r, '_, 'i> {
         if self.rep.errors.len() > before {
             return None;
         }
-        call.method = method.unwrap_or_else(|| if call.body.is_some() { "POST" } else { "GET" }.to_owned());
+        call.method =
+            method.unwrap_or_else(|| if call.body.is_some() { "POST" } else { "GET" }.to_owned());
         Some(call)
     }
 
@@ -951,7 +970,11 @@ impl<'r, 'i> TaskReader<'r, '_, 'i> {
                     "labels",
                     format!("{k:?}: use 1-63 of letters, digits, - _ . /"),
                 ),
-                _ => self.err(value.span().start, "labels", format!("{k}: expected a string of at most 256 bytes")),
+                _ => self.err(
+                    value.span().start,
+                    "labels",
+                    format!("{k}: expected a string of at most 256 bytes"),
+                ),
             }
         }
         labels
