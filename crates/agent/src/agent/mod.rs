@@ -16,6 +16,7 @@ mod daemon;
 pub mod dynamic;
 mod host;
 mod jobs;
+pub mod plan;
 mod watch;
 
 use std::{
@@ -32,6 +33,7 @@ use tokio::sync::mpsc;
 
 pub use host::Host;
 pub use jobs::{InFlight, Services};
+pub use plan::Plan;
 
 use self::dynamic::ApiTask;
 use crate::{
@@ -292,6 +294,17 @@ impl Running {
     }
 }
 
+/// Why `apply` did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The text is not a valid task file (or clashes with API tasks).
+    #[error("{0}")]
+    Invalid(#[from] config::ConfigErrors),
+    /// The file could not be written.
+    #[error("{0}")]
+    Write(String),
+}
+
 /// Why a request about a task or run was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -530,6 +543,50 @@ impl Agent {
                 }
             }
         });
+    }
+
+    /// What a reload of a task file with `text` would do (to the file's tasks, on every node).
+    ///
+    /// # Errors
+    /// The text's errors, as a reload would report them (`label` names it in messages).
+    pub async fn plan(&self, text: &str, label: &str) -> Result<Plan, config::ConfigErrors> {
+        let set = config::parse(std::path::Path::new(label), text)?;
+        let running = self.running.lock().await;
+        let mut check = Running {
+            scheduler: running.scheduler.clone(),
+            services: running.services.clone(),
+            file: Vec::new(),
+            notifiers: Vec::new(),
+            api: running.api.clone(),
+            tasks: HashMap::new(),
+            daemons: HashMap::new(),
+            paused: HashMap::new(),
+        };
+        let new = set.tasks.clone();
+        check.take_file(set, std::path::Path::new(label))?;
+        let mut in_flight: HashMap<String, usize> = HashMap::new();
+        for run in self.services.running() {
+            *in_flight.entry(run.task.clone()).or_default() += 1;
+        }
+        Ok(plan::compare(&running.file, &new, &in_flight))
+    }
+
+    /// Writes `text` as the agent's task file (atomically) and reloads it; refused, with
+    /// nothing written, when the text is invalid.
+    ///
+    /// # Errors
+    /// The text's errors, or why the file could not be written.
+    pub async fn apply(&self, text: &str, label: &str) -> Result<(Plan, Reloaded), ApplyError> {
+        let plan = self.plan(text, label).await?;
+        let path = std::fs::canonicalize(&self.options.config)
+            .unwrap_or_else(|_| self.options.config.clone());
+        let tmp = path.with_extension("cronfleet-apply.tmp");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| ApplyError::Write(format!("cannot write {}: {e}", path.display())))?;
+        tracing::info!(file = %path.display(), "task file written through the API");
+        let done = self.reload().await?;
+        Ok((plan, done))
     }
 
     /// Creates a task from its JSON definition (the task file's fields), stored before it is

@@ -170,6 +170,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/runs/{id}", get(routes::run))
         .route("/api/v1/runs/{id}/output", get(routes::output))
         .route("/api/v1/node", get(routes::node))
+        .route("/api/v1/plan", post(routes::plan))
         .route(
             "/api/v1/openapi.json",
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
@@ -186,6 +187,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/tasks/{name}/resume", post(routes::resume_task))
         .route("/api/v1/runs/{id}/kill", post(routes::kill))
         .route("/api/v1/reload", post(routes::reload))
+        .route("/api/v1/apply", post(routes::apply))
         .route_layer(middleware::from_fn_with_state(api.clone(), admin_only));
     let metrics = Router::new()
         .route("/metrics", get(routes::metrics))
@@ -355,7 +357,7 @@ mod tests {
                 documented.insert((method.clone(), path.clone()));
             }
         }
-        assert_eq!(routes.len(), 16, "{routes:?}");
+        assert_eq!(routes.len(), 18, "{routes:?}");
         assert_eq!(routes, documented);
     }
 }

@@ -412,28 +412,77 @@ pub async fn reload(State(api): State<Arc<Api>>) -> Result<Json<Value>> {
         Ok(done) => Ok(Json(json!({
             "added": done.added, "changed": done.changed, "removed": done.removed,
         }))),
+        Err(errors) => Err(invalid_file(
+            &errors,
+            format!(
+                "the task file has {} error(s); the previous tasks keep running",
+                errors.0.len()
+            ),
+        )),
+    }
+}
+
+/// The errors of a task file as a 422.
+fn invalid_file(errors: &crate::config::ConfigErrors, message: String) -> ApiError {
+    let details: Vec<Value> = errors
+        .0
+        .iter()
+        .map(|e| {
+            json!({
+                "file": e.file, "line": e.line, "column": e.column,
+                "task": e.task, "field": e.field, "message": e.message,
+            })
+        })
+        .collect();
+    let mut error = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_task_file", message);
+    error.details = Some(Value::Array(details));
+    error
+}
+
+/// The text of a task file in a request body, and the name to use for it in messages
+/// (`?file=`).
+fn task_file(body: &[u8], query: &HashMap<String, String>) -> Result<(String, String)> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad_request("the task file must be UTF-8 text"))?
+        .to_owned();
+    let label = query.get("file").cloned().unwrap_or_else(|| "tasks.toml".to_owned());
+    Ok((text, label))
+}
+
+/// `POST /api/v1/plan?file=NAME` with a task file as the body: what a reload of it would do.
+pub async fn plan(
+    State(api): State<Arc<Api>>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    let (text, label) = task_file(&body, &query)?;
+    match api.agent.plan(&text, &label).await {
+        Ok(plan) => Ok(Json(plan.to_json())),
         Err(errors) => {
-            let details: Vec<Value> = errors
-                .0
-                .iter()
-                .map(|e| {
-                    json!({
-                        "file": e.file, "line": e.line, "column": e.column,
-                        "task": e.task, "field": e.field, "message": e.message,
-                    })
-                })
-                .collect();
-            let mut error = ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_task_file",
-                format!(
-                    "the task file has {} error(s); the previous tasks keep running",
-                    errors.0.len()
-                ),
-            );
-            error.details = Some(Value::Array(details));
-            Err(error)
+            Err(invalid_file(&errors, format!("{label} has {} error(s)", errors.0.len())))
         }
+    }
+}
+
+/// `POST /api/v1/apply?file=NAME`: writes the body as the agent's task file and reloads it.
+pub async fn apply(
+    State(api): State<Arc<Api>>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    let (text, label) = task_file(&body, &query)?;
+    match api.agent.apply(&text, &label).await {
+        Ok((plan, done)) => {
+            let mut value = plan.to_json();
+            value["applied"] =
+                json!({"added": done.added, "changed": done.changed, "removed": done.removed});
+            Ok(Json(value))
+        }
+        Err(crate::agent::ApplyError::Invalid(errors)) => Err(invalid_file(
+            &errors,
+            format!("{label} has {} error(s); nothing was written", errors.0.len()),
+        )),
+        Err(crate::agent::ApplyError::Write(message)) => Err(ApiError::internal(message)),
     }
 }
 

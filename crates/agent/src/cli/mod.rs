@@ -7,6 +7,7 @@ mod history;
 mod import;
 mod remote;
 mod status;
+mod task;
 mod times;
 mod validate;
 
@@ -51,6 +52,12 @@ enum Command {
     Resume(act::ResumeArgs),
     /// Kill a run in flight (its whole process group), through the agent's API.
     Kill(act::KillArgs),
+    /// Tasks created through the API: ls, show, create, edit, rm.
+    Task(task::TaskArgs),
+    /// Show what applying a task file would change (added, changed field by field, removed).
+    Plan(task::PlanArgs),
+    /// Write a task file to a running agent and reload it (after `plan`).
+    Apply(task::PlanArgs),
     /// Check a task file without running anything (exit 0, or 2 with every error).
     Validate(validate::ValidateArgs),
     /// Turn crontab lines into [[task]] entries (user or system format).
@@ -68,6 +75,9 @@ pub fn main() -> ExitCode {
         Command::Pause(args) => act::pause(args),
         Command::Resume(args) => act::resume(args),
         Command::Kill(args) => act::kill(args),
+        Command::Task(args) => task::run(args),
+        Command::Plan(args) => task::plan(args),
+        Command::Apply(args) => task::apply(args),
         Command::Reload(args) => control::reload(args),
         Command::Status(args) => status::run(args),
         Command::Runs(args) => history::runs(args),

@@ -120,13 +120,22 @@ impl Client {
             let mut text = format!("{message} (HTTP {})", status.as_u16());
             if let Some(details) = body["error"]["details"].as_array() {
                 for d in details {
-                    text.push_str(&format!(
-                        "\n{}:{}:{}: {}",
-                        d["file"].as_str().unwrap_or("?"),
-                        d["line"],
-                        d["column"],
-                        d["message"].as_str().unwrap_or("")
-                    ));
+                    let message = d["message"].as_str().unwrap_or("");
+                    let field =
+                        d["field"].as_str().map(|f| format!("field `{f}`: ")).unwrap_or_default();
+                    match d["file"].as_str() {
+                        Some(file) => {
+                            let task = d["task"]
+                                .as_str()
+                                .map(|t| format!("task {t:?}, "))
+                                .unwrap_or_default();
+                            text.push_str(&format!(
+                                "\n{file}:{}:{}: {task}{field}{message}",
+                                d["line"], d["column"]
+                            ));
+                        }
+                        None => text.push_str(&format!("\n{field}{message}")),
+                    }
                 }
             }
             Err(text)
@@ -149,6 +158,31 @@ impl Client {
         let mut request = self.http.post(format!("{}{path}", self.base));
         if let Some(body) = body {
             request = request.json(&body);
+        }
+        self.send(request)
+    }
+
+    /// Any request: a JSON body or a text one, and an `If-Match` revision.
+    ///
+    /// # Errors
+    /// The agent's error message, or why it could not be reached.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        json: Option<Value>,
+        text: Option<String>,
+        if_match: Option<i64>,
+    ) -> Result<Value, String> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(json) = json {
+            request = request.json(&json);
+        }
+        if let Some(text) = text {
+            request = request.header("content-type", "text/plain; charset=utf-8").body(text);
+        }
+        if let Some(revision) = if_match {
+            request = request.header("if-match", format!("\"{revision}\""));
         }
         self.send(request)
     }

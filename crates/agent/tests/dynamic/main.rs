@@ -541,3 +541,94 @@ fn http_tasks_call_a_url_on_their_cadence() {
     assert_eq!(run["exit_code"], 503);
     agent.stop();
 }
+
+fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cronfleet")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_cli_manages_api_tasks_and_plans_and_applies_files() {
+    let dir = setup("cli", FILE);
+    let agent = Agent::start(&dir, "0s");
+    let state = dir.join("state");
+    let sd = ["--state-dir", state.to_str().unwrap()];
+    let run = |args: &[&str]| cli(&[args, &sd[..]].concat());
+
+    let (code, out, err) = run(&[
+        "task",
+        "create",
+        "rule-1",
+        "--schedule",
+        "@every 7d",
+        "--command",
+        "echo hi",
+        "--label",
+        "rule=1",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("rule-1 revision 1 · every 1 week from "), "{out}");
+    let (_, out, _) = run(&["task", "ls", "--origin", "api"]);
+    assert!(out.lines().nth(1).unwrap().starts_with("rule-1") && out.contains("rule=1"), "{out}");
+    assert!(!out.contains("from-file"));
+    let (code, out, err) =
+        run(&["task", "edit", "rule-1", "--schedule", "@every 3d", "--revision", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("rule-1 revision 2 · every 3 days"), "{out}");
+    let (code, _, err) = run(&["task", "edit", "rule-1", "--enabled", "false", "--revision", "1"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("is at revision 2, not 1"), "{err}");
+    let (code, _, err) =
+        run(&["task", "create", "bad", "--schedule", "@every 5x", "--command", "x"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("field `schedule`"), "{err}");
+    let (_, out, _) = run(&["task", "show", "rule-1"]);
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["schedule"], "@every 3d");
+    let (code, out, _) = run(&["task", "rm", "rule-1"]);
+    assert_eq!((code, out.as_str()), (0, "deleted rule-1\n"));
+
+    // plan, then apply, a new version of the file.
+    let new = dir.join("new.toml");
+    std::fs::write(&new, "[[task]]\nname = \"from-file\"\nschedule = \"@hourly\"\ncommand = \"true\"\n\n[[task]]\nname = \"extra\"\nschedule = \"@daily\"\ncommand = \"true\"\n").unwrap();
+    let (code, out, err) = run(&["plan", new.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("+ extra  (added)"), "{out}");
+    assert!(
+        out.contains("~ from-file  (changed)\n    schedule: \"@daily\" -> \"@hourly\""),
+        "{out}"
+    );
+    assert!(out.ends_with("2 change(s), 0 unchanged\n"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("tasks.toml")).unwrap(),
+        FILE,
+        "plan changes nothing"
+    );
+    let (code, out, err) = run(&["apply", new.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.ends_with("applied on this node: 1 added, 1 changed, 0 removed\n"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("tasks.toml")).unwrap(),
+        std::fs::read_to_string(&new).unwrap()
+    );
+    assert_eq!(agent.task("from-file")["schedule"], "@hourly");
+    let (_, out, _) = run(&["plan", new.to_str().unwrap()]);
+    assert_eq!(out, "no changes (2 tasks unchanged)\n");
+    // An invalid file: its errors, nothing written.
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[[task]]\nname = \"x\"\nschedule = \"@sometimes\"\ncommand = \"true\"\n")
+        .unwrap();
+    let (code, _, err) = run(&["apply", bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bad.toml:3:"), "{err}");
+    assert!(err.contains("nothing was written"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("tasks.toml")).unwrap(),
+        std::fs::read_to_string(&new).unwrap()
+    );
+    agent.stop();
+}

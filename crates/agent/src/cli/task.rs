@@ -1,0 +1,333 @@
+//! `cronfleet task ls|show|create|edit|rm` (tasks created through an agent's API) and
+//! `cronfleet plan|apply FILE` (a task file, reviewed then applied).
+
+use std::{collections::BTreeMap, io::Write, path::PathBuf, process::ExitCode};
+
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use serde_json::{json, Map, Value};
+
+use super::remote::{segment, Client, Remote};
+
+/// `cronfleet task`.
+#[derive(Debug, Args)]
+pub struct TaskArgs {
+    #[command(subcommand)]
+    command: TaskCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum TaskCommand {
+    /// List tasks (both origins, or --origin api|file), optionally by label.
+    Ls(LsArgs),
+    /// Print one task as JSON (its definition, state, revision, next runs, last runs).
+    Show(NameArgs),
+    /// Create a task through the API (the fields of the task file, as flags or --json).
+    Create(Box<DefineArgs>),
+    /// Change fields of an API task (only those given; --revision guards against lost updates).
+    Edit(Box<DefineArgs>),
+    /// Delete an API task (its runs in flight finish).
+    Rm(RmArgs),
+}
+
+#[derive(Debug, Args)]
+struct LsArgs {
+    /// Only tasks from the task file (`file`) or created through the API (`api`).
+    #[arg(long, value_parser = ["file", "api"])]
+    origin: Option<String>,
+    /// Only tasks with this label (KEY=VALUE; repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+    /// One JSON object, for scripts.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+#[derive(Debug, Args)]
+struct NameArgs {
+    /// The task.
+    name: String,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+#[derive(Debug, Args)]
+struct RmArgs {
+    /// The task.
+    name: String,
+    /// Only if the task is still at this revision.
+    #[arg(long, value_name = "N")]
+    revision: Option<i64>,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+#[derive(Debug, Args)]
+struct DefineArgs {
+    /// The task.
+    name: String,
+    /// Schedule expression (`@every 7d`, `0 9 * * MON-FRI`, ...).
+    #[arg(long)]
+    schedule: Option<String>,
+    /// Anchor of an `@every` schedule [default: when the task is created].
+    #[arg(long, value_name = "TIME")]
+    anchor: Option<String>,
+    /// IANA zone of the schedule.
+    #[arg(long, value_name = "ZONE")]
+    timezone: Option<String>,
+    /// Shell command to run.
+    #[arg(long, conflicts_with = "url")]
+    command: Option<String>,
+    /// URL to call instead of a command (an http task).
+    #[arg(long)]
+    url: Option<String>,
+    /// HTTP method of --url [default: POST with --body, else GET].
+    #[arg(long, requires = "url")]
+    method: Option<String>,
+    /// HTTP body of --url ({{scheduled_at}}, {{run_id}}, {{task}} are filled in).
+    #[arg(long, requires = "url")]
+    body: Option<String>,
+    /// HTTP header of --url, `Name: value` (repeatable).
+    #[arg(long = "header", value_name = "NAME: VALUE", requires = "url")]
+    headers: Vec<String>,
+    /// A label, KEY=VALUE (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+    /// Enable or disable the task.
+    #[arg(long, value_name = "BOOL")]
+    enabled: Option<bool>,
+    /// More fields as a JSON object (`-` reads it from stdin); flags win.
+    #[arg(long, value_name = "JSON")]
+    json: Option<String>,
+    /// With edit: only if the task is still at this revision.
+    #[arg(long, value_name = "N")]
+    revision: Option<i64>,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+fn pair(text: &str, sep: char, what: &str) -> Result<(String, String), String> {
+    text.split_once(sep)
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .ok_or_else(|| format!("{what} {text:?}: expected KEY{sep}VALUE"))
+}
+
+/// The JSON definition the flags describe.
+fn definition(args: &DefineArgs) -> Result<Value, String> {
+    let mut def: Map<String, Value> = match args.json.as_deref() {
+        None => Map::new(),
+        Some(text) => {
+            let text = if text == "-" {
+                std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string())?
+            } else {
+                text.to_owned()
+            };
+            match serde_json::from_str(&text) {
+                Ok(Value::Object(m)) => m,
+                _ => return Err("--json: expected a JSON object of task fields".into()),
+            }
+        }
+    };
+    for (key, value) in [
+        ("schedule", &args.schedule),
+        ("anchor", &args.anchor),
+        ("timezone", &args.timezone),
+        ("command", &args.command),
+    ] {
+        if let Some(v) = value {
+            def.insert(key.into(), json!(v));
+        }
+    }
+    if let Some(url) = &args.url {
+        let headers: BTreeMap<String, String> =
+            args.headers.iter().map(|h| pair(h, ':', "--header")).collect::<Result<_, _>>()?;
+        let mut http = json!({ "url": url, "headers": headers });
+        if let Some(m) = &args.method {
+            http["method"] = json!(m);
+        }
+        if let Some(b) = &args.body {
+            http["body"] = json!(b);
+        }
+        def.insert("http".into(), http);
+    }
+    if !args.labels.is_empty() {
+        let labels: BTreeMap<String, String> =
+            args.labels.iter().map(|l| pair(l, '=', "--label")).collect::<Result<_, _>>()?;
+        def.insert("labels".into(), json!(labels));
+    }
+    if let Some(enabled) = args.enabled {
+        def.insert("enabled".into(), json!(enabled));
+    }
+    Ok(Value::Object(def))
+}
+
+fn print_task(task: &Value) {
+    let next = task["next_run"].as_str().unwrap_or("-");
+    let paused = if task["paused"] == true { " (paused)" } else { "" };
+    println!(
+        "{} revision {} · {}{paused} · next {next}",
+        task["name"].as_str().unwrap_or("?"),
+        task["revision"],
+        task["description"].as_str().unwrap_or("daemon")
+    );
+}
+
+/// Runs `cronfleet task ...`.
+pub fn run(args: TaskArgs) -> Result<ExitCode, String> {
+    match args.command {
+        TaskCommand::Ls(a) => ls(&a),
+        TaskCommand::Show(a) => {
+            let task = a.remote.client()?.get(&format!("/api/v1/tasks/{}", segment(&a.name)))?;
+            println!("{}", serde_json::to_string_pretty(&task).unwrap_or_default());
+            Ok(ExitCode::SUCCESS)
+        }
+        TaskCommand::Create(a) => {
+            let mut def = definition(&a)?;
+            def["name"] = json!(a.name);
+            let task =
+                a.remote.client()?.request(Method::POST, "/api/v1/tasks", Some(def), None, None)?;
+            print_task(&task);
+            Ok(ExitCode::SUCCESS)
+        }
+        TaskCommand::Edit(a) => {
+            let def = definition(&a)?;
+            let path = format!("/api/v1/tasks/{}", segment(&a.name));
+            let task =
+                a.remote.client()?.request(Method::PATCH, &path, Some(def), None, a.revision)?;
+            print_task(&task);
+            Ok(ExitCode::SUCCESS)
+        }
+        TaskCommand::Rm(a) => {
+            let path = format!("/api/v1/tasks/{}", segment(&a.name));
+            a.remote.client()?.request(Method::DELETE, &path, None, None, a.revision)?;
+            println!("deleted {}", a.name);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn ls(args: &LsArgs) -> Result<ExitCode, String> {
+    let mut query = Vec::new();
+    if let Some(o) = &args.origin {
+        query.push(format!("origin={o}"));
+    }
+    for l in &args.labels {
+        pair(l, '=', "--label")?;
+        query.push(format!("label={}", segment(l)));
+    }
+    let path = format!("/api/v1/tasks?{}", query.join("&"));
+    let tasks = args.remote.client()?.get(&path)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let _ = writeln!(out, "{tasks}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let _ = writeln!(
+        out,
+        "{:<24}  {:<6}  {:>4}  {:<26}  {:<20}  SCHEDULE",
+        "TASK", "ORIGIN", "REV", "NEXT", "LABELS"
+    );
+    for t in tasks["tasks"].as_array().into_iter().flatten() {
+        let labels: Vec<String> = t["labels"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+            .collect();
+        let next =
+            if t["paused"] == true { "paused" } else { t["next_run"].as_str().unwrap_or("-") };
+        let rev = t["revision"].as_i64().map_or("-".to_owned(), |r| r.to_string());
+        let _ = writeln!(
+            out,
+            "{:<24}  {:<6}  {rev:>4}  {next:<26}  {:<20}  {}",
+            t["name"].as_str().unwrap_or("?"),
+            t["origin"].as_str().unwrap_or("?"),
+            labels.join(","),
+            t["description"].as_str().unwrap_or("daemon")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cronfleet plan` and `cronfleet apply`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The task file to review (or apply).
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// One JSON object, for scripts.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+fn send_file(args: &PlanArgs, client: &Client, route: &str) -> Result<Value, String> {
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|e| format!("{}: cannot read the file: {e}", args.file.display()))?;
+    let label = args.file.display().to_string();
+    client.request(
+        Method::POST,
+        &format!("/api/v1/{route}?file={}", segment(&label)),
+        None,
+        Some(text),
+        None,
+    )
+}
+
+fn show_plan(plan: &Value) {
+    let list = |key: &str| plan[key].as_array().cloned().unwrap_or_default();
+    let in_flight = |n: &Value| match n.as_u64() {
+        Some(0) | None => String::new(),
+        Some(1) => "; 1 run in flight finishes as it is".to_owned(),
+        Some(n) => format!("; {n} runs in flight finish as they are"),
+    };
+    for name in list("added") {
+        println!("+ {}  (added)", name.as_str().unwrap_or("?"));
+    }
+    for c in list("changed") {
+        println!("~ {}  (changed{})", c["name"].as_str().unwrap_or("?"), in_flight(&c["running"]));
+        for f in c["fields"].as_array().into_iter().flatten() {
+            println!("    {}: {} -> {}", f["field"].as_str().unwrap_or("?"), f["old"], f["new"]);
+        }
+    }
+    for r in list("removed") {
+        println!("- {}  (removed{})", r["name"].as_str().unwrap_or("?"), in_flight(&r["running"]));
+    }
+    let unchanged = list("unchanged").len();
+    let changes = list("added").len() + list("changed").len() + list("removed").len();
+    if changes == 0 {
+        println!("no changes ({unchanged} tasks unchanged)");
+    } else {
+        println!("{changes} change(s), {unchanged} unchanged");
+    }
+}
+
+/// Runs `cronfleet plan FILE`.
+pub fn plan(args: PlanArgs) -> Result<ExitCode, String> {
+    let plan = send_file(&args, &args.remote.client()?, "plan")?;
+    if args.json {
+        println!("{plan}");
+    } else {
+        show_plan(&plan);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `cronfleet apply FILE`.
+pub fn apply(args: PlanArgs) -> Result<ExitCode, String> {
+    let done = send_file(&args, &args.remote.client()?, "apply")?;
+    if args.json {
+        println!("{done}");
+    } else {
+        show_plan(&done);
+        let a = &done["applied"];
+        println!(
+            "applied on this node: {} added, {} changed, {} removed",
+            a["added"], a["changed"], a["removed"]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
