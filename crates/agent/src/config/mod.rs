@@ -799,11 +799,12 @@ impl<'r, 'i> TaskReader<'r, '_, 'i> {
             + usize::from(argv.is_some())
             + usize::from(http.is_some());
         if given > 1 {
+            // At the first of them, as written.
             let at = [self.get("command"), self.get("argv"), self.get("http")]
                 .into_iter()
                 .flatten()
                 .map(|v| v.span().start)
-                .max()
+                .min()
                 .unwrap_or(self.header.start);
             self.err(at, "command", "give one of command, argv and http, not several");
             return None;

@@ -115,7 +115,7 @@ command = "true"
             // An invalid name does not name the task in messages.
             "FILE:5:1: field `schedule`: a cron task needs a schedule (or kind = \"daemon\")",
             r#"FILE:6:8: field `name`: "Bad Name": use 1-64 of a-z, 0-9, _ and -"#,
-            "FILE:12:11: task \"both\", field `command`: give either command or argv, not both",
+            "FILE:12:11: task \"both\", field `command`: give one of command, argv and http, not several",
             "FILE:18:12: task \"daemon-with-schedule\", field `schedule`: a daemon task runs all the time: remove its schedule",
             "FILE:24:10: task \"anchored-cron\", field `anchor`: an anchor needs an @every schedule",
             "FILE: 6 errors",
