@@ -505,9 +505,31 @@ impl Agent {
     /// # Errors
     /// Unknown task, a task of other nodes, or the state database failing.
     pub async fn resume(&self, name: &str) -> Result<(), ControlError> {
+        self.resume_with(name, false).await
+    }
+
+    /// [`Agent::resume`]; with `run_missed`, the latest slot that passed while it was paused
+    /// (later than its latest recorded run) is run now, once.
+    ///
+    /// # Errors
+    /// Unknown task, a task of other nodes, or the state database failing.
+    pub async fn resume_with(&self, name: &str, run_missed: bool) -> Result<(), ControlError> {
         let mut running = self.running.lock().await;
         running.here(name)?;
-        Self::resume_locked(&mut running, name).await
+        let was_paused = running.paused.contains_key(name);
+        Self::resume_locked(&mut running, name).await?;
+        let Some((task, id)) = running.tasks.get(name).filter(|_| run_missed && was_paused) else {
+            return Ok(());
+        };
+        let Kind::Cron(schedule) = &task.kind else { return Ok(()) };
+        let now = crate::clock::zoned_now();
+        let Some(latest) = schedule.prev_before(&now) else { return Ok(()) };
+        let last = self.services.store.last_slot(name).await?;
+        if last.is_none_or(|last| latest.timestamp().as_second() > last) {
+            tracing::info!(task = name, slot = %latest, "running the latest slot missed while paused");
+            let _ = self.scheduler.run_for(*id, latest);
+        }
+        Ok(())
     }
 
     async fn resume_locked(running: &mut Running, name: &str) -> Result<(), ControlError> {

@@ -216,13 +216,21 @@ pub async fn pause_task(
     task_state(&api, &name, role).await
 }
 
-/// `POST /api/v1/tasks/{name}/resume`.
+/// `POST /api/v1/tasks/{name}/resume`, with an optional body `{"missed": "skip" | "once"}`:
+/// slots passed while paused are skipped (the default), or the latest of them runs now.
 pub async fn resume_task(
     State(api): State<Arc<Api>>,
     Extension(role): Extension<Role>,
     Path(name): Path<String>,
+    body: Bytes,
 ) -> Result<Json<Value>> {
-    api.agent.resume(&name).await?;
+    let run_missed = match body_object(&body)?.get("missed") {
+        None | Some(Value::Null) => false,
+        Some(Value::String(m)) if m == "skip" => false,
+        Some(Value::String(m)) if m == "once" => true,
+        Some(_) => return Err(ApiError::bad_request("missed: expected \"skip\" or \"once\"")),
+    };
+    api.agent.resume_with(&name, run_missed).await?;
     task_state(&api, &name, role).await
 }
 

@@ -40,6 +40,9 @@ pub struct ResumeArgs {
     /// The task.
     #[arg(value_name = "TASK")]
     task: String,
+    /// Slots passed while paused: skip them, or run the latest of them once, now.
+    #[arg(long, value_name = "WHAT", default_value = "skip", value_parser = ["skip", "once"])]
+    missed: String,
     #[command(flatten)]
     remote: Remote,
 }
@@ -136,7 +139,8 @@ pub fn pause(args: PauseArgs) -> Result<ExitCode, String> {
 /// Runs `cronfleet resume`.
 pub fn resume(args: ResumeArgs) -> Result<ExitCode, String> {
     let client = args.remote.client()?;
-    let task = client.post(&format!("/api/v1/tasks/{}/resume", segment(&args.task)), None)?;
+    let body = json!({ "missed": args.missed });
+    let task = client.post(&format!("/api/v1/tasks/{}/resume", segment(&args.task)), Some(body))?;
     let next = task["next_run"].as_str().unwrap_or("-");
     println!("resumed {}; next run {next}", args.task);
     Ok(ExitCode::SUCCESS)

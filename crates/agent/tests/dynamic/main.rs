@@ -139,6 +139,15 @@ fn a_rule_keeps_its_own_cadence_across_restarts_changes_and_pauses() {
     assert_eq!(ts(&rule["next_run"]), t + days(7));
     assert_eq!(rule["origin"], "api");
     assert_eq!(rule["revision"], 1);
+    // A second rule, every 3 days: it will be resumed with its missed slot run once.
+    let (status, other) = agent.call(
+        Method::POST,
+        "/api/v1/tasks",
+        Some(json!({"name": "rule-43", "schedule": "@every 3d", "command": "echo rule 43"})),
+        None,
+    );
+    assert_eq!(status, StatusCode::CREATED, "{other}");
+    let t43 = ts(&other["anchor"]);
     agent.stop();
 
     // Day 2: restarted; the next run is still day 7, not day 9.
@@ -164,6 +173,8 @@ fn a_rule_keeps_its_own_cadence_across_restarts_changes_and_pauses() {
     let agent = Agent::start(&dir, "5d");
     let (status, _) = agent.call(Method::POST, "/api/v1/tasks/rule-42/pause", None, None);
     assert_eq!(status, StatusCode::OK);
+    let (status, _) = agent.call(Method::POST, "/api/v1/tasks/rule-43/pause", None, None);
+    assert_eq!(status, StatusCode::OK);
     agent.stop();
 
     // Day 8: still paused (the day-6 slot passed); resumed, the missed slot is skipped and the
@@ -182,11 +193,40 @@ fn a_rule_keeps_its_own_cadence_across_restarts_changes_and_pauses() {
         "no run, no missed record for the day-6 slot: {}",
         agent.log()
     );
+    // Resumed with missed = once: the day-6 slot runs now, then the cadence goes on.
+    let (status, other) = agent.call(
+        Method::POST,
+        "/api/v1/tasks/rule-43/resume",
+        Some(json!({"missed": "once"})),
+        None,
+    );
+    assert_eq!(status, StatusCode::OK, "{other}");
+    assert_eq!(ts(&other["next_run"]), t43 + days(9));
+    let began = Instant::now();
+    let run = loop {
+        let (_, runs) = agent.call(Method::GET, "/api/v1/runs?task=rule-43", None, None);
+        let first = runs["runs"].as_array().and_then(|r| r.first()).cloned();
+        if let Some(run) = first.filter(|r| r["outcome"] == "succeeded") {
+            break run;
+        }
+        assert!(began.elapsed() < Duration::from_secs(10), "no run of the missed slot: {runs}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let slot = ts(&run["slot"]);
+    let off = slot.duration_since(t43 + days(6)).abs();
+    assert!(off < SignedDuration::from_secs(1), "{slot} is the day-6 slot");
+    let (status, _) = agent.call(
+        Method::POST,
+        "/api/v1/tasks/rule-43/resume",
+        Some(json!({"missed": "always"})),
+        None,
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     // Filters by origin and label.
     let (_, api) = agent.call(Method::GET, "/api/v1/tasks?origin=api", None, None);
     let names: Vec<&str> =
         api["tasks"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["rule-42"]);
+    assert_eq!(names, ["rule-42", "rule-43"]);
     let (_, file) = agent.call(Method::GET, "/api/v1/tasks?origin=file", None, None);
     assert_eq!(file["tasks"][0]["name"], "from-file");
     let (_, by_label) = agent.call(Method::GET, "/api/v1/tasks?label=rule=42", None, None);
