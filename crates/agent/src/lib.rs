@@ -14,5 +14,6 @@ pub mod import;
 pub mod metrics;
 pub mod pidfile;
 pub mod runner;
+pub mod sd_notify;
 pub mod store;
 pub mod timearg;

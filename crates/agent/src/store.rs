@@ -315,6 +315,14 @@ impl Store {
         let path = file.display().to_string();
         let sql = |source| StoreError::Sql { path: path.clone(), source };
         std::fs::create_dir_all(dir).map_err(|e| sql(sqlx::Error::Io(e)))?;
+        // A database from a newer cronfleet is refused before anything touches it (switching to
+        // WAL would already rewrite its header).
+        if file.exists() {
+            let (found, known, _) = Store::inspect(dir).await?;
+            if found > known {
+                return Err(StoreError::TooNew { path, found, known });
+            }
+        }
         let options = SqliteConnectOptions::new()
             .filename(&file)
             .create_if_missing(true)
@@ -325,6 +333,29 @@ impl Store {
         let store = Store { pool, path };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Looks at `state.db` in `dir` without changing it: its schema version, the version this
+    /// binary knows, and how many runs it holds.
+    ///
+    /// # Errors
+    /// When it cannot be opened or read.
+    pub async fn inspect(dir: &Path) -> Result<(i64, i64, i64), StoreError> {
+        let file = dir.join("state.db");
+        let path = file.display().to_string();
+        let sql = |source| StoreError::Sql { path: path.clone(), source };
+        let options = SqliteConnectOptions::new().filename(&file).read_only(true);
+        let pool =
+            SqlitePoolOptions::new().max_connections(1).connect_with(options).await.map_err(sql)?;
+        let version: i64 =
+            sqlx::query("PRAGMA user_version").fetch_one(&pool).await.map_err(sql)?.get(0);
+        let runs: i64 = if version >= 1 {
+            sqlx::query("SELECT COUNT(*) FROM runs").fetch_one(&pool).await.map_err(sql)?.get(0)
+        } else {
+            0
+        };
+        pool.close().await;
+        Ok((version, MIGRATIONS.len() as i64, runs))
     }
 
     fn sql(&self) -> impl Fn(sqlx::Error) -> StoreError + '_ {

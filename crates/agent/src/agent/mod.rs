@@ -416,6 +416,13 @@ impl Agent {
     /// # Errors
     /// The file's errors.
     pub async fn reload(&self) -> Result<Reloaded, config::ConfigErrors> {
+        crate::sd_notify::reloading();
+        let result = self.reload_file().await;
+        crate::sd_notify::notify("READY=1");
+        result
+    }
+
+    async fn reload_file(&self) -> Result<Reloaded, config::ConfigErrors> {
         let mut running = self.running.lock().await;
         let result = match config::load(&self.options.config)
             .and_then(|set| running.take_file(set, &self.options.config))
@@ -920,6 +927,7 @@ pub async fn serve(
             }
         }
     }
+    crate::sd_notify::notify("STOPPING=1");
     let grace = agent.options.shutdown_grace;
     tracing::info!(grace_s = grace.as_secs(), running = agent.scheduler.running(), "stopping");
     // Daemons never finish on their own: they are stopped at once, while scheduled runs get

@@ -507,11 +507,12 @@ async fn run_page(
     let Some(role) = visitor(&api, headers) else {
         return to_login(&format!("/runs/{}", seg(&id)));
     };
+    // The run in flight first: when it is not (any more), its final record is in the store.
+    let live = api.agent.services.find(&id);
     let Ok(Some(record)) = api.agent.services.store.run(&id).await else {
         let body = format!("<h1>No run {}</h1>", esc(&id));
         return (StatusCode::NOT_FOUND, page("Not found", Some(role), &body)).into_response();
     };
-    let live = api.agent.services.find(&id);
     let output = live.as_ref().map_or_else(|| record.output.clone(), |l| l.live.read_from(0).0);
     let mut body = format!(
         "<h1>Run {}</h1>{}<p><a href=\"/tasks/{}\">{}</a> · {}</p><dl>",

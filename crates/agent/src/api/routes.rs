@@ -314,9 +314,10 @@ async fn find_run(api: &Api, id: &str) -> Result<RunRecord> {
 
 /// `GET /api/v1/runs/{id}`: the run with its output (as text; invalid UTF-8 replaced).
 pub async fn run(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Result<Json<Value>> {
+    let live = api.agent.services.find(&id);
     let record = find_run(&api, &id).await?;
     let mut value = json::run(&record);
-    let output = match api.agent.services.find(&id) {
+    let output = match live {
         Some(live) => live.live.read_from(0).0,
         None => record.output,
     };
@@ -341,8 +342,9 @@ pub async fn output(
             )))
         }
     };
-    let record = find_run(&api, &id).await?;
+    // The run in flight first: when it is not (any more), its final record is in the store.
     let live = api.agent.services.find(&id);
+    let record = find_run(&api, &id).await?;
     if !follow {
         let bytes = live.map_or(record.output, |l| l.live.read_from(0).0);
         return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes).into_response());

@@ -166,6 +166,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode, String> {
         if let Some(r) = ready.take() {
             r.ok();
         }
+        crate::sd_notify::notify("READY=1\nSTATUS=tasks loaded");
         agent::serve(agent, watch_tx, reload_rx, shutdown).await;
         Ok::<_, String>(ExitCode::SUCCESS)
     });

@@ -3,6 +3,8 @@
 mod act;
 mod agent;
 mod control;
+mod dist;
+mod doctor;
 mod history;
 mod import;
 mod remote;
@@ -15,12 +17,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// The version and the commit it was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CRONFLEET_COMMIT"), ")");
+
 /// Exit code for bad input (expressions, zones, times, task files).
 pub const EXIT_BAD_INPUT: u8 = 2;
 
 /// Run and watch the scheduled tasks of a fleet of machines.
 #[derive(Debug, Parser)]
-#[command(name = "cronfleet", version, about, propagate_version = true)]
+#[command(name = "cronfleet", version = VERSION, about, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -58,6 +63,12 @@ enum Command {
     Plan(task::PlanArgs),
     /// Write a task file to a running agent and reload it (after `plan`).
     Apply(task::PlanArgs),
+    /// Check this machine's setup: task file, state dir, store, API token, clock.
+    Doctor(doctor::DoctorArgs),
+    /// Print a shell completion script (bash, zsh or fish) to stdout.
+    Completions(dist::CompletionsArgs),
+    /// Print the man page (roff) to stdout.
+    Man,
     /// Check a task file without running anything (exit 0, or 2 with every error).
     Validate(validate::ValidateArgs),
     /// Turn crontab lines into [[task]] entries (user or system format).
@@ -78,6 +89,9 @@ pub fn main() -> ExitCode {
         Command::Task(args) => task::run(args),
         Command::Plan(args) => task::plan(args),
         Command::Apply(args) => task::apply(args),
+        Command::Doctor(args) => doctor::run(args),
+        Command::Completions(args) => dist::completions(args),
+        Command::Man => dist::man(),
         Command::Reload(args) => control::reload(args),
         Command::Status(args) => status::run(args),
         Command::Runs(args) => history::runs(args),

@@ -74,8 +74,13 @@ impl Agent {
     }
 
     /// SIGTERM, then the exit code and how long stopping took.
-    fn stop(mut self) -> (Option<i32>, Duration, String) {
+    fn stop(self) -> (Option<i32>, Duration, String) {
         self.signal(Signal::SIGTERM);
+        self.stop_after_signal()
+    }
+
+    /// Waits for the agent to exit (after a signal sent already).
+    fn stop_after_signal(mut self) -> (Option<i32>, Duration, String) {
         let began = Instant::now();
         let status = self.child.wait().unwrap();
         (status.code(), began.elapsed(), self.log())
@@ -614,4 +619,43 @@ hosts = ["db-*"]
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("agent: not running (node test-node)"), "{text}");
     assert!(text.contains("tick") && text.contains("failed"), "{text}");
+}
+
+#[test]
+fn systemd_hears_ready_reloading_and_stopping() {
+    let dir = std::env::temp_dir().join(format!("cronfleet-agent-{}-notify", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("tasks.toml"),
+        "[[task]]\nname = \"a\"\nschedule = \"@daily\"\ncommand = \"true\"\n",
+    )
+    .unwrap();
+    let socket = std::os::unix::net::UnixDatagram::bind(dir.join("notify.sock")).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let child = bin()
+        .args(["agent", "--config", dir.join("tasks.toml").to_str().unwrap()])
+        .args(["--state-dir", dir.join("state").to_str().unwrap()])
+        .env("NOTIFY_SOCKET", dir.join("notify.sock"))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let agent = Agent { child, dir: dir.clone() };
+    let mut buf = [0u8; 512];
+    let mut next = || {
+        let n = socket.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let ready = next();
+    assert!(ready.starts_with("READY=1"), "{ready}");
+    // The tasks are loaded by then.
+    assert!(dir.join("state/agent.json").exists());
+    agent.signal(Signal::SIGHUP);
+    let reloading = next();
+    assert!(reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="), "{reloading}");
+    assert_eq!(next(), "READY=1");
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(next(), "STOPPING=1");
+    let (code, _, _) = agent.stop_after_signal();
+    assert_eq!(code, Some(0));
 }

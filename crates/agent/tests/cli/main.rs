@@ -1,6 +1,7 @@
 //! `cronfleet next` and `cronfleet prev`, run as a real process.
 
 mod import;
+mod upgrade;
 mod validate;
 
 use std::process::{Command, Output};
