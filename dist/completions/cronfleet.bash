@@ -25,6 +25,9 @@ _cronfleet() {
             cronfleet,completions)
                 cmd="cronfleet__subcmd__completions"
                 ;;
+            cronfleet,docs)
+                cmd="cronfleet__subcmd__docs"
+                ;;
             cronfleet,doctor)
                 cmd="cronfleet__subcmd__doctor"
                 ;;
@@ -90,6 +93,9 @@ _cronfleet() {
                 ;;
             cronfleet__subcmd__help,completions)
                 cmd="cronfleet__subcmd__help__subcmd__completions"
+                ;;
+            cronfleet__subcmd__help,docs)
+                cmd="cronfleet__subcmd__help__subcmd__docs"
                 ;;
             cronfleet__subcmd__help,doctor)
                 cmd="cronfleet__subcmd__help__subcmd__doctor"
@@ -206,7 +212,7 @@ _cronfleet() {
 
     case "${cmd}" in
         cronfleet)
-            opts="-h -V --help --version agent next prev reload stop status runs logs run pause resume kill task plan apply doctor completions man validate import-crontab import-gotorch help"
+            opts="-h -V --help --version agent next prev reload stop status runs logs run pause resume kill task plan apply doctor completions man docs validate import-crontab import-gotorch help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -333,6 +339,20 @@ _cronfleet() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cronfleet__subcmd__docs)
+            opts="-h -V --help --version task-fields notifier-fields api"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cronfleet__subcmd__doctor)
             opts="-h -V --config --state-dir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -356,7 +376,7 @@ _cronfleet() {
             return 0
             ;;
         cronfleet__subcmd__help)
-            opts="agent next prev reload stop status runs logs run pause resume kill task plan apply doctor completions man validate import-crontab import-gotorch help"
+            opts="agent next prev reload stop status runs logs run pause resume kill task plan apply doctor completions man docs validate import-crontab import-gotorch help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -398,6 +418,20 @@ _cronfleet() {
             return 0
             ;;
         cronfleet__subcmd__help__subcmd__completions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cronfleet__subcmd__help__subcmd__docs)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -159,7 +159,7 @@ async fn metrics_gate(State(api): State<Arc<Api>>, request: Request, next: Next)
 }
 
 /// The OpenAPI document.
-const OPENAPI: &str = include_str!("openapi.json");
+pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// Every route.
 pub fn router(api: Arc<Api>) -> Router {

@@ -36,3 +36,78 @@ pub fn man() -> Result<ExitCode, String> {
         .map_err(|e| format!("cannot write the man page: {e}"))?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// `cronfleet docs` (hidden): the generated parts of the documentation.
+#[derive(Debug, Args)]
+pub struct DocsArgs {
+    /// task-fields, notifier-fields or api.
+    #[arg(value_parser = ["task-fields", "notifier-fields", "api"])]
+    what: String,
+}
+
+/// Prints a generated part of the documentation (Markdown).
+pub fn docs(args: DocsArgs) -> Result<ExitCode, String> {
+    use crate::config::reference;
+    let text = match args.what.as_str() {
+        "task-fields" => reference::table(reference::TASK_FIELDS),
+        "notifier-fields" => reference::table(reference::NOTIFIER_FIELDS),
+        _ => api_reference()?,
+    };
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The API reference, from the OpenAPI document the agent serves.
+fn api_reference() -> Result<String, String> {
+    let doc: serde_json::Value =
+        serde_json::from_str(crate::api::OPENAPI).map_err(|e| e.to_string())?;
+    let mut out = String::from(
+        "# API reference\n\nGenerated from the OpenAPI document the agent serves at \
+         `/api/v1/openapi.json` (`cronfleet docs api`); [api.md](api.md) explains the API.\n",
+    );
+    for (path, ops) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, op) in ops.as_object().into_iter().flatten() {
+            let token = if op["responses"].get("403").is_some() { "admin" } else { "read" };
+            out.push_str(&format!(
+                "\n## `{} {path}`\n\n{}.\n\nToken: {token}.\n",
+                method.to_uppercase(),
+                op["summary"].as_str().unwrap_or("").trim_end_matches('.')
+            ));
+            let params: Vec<&serde_json::Value> =
+                op["parameters"].as_array().into_iter().flatten().collect();
+            if !params.is_empty() {
+                out.push_str("\n| parameter | in | meaning |\n|---|---|---|\n");
+                for p in params {
+                    out.push_str(&format!(
+                        "| `{}` | {} | {} |\n",
+                        p["name"].as_str().unwrap_or(""),
+                        p["in"].as_str().unwrap_or(""),
+                        p["description"].as_str().unwrap_or("")
+                    ));
+                }
+            }
+            if let Some(body) = op.get("requestBody") {
+                let kinds: Vec<&String> =
+                    body["content"].as_object().into_iter().flatten().map(|(k, _)| k).collect();
+                let kinds: Vec<String> = kinds.iter().map(|k| format!("`{k}`")).collect();
+                out.push_str(&format!("\nBody: {}.\n", kinds.join(" or ")));
+            }
+            let mut codes: Vec<String> = op["responses"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(code, r)| {
+                    // A shared response: its description is in the components.
+                    let r = match r["$ref"].as_str().and_then(|p| p.rsplit('/').next()) {
+                        Some(name) => &doc["components"]["responses"][name],
+                        None => r,
+                    };
+                    format!("`{code}` {}", r["description"].as_str().unwrap_or(""))
+                })
+                .collect();
+            codes.sort();
+            out.push_str(&format!("\nResponses: {}.\n", codes.join("; ")));
+        }
+    }
+    Ok(out)
+}

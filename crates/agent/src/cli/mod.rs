@@ -69,6 +69,9 @@ enum Command {
     Completions(dist::CompletionsArgs),
     /// Print the man page (roff) to stdout.
     Man,
+    /// Print a generated part of the documentation.
+    #[command(hide = true)]
+    Docs(dist::DocsArgs),
     /// Check a task file without running anything (exit 0, or 2 with every error).
     Validate(validate::ValidateArgs),
     /// Turn crontab lines into [[task]] entries (user or system format).
@@ -92,6 +95,7 @@ pub fn main() -> ExitCode {
         Command::Doctor(args) => doctor::run(args),
         Command::Completions(args) => dist::completions(args),
         Command::Man => dist::man(),
+        Command::Docs(args) => dist::docs(args),
         Command::Reload(args) => control::reload(args),
         Command::Status(args) => status::run(args),
         Command::Runs(args) => history::runs(args),

@@ -8,6 +8,7 @@
 mod error;
 mod hosts;
 mod notify;
+pub mod reference;
 mod units;
 
 use std::{collections::BTreeMap, ops::Range, path::Path};

@@ -61,7 +61,7 @@ impl std::fmt::Debug for Notifier {
 }
 
 /// The fields of a notifier.
-const FIELDS: &[&str] = &["name", "kind", "url", "secret", "max_per_minute"];
+pub(super) const FIELDS: &[&str] = &["name", "kind", "url", "secret", "max_per_minute"];
 
 /// Replaces each `${NAME}` with the environment variable's value.
 fn resolve(text: &str) -> Result<String, String> {
