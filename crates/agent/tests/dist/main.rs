@@ -177,3 +177,101 @@ fn the_debian_package() {
     }
     let _ = std::fs::remove_dir_all(&scratch);
 }
+
+fn run_in(root: &Path, user: Option<&str>, script: &str) -> std::process::Output {
+    let mut c = Command::new("chroot");
+    if let Some(user) = user {
+        c.arg(format!("--userspec={user}:{user}"));
+    }
+    c.arg(root).args(["/bin/sh", "-c", script]).env("DEBIAN_FRONTEND", "noninteractive");
+    c.output().unwrap()
+}
+
+/// Installs the package into a fresh Debian (debootstrap, minbase), runs the agent there as
+/// the package's user with the package's files, then purges it: nothing is left behind.
+#[test]
+fn the_debian_package_installs_runs_and_purges_in_a_fresh_debian() {
+    let root_user = nix::unistd::geteuid().is_root();
+    let tools = have("dpkg-deb") && Command::new("debootstrap").arg("--version").output().is_ok();
+    let cargo_deb =
+        Command::new("cargo").args(["deb", "--version"]).output().is_ok_and(|o| o.status.success());
+    if !(root_user && tools && cargo_deb) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs this as root with debootstrap and cargo-deb"
+        );
+        eprintln!("skipped: needs root, debootstrap and cargo-deb");
+        return;
+    }
+    let scratch =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("debian-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let target = scratch.join("target");
+    std::fs::create_dir_all(target.join("release")).unwrap();
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_cronfleet"), target.join("release/cronfleet"))
+        .is_err()
+    {
+        std::fs::copy(env!("CARGO_BIN_EXE_cronfleet"), target.join("release/cronfleet")).unwrap();
+    }
+    let root = scratch.join("root");
+    let out = Command::new("debootstrap")
+        .args(["--variant=minbase", "bookworm"])
+        .arg(&root)
+        .arg("http://deb.debian.org/debian")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "debootstrap: {}", String::from_utf8_lossy(&out.stdout));
+    let out = Command::new("cargo")
+        .args(["deb", "-p", "cronfleet", "--no-build", "--fast", "--no-strip", "-o"])
+        .arg(root.join("tmp/cronfleet.deb"))
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(self::root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "cargo deb: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::copy("/etc/resolv.conf", root.join("etc/resolv.conf")).unwrap();
+
+    let out =
+        run_in(&root, None, "apt-get update -qq && apt-get install -y -qq /tmp/cronfleet.deb");
+    assert!(
+        out.status.success(),
+        "install: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_in(&root, None, "getent passwd cronfleet && stat -c '%U %a' /var/lib/cronfleet && stat -c '%G %a' /etc/cronfleet/tasks.toml");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("cronfleet:") && text.contains("/usr/sbin/nologin"), "{text}");
+    assert!(text.contains("cronfleet 750") && text.contains("cronfleet 664"), "{text}");
+
+    // The agent, as the package's user, on the package's files.
+    let out = run_in(
+        &root,
+        Some("cronfleet"),
+        "cronfleet agent --config /etc/cronfleet/tasks.toml --state-dir /var/lib/cronfleet --listen 127.0.0.1:0 & \
+         pid=$!; for i in $(seq 100); do [ -s /var/lib/cronfleet/api-addr ] && break; sleep 0.1; done; \
+         cronfleet doctor --state-dir /var/lib/cronfleet; kill $pid; wait $pid; echo exit=$?",
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ok    agent      running"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("ok    api token") && text.contains("exit=0"), "{text}");
+
+    // Purged: the binary, the task file, the state and the user are gone.
+    let out = run_in(&root, None, "apt-get purge -y -qq cronfleet");
+    assert!(out.status.success(), "purge: {}", String::from_utf8_lossy(&out.stderr));
+    for gone in [
+        "usr/bin/cronfleet",
+        "etc/cronfleet",
+        "var/lib/cronfleet",
+        "usr/lib/systemd/system/cronfleet.service",
+    ] {
+        assert!(!root.join(gone).exists(), "{gone} left behind");
+    }
+    let out = run_in(&root, None, "getent passwd cronfleet || echo no-user");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no-user");
+    let _ = std::fs::remove_dir_all(&scratch);
+}
