@@ -11,7 +11,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::job::{BoxFuture, Job, JobError, JobResult, RunContext, SharedJob};
 
@@ -39,7 +39,18 @@ pub fn skip_if_running() -> Arc<dyn Wrapper> {
 /// let w = cronfleet_scheduler::wrap::queue_if_running();
 /// ```
 pub fn queue_if_running() -> Arc<dyn Wrapper> {
-    Arc::new(QueueIfRunning)
+    queue_up_to(1)
+}
+
+/// Lets at most `n` runs of the entry go at once; further runs wait for a turn, first come
+/// first served (none is lost). A waiting run gives up when the scheduler stops.
+///
+/// # Example
+/// ```
+/// let w = cronfleet_scheduler::wrap::queue_up_to(2);
+/// ```
+pub fn queue_up_to(n: usize) -> Arc<dyn Wrapper> {
+    Arc::new(QueueUpTo(n.max(1)))
 }
 
 /// Allows at most `n` runs of the entry at once; further runs are skipped.
@@ -98,17 +109,18 @@ impl Wrapper for MaxConcurrent {
     }
 }
 
-struct QueueIfRunning;
+struct QueueUpTo(usize);
 
-impl Wrapper for QueueIfRunning {
+impl Wrapper for QueueUpTo {
     fn wrap(&self, job: SharedJob) -> SharedJob {
-        let turn = Arc::new(Mutex::new(()));
+        // Tokio's semaphore is fair: waiting runs start in the order they came.
+        let turns = Arc::new(Semaphore::new(self.0));
         Arc::new(move |ctx: RunContext| {
             let job = job.clone();
-            let turn = turn.clone();
+            let turns = turns.clone();
             async move {
                 let _turn = tokio::select! {
-                    turn = turn.lock() => turn,
+                    turn = turns.acquire_owned() => turn,
                     _ = ctx.stopping.cancelled() => {
                         return Err(JobError::Skipped("the scheduler is stopping".into()));
                     }

@@ -25,7 +25,7 @@ pub fn options(task: &Task) -> EntryOptions {
     let mut options = EntryOptions::new().name(task.name.clone());
     options = match task.concurrency {
         Concurrency::Forbid => options.wrap(wrap::skip_if_running()),
-        Concurrency::Queue => options.wrap(wrap::queue_if_running()),
+        Concurrency::Queue => options.wrap(wrap::queue_up_to(task.max_running as usize)),
         Concurrency::Allow => options.wrap(wrap::max_concurrent(task.max_running as usize)),
         Concurrency::Replace => options.wrap(Arc::new(Replace)),
     };

@@ -659,3 +659,34 @@ fn systemd_hears_ready_reloading_and_stopping() {
     let (code, _, _) = agent.stop_after_signal();
     assert_eq!(code, Some(0));
 }
+
+#[test]
+fn a_task_runs_as_its_user() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: running tasks as another user needs the agent to run as root");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let out = std::env::temp_dir().join(format!("cronfleet-user-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let tasks = format!(
+        "[[task]]\nname = \"as-nobody\"\nschedule = \"* * * * * *\"\nuser = \"nobody\"\n\
+         command = \"echo $(id -un) $USER $HOME >> {0}/who\"\n",
+        out.display()
+    );
+    let agent = Agent::start("user", &tasks, &[]);
+    let began = Instant::now();
+    while std::fs::read_to_string(out.join("who")).unwrap_or_default().is_empty() {
+        assert!(began.elapsed() < Duration::from_secs(10), "no run: {}", agent.log());
+        sleep(0.1);
+    }
+    let who = std::fs::read_to_string(out.join("who")).unwrap();
+    let first = who.lines().next().unwrap();
+    let home = nix::unistd::User::from_name("nobody").unwrap().unwrap().dir;
+    assert_eq!(first, format!("nobody nobody {}", home.display()));
+    let (code, _, _) = agent.stop();
+    assert_eq!(code, Some(0));
+    let _ = std::fs::remove_dir_all(&out);
+}

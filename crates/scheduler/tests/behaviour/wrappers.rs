@@ -68,6 +68,22 @@ async fn queue_if_running() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn queue_up_to_two() {
+    let (s, _) = scheduler();
+    let log = Log::default();
+    let opts = EntryOptions::new().wrap(wrap::queue_up_to(2));
+    s.add_with(Timing::parse("*/10 * * * * *").unwrap(), slow_job(&log, 25), opts);
+    s.start();
+    advance(62).await;
+    // Two at once: the 30 run waits for the 10 run's end (35), the 40 run for the 20 run's
+    // (45); none is lost, and they start in order.
+    assert_eq!(
+        log.lines(),
+        ["start 10", "start 20", "end 10", "start 30", "end 20", "start 40", "end 30", "start 50",]
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn max_concurrent() {
     let (s, _) = scheduler();
     let mut events = s.subscribe();
