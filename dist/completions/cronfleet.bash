@@ -226,7 +226,7 @@ _cronfleet() {
             return 0
             ;;
         cronfleet__subcmd__agent)
-            opts="-h -V --config --node --tag --shutdown-grace --pid-file --daemon --log-file --log-format --no-watch --state-dir --keep-runs --keep-for --listen --no-api --tokens --tls-cert --tls-key --insecure-listen --public-metrics --help --version"
+            opts="-h -V --config --node --tag --shutdown-grace --pid-file --daemon --log-file --log-format --no-watch --state-dir --keep-runs --keep-for --listen --no-api --tokens --tls-cert --tls-key --insecure-listen --public-metrics --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -285,6 +285,10 @@ _cronfleet() {
                     return 0
                     ;;
                 --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -64,6 +64,7 @@ complete -c cronfleet -n "__fish_cronfleet_using_subcommand agent" -l listen -d 
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand agent" -l tokens -d 'More API tokens: lines of `read|admin TOKEN [NAME]` (the agent\'s own admin token is in STATE_DIR/api-token)' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand agent" -l tls-cert -d 'Serve HTTPS with this certificate chain (PEM); needs --tls-key' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand agent" -l tls-key -d 'The private key of --tls-cert (PEM)' -r -F
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand agent" -l store -d 'Keep the history in this database instead of SQLite in the state directory: postgres://USER:PASSWORD@HOST/DB (agents sharing one see each other\'s runs)' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand agent" -l daemon -d 'Detach: return once the agent has loaded its tasks (exit 0), or failed (non-zero)'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand agent" -l no-watch -d 'Do not reload when the task file changes on disk (SIGHUP still does)'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand agent" -l no-api -d 'Serve no API, metrics or dashboard'

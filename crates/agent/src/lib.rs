@@ -16,4 +16,6 @@ pub mod pidfile;
 pub mod runner;
 pub mod sd_notify;
 pub mod store;
+#[doc(hidden)]
+pub mod testing;
 pub mod timearg;

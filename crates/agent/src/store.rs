@@ -9,8 +9,9 @@
 use std::{path::Path, str::FromStr, time::Duration};
 
 use sqlx::{
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow},
-    Row,
+    any::{AnyPoolOptions, AnyRow},
+    sqlite::{SqliteConnectOptions, SqlitePoolOptions},
+    AnyPool, Row,
 };
 
 /// How a run ended (or why a slot had no run).
@@ -145,8 +146,12 @@ impl RunRecord {
         outcome: Outcome,
         reason: String,
         node: &str,
+        shared: bool,
     ) -> RunRecord {
-        let id = format!("{task}@{}#{}", slot_key(slot), outcome.as_str());
+        let id = match shared {
+            true => format!("{task}@{}#{}@{node}", slot_key(slot), outcome.as_str()),
+            false => format!("{task}@{}#{}", slot_key(slot), outcome.as_str()),
+        };
         RunRecord { reason: Some(reason), ..RunRecord::new(id, task, slot, 0, node, outcome) }
     }
 }
@@ -160,9 +165,13 @@ fn slot_key(slot: &jiff::Zoned) -> String {
     }
 }
 
-/// The id of a run: `TASK@SLOT#ATTEMPT`, unique per task, slot and attempt.
-pub fn run_id(task: &str, slot: &jiff::Zoned, attempt: u32) -> String {
-    format!("{task}@{}#{attempt}", slot_key(slot))
+/// The id of a run: `TASK@SLOT#ATTEMPT`, unique per task, slot and attempt on one node; in a
+/// store shared by several nodes, `TASK@SLOT#ATTEMPT@NODE`.
+pub fn run_id(task: &str, slot: &jiff::Zoned, attempt: u32, shared_by: Option<&str>) -> String {
+    match shared_by {
+        Some(node) => format!("{task}@{}#{attempt}@{node}", slot_key(slot)),
+        None => format!("{task}@{}#{attempt}", slot_key(slot)),
+    }
 }
 
 /// Errors of the store.
@@ -248,11 +257,64 @@ pub struct StoredTask {
     pub updated_at: String,
 }
 
-/// The run history of one agent.
+/// The PostgreSQL schema, in order; the `cronfleet_schema` table holds how many have been
+/// applied. (The same tables as SQLite's migrations, in PostgreSQL's types.)
+const PG_MIGRATIONS: &[&str] = &[r#"
+    CREATE TABLE runs (
+        id             TEXT PRIMARY KEY,
+        task           TEXT NOT NULL,
+        slot           TEXT NOT NULL,
+        slot_ts        BIGINT NOT NULL,
+        attempt        BIGINT NOT NULL,
+        node           TEXT NOT NULL,
+        started_at     TEXT NOT NULL,
+        ended_at       TEXT,
+        duration_ms    BIGINT,
+        exit_code      BIGINT,
+        signal         BIGINT,
+        cpu_ms         BIGINT,
+        max_rss        BIGINT,
+        outcome        TEXT NOT NULL,
+        output         BYTEA NOT NULL DEFAULT ''::bytea,
+        output_dropped BIGINT NOT NULL DEFAULT 0,
+        reason         TEXT
+    );
+    CREATE INDEX runs_by_task_slot ON runs (task, slot_ts);
+    CREATE INDEX runs_by_slot ON runs (slot_ts);
+    CREATE TABLE paused (
+        task  TEXT PRIMARY KEY,
+        until TEXT
+    );
+    CREATE TABLE api_tasks (
+        name       TEXT PRIMARY KEY,
+        definition TEXT NOT NULL,
+        revision   BIGINT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+"#];
+
+/// The key of the advisory lock PostgreSQL migrations run under (one agent migrates; the
+/// others wait).
+const MIGRATION_LOCK: i64 = 0x6372_6f6e_666c_6565; // "cronflee"
+
+/// Which database a store is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file of this agent's.
+    Sqlite,
+    /// A PostgreSQL database, possibly shared.
+    Postgres,
+}
+
+/// The run history (and API tasks, and pauses): a SQLite file in the state directory, or a
+/// PostgreSQL database. The queries are the same for both (sqlx's `Any` driver; `$N`
+/// parameters, standard upserts).
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
     path: String,
+    backend: Backend,
 }
 
 /// Which runs to list.
@@ -283,9 +345,9 @@ pub struct RunPage {
     pub next: Option<String>,
 }
 
-/// The columns of `runs`, with the output replaced by an empty blob.
+/// The columns of `runs`, with the output left out (NULL).
 const WITHOUT_OUTPUT: &str = "id, task, slot, slot_ts, attempt, node, started_at, ended_at, \
-    duration_ms, exit_code, signal, cpu_ms, max_rss, outcome, x'' AS output, output_dropped, reason";
+    duration_ms, exit_code, signal, cpu_ms, max_rss, outcome, NULL AS output, output_dropped, reason";
 
 /// A cursor is the last listed run's slot and id (hex, so the cursor is safe in a URL); it is
 /// opaque to clients.
@@ -303,6 +365,34 @@ pub fn parse_cursor(cursor: &str) -> Option<(i64, String)> {
     let bytes: Option<Vec<u8>> =
         (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok()).collect();
     Some((ts.parse().ok()?, String::from_utf8(bytes?).ok()?))
+}
+
+/// A path as a `sqlite://` URL.
+fn sqlite_url(file: &Path) -> String {
+    let mut url = String::from("sqlite://");
+    for c in file.display().to_string().chars() {
+        match c {
+            '%' => url.push_str("%25"),
+            ' ' => url.push_str("%20"),
+            '?' => url.push_str("%3F"),
+            '#' => url.push_str("%23"),
+            c => url.push(c),
+        }
+    }
+    url.push_str("?mode=rwc");
+    url
+}
+
+/// A database URL with its password hidden, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 impl Store {
@@ -323,16 +413,61 @@ impl Store {
                 return Err(StoreError::TooNew { path, found, known });
             }
         }
-        let options = SqliteConnectOptions::new()
-            .filename(&file)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(Duration::from_secs(5));
-        let pool =
-            SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(sql)?;
-        let store = Store { pool, path };
-        store.migrate().await?;
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::raw_sql("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;")
+                        .execute(conn)
+                        .await
+                        .map(|_| ())
+                })
+            })
+            .connect(&sqlite_url(&file))
+            .await
+            .map_err(sql)?;
+        let store = Store { pool, path, backend: Backend::Sqlite };
+        store.migrate_sqlite().await?;
         Ok(store)
+    }
+
+    /// Opens a store by URL: `postgres://user:pass@host/db` (migrated under an advisory lock,
+    /// so agents starting together migrate once), or `sqlite://PATH`.
+    ///
+    /// # Errors
+    /// When the database cannot be reached or used, or its schema is newer than ours.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let path = Path::new(path.split('?').next().unwrap_or(path));
+            return Store::open(path.parent().unwrap_or(Path::new("."))).await;
+        }
+        let path = redact(url);
+        let sql = |source| StoreError::Sql { path: path.clone(), source };
+        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            let message = format!("{path}: expected a postgres:// or sqlite:// URL");
+            return Err(sql(sqlx::Error::Configuration(message.into())));
+        }
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(sql)?;
+        let store = Store { pool, path, backend: Backend::Postgres };
+        store.migrate_postgres().await?;
+        Ok(store)
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether several nodes may share it (run ids then name the node).
+    pub fn shared(&self) -> bool {
+        self.backend == Backend::Postgres
     }
 
     /// Looks at `state.db` in `dir` without changing it: its schema version, the version this
@@ -362,7 +497,7 @@ impl Store {
         |source| StoreError::Sql { path: self.path.clone(), source }
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
+    async fn migrate_sqlite(&self) -> Result<(), StoreError> {
         let version: i64 = sqlx::query("PRAGMA user_version")
             .fetch_one(&self.pool)
             .await
@@ -383,27 +518,87 @@ impl Store {
         Ok(())
     }
 
+    async fn migrate_postgres(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(self.sql())?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *conn)
+            .await
+            .map_err(self.sql())?;
+        let result = async {
+            sqlx::raw_sql("CREATE TABLE IF NOT EXISTS cronfleet_schema (version BIGINT NOT NULL)")
+                .execute(&mut *conn)
+                .await?;
+            let version: Option<i64> = sqlx::query("SELECT MAX(version) FROM cronfleet_schema")
+                .fetch_one(&mut *conn)
+                .await?
+                .get(0);
+            Ok::<_, sqlx::Error>(version.unwrap_or(0))
+        }
+        .await;
+        let outcome = match result {
+            Err(e) => Err(self.sql()(e)),
+            Ok(version) if version > PG_MIGRATIONS.len() as i64 => Err(StoreError::TooNew {
+                path: self.path.clone(),
+                found: version,
+                known: PG_MIGRATIONS.len() as i64,
+            }),
+            Ok(version) => {
+                let mut applied = Ok(());
+                for (i, migration) in PG_MIGRATIONS.iter().enumerate().skip(version as usize) {
+                    let step = async {
+                        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                        sqlx::raw_sql(*migration).execute(&mut *tx).await?;
+                        sqlx::query("DELETE FROM cronfleet_schema").execute(&mut *tx).await?;
+                        sqlx::query("INSERT INTO cronfleet_schema (version) VALUES ($1)")
+                            .bind(i as i64 + 1)
+                            .execute(&mut *tx)
+                            .await?;
+                        tx.commit().await
+                    };
+                    if let Err(e) = step.await {
+                        applied = Err(self.sql()(e));
+                        break;
+                    }
+                }
+                applied
+            }
+        };
+        let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *conn)
+            .await;
+        outcome
+    }
+
     /// Writes a run (insert, or replace the row with the same id).
     ///
     /// # Errors
     /// When the database cannot be written.
     pub async fn put(&self, r: &RunRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT OR REPLACE INTO runs (id, task, slot, slot_ts, attempt, node, started_at, ended_at, \
+            "INSERT INTO runs (id, task, slot, slot_ts, attempt, node, started_at, ended_at, \
              duration_ms, exit_code, signal, cpu_ms, max_rss, outcome, output, output_dropped, reason) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+             ON CONFLICT (id) DO UPDATE SET task = excluded.task, slot = excluded.slot, \
+             slot_ts = excluded.slot_ts, attempt = excluded.attempt, node = excluded.node, \
+             started_at = excluded.started_at, ended_at = excluded.ended_at, \
+             duration_ms = excluded.duration_ms, exit_code = excluded.exit_code, \
+             signal = excluded.signal, cpu_ms = excluded.cpu_ms, max_rss = excluded.max_rss, \
+             outcome = excluded.outcome, output = excluded.output, \
+             output_dropped = excluded.output_dropped, reason = excluded.reason",
         )
         .bind(&r.id)
         .bind(&r.task)
         .bind(&r.slot)
         .bind(r.slot_ts)
-        .bind(r.attempt)
+        .bind(i64::from(r.attempt))
         .bind(&r.node)
         .bind(&r.started_at)
         .bind(&r.ended_at)
         .bind(r.duration_ms)
-        .bind(r.exit_code)
-        .bind(r.signal)
+        .bind(r.exit_code.map(i64::from))
+        .bind(r.signal.map(i64::from))
         .bind(r.cpu_ms)
         .bind(r.max_rss)
         .bind(r.outcome.as_str())
@@ -423,28 +618,29 @@ impl Store {
     /// When the database cannot be written.
     pub async fn prune(&self, keep_per_task: u32, before: i64) -> Result<u64, StoreError> {
         let done = sqlx::query(
-            "DELETE FROM runs WHERE outcome != 'running' AND (slot_ts < ?1 OR id IN ( \
+            "DELETE FROM runs WHERE outcome <> 'running' AND (slot_ts < $1 OR id IN ( \
                  SELECT id FROM (SELECT id, ROW_NUMBER() OVER ( \
-                     PARTITION BY task ORDER BY slot_ts DESC, attempt DESC) AS n FROM runs) \
-                 WHERE n > ?2))",
+                     PARTITION BY task ORDER BY slot_ts DESC, attempt DESC) AS n FROM runs) AS ranked \
+                 WHERE n > $2))",
         )
         .bind(before)
-        .bind(keep_per_task)
+        .bind(i64::from(keep_per_task))
         .execute(&self.pool)
         .await
         .map_err(self.sql())?;
         Ok(done.rows_affected())
     }
 
-    /// Marks runs still `running` (the agent died during them) as abandoned; how many.
+    /// Marks runs of `node` still `running` (it died during them) as abandoned; how many.
     ///
     /// # Errors
     /// When the database cannot be written.
-    pub async fn abandon_running(&self, ended_at: &str) -> Result<u64, StoreError> {
+    pub async fn abandon_running(&self, node: &str, ended_at: &str) -> Result<u64, StoreError> {
         let done = sqlx::query(
-            "UPDATE runs SET outcome = 'abandoned', ended_at = ? WHERE outcome = 'running'",
+            "UPDATE runs SET outcome = 'abandoned', ended_at = $1 WHERE outcome = 'running' AND node = $2",
         )
         .bind(ended_at)
+        .bind(node)
         .execute(&self.pool)
         .await
         .map_err(self.sql())?;
@@ -456,12 +652,12 @@ impl Store {
     /// # Errors
     /// When the database cannot be read.
     pub async fn last_slot(&self, task: &str) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query("SELECT MAX(slot_ts) FROM runs WHERE task = ?")
+        let row = sqlx::query("SELECT MAX(slot_ts) FROM runs WHERE task = $1")
             .bind(task)
             .fetch_one(&self.pool)
             .await
             .map_err(self.sql())?;
-        Ok(row.get(0))
+        Ok(row.try_get::<Option<i64>, _>(0).ok().flatten())
     }
 
     /// Runs, newest slot first: at most `filter.limit` of them.
@@ -481,11 +677,11 @@ impl Store {
         let columns = if filter.without_output { WITHOUT_OUTPUT } else { "*" };
         let after = filter.cursor.as_deref().and_then(parse_cursor);
         let sql = format!(
-            "SELECT {columns} FROM runs WHERE (?1 IS NULL OR task = ?1) \
-             AND (?2 IS NULL OR outcome = ?2) AND (?3 IS NULL OR slot_ts >= ?3) \
-             AND (?4 IS NULL OR slot_ts < ?4) \
-             AND (?5 IS NULL OR slot_ts < ?5 OR (slot_ts = ?5 AND id < ?6)) \
-             ORDER BY slot_ts DESC, id DESC LIMIT ?7"
+            "SELECT {columns} FROM runs WHERE ($1 IS NULL OR task = $1) \
+             AND ($2 IS NULL OR outcome = $2) AND ($3 IS NULL OR slot_ts >= $3) \
+             AND ($4 IS NULL OR slot_ts < $4) \
+             AND ($5 IS NULL OR slot_ts < $5 OR (slot_ts = $5 AND id < $6)) \
+             ORDER BY slot_ts DESC, id DESC LIMIT $7"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&filter.task)
@@ -494,7 +690,7 @@ impl Store {
             .bind(filter.until)
             .bind(after.as_ref().map(|c| c.0))
             .bind(after.as_ref().map(|c| c.1.clone()))
-            .bind(limit)
+            .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
             .map_err(self.sql())?;
@@ -510,11 +706,11 @@ impl Store {
     pub async fn recent_by_task(&self, n: u32) -> Result<Vec<RunRecord>, StoreError> {
         let sql = format!(
             "SELECT {WITHOUT_OUTPUT} FROM (SELECT *, ROW_NUMBER() OVER ( \
-                 PARTITION BY task ORDER BY slot_ts DESC, id DESC) AS n FROM runs) \
-             WHERE n <= ?1 ORDER BY task, slot_ts DESC, id DESC"
+                 PARTITION BY task ORDER BY slot_ts DESC, id DESC) AS n FROM runs) AS ranked \
+             WHERE n <= $1 ORDER BY task, slot_ts DESC, id DESC"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(n)
+            .bind(i64::from(n))
             .fetch_all(&self.pool)
             .await
             .map_err(self.sql())?;
@@ -527,7 +723,8 @@ impl Store {
     /// When the database cannot be read.
     pub async fn api_tasks(&self) -> Result<Vec<StoredTask>, StoreError> {
         let rows = sqlx::query(
-            "SELECT name, definition, revision, created_at, updated_at FROM api_tasks ORDER BY created_at, name",
+            "SELECT name, definition, revision, created_at, updated_at FROM api_tasks \
+             ORDER BY created_at, name",
         )
         .fetch_all(&self.pool)
         .await
@@ -536,7 +733,7 @@ impl Store {
             .iter()
             .map(|r| StoredTask {
                 name: r.get(0),
-                definition: serde_json::from_str(r.get::<&str, _>(1)).unwrap_or_default(),
+                definition: serde_json::from_str(&r.get::<String, _>(1)).unwrap_or_default(),
                 revision: r.get(2),
                 created_at: r.get(3),
                 updated_at: r.get(4),
@@ -545,7 +742,7 @@ impl Store {
     }
 
     /// Writes an API task: a new one when `expected` is `None`, else only if its revision is
-    /// still `expected`. Returns whether it was written (one transaction).
+    /// still `expected`. Returns whether it was written (one statement, so one transaction).
     ///
     /// # Errors
     /// When the database cannot be written.
@@ -557,19 +754,19 @@ impl Store {
         let definition = task.definition.to_string();
         let done = match expected {
             None => sqlx::query(
-                "INSERT OR IGNORE INTO api_tasks (name, definition, revision, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO api_tasks (name, definition, revision, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING",
             )
             .bind(&task.name)
-            .bind(&definition)
+            .bind(definition)
             .bind(task.revision)
             .bind(&task.created_at)
             .bind(&task.updated_at),
             Some(revision) => sqlx::query(
-                "UPDATE api_tasks SET definition = ?, revision = ?, updated_at = ? \
-                 WHERE name = ? AND revision = ?",
+                "UPDATE api_tasks SET definition = $1, revision = $2, updated_at = $3 \
+                 WHERE name = $4 AND revision = $5",
             )
-            .bind(&definition)
+            .bind(definition)
             .bind(task.revision)
             .bind(&task.updated_at)
             .bind(&task.name)
@@ -591,13 +788,13 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(self.sql())?;
         let done =
-            sqlx::query("DELETE FROM api_tasks WHERE name = ?1 AND (?2 IS NULL OR revision = ?2)")
+            sqlx::query("DELETE FROM api_tasks WHERE name = $1 AND ($2 IS NULL OR revision = $2)")
                 .bind(name)
                 .bind(expected)
                 .execute(&mut *tx)
                 .await
                 .map_err(self.sql())?;
-        sqlx::query("DELETE FROM paused WHERE task = ?")
+        sqlx::query("DELETE FROM paused WHERE task = $1")
             .bind(name)
             .execute(&mut *tx)
             .await
@@ -628,10 +825,13 @@ impl Store {
         paused: Option<Option<&str>>,
     ) -> Result<(), StoreError> {
         let query = match paused {
-            Some(until) => sqlx::query("INSERT OR REPLACE INTO paused (task, until) VALUES (?, ?)")
-                .bind(task)
-                .bind(until),
-            None => sqlx::query("DELETE FROM paused WHERE task = ?").bind(task),
+            Some(until) => sqlx::query(
+                "INSERT INTO paused (task, until) VALUES ($1, $2) \
+                 ON CONFLICT (task) DO UPDATE SET until = excluded.until",
+            )
+            .bind(task)
+            .bind(until),
+            None => sqlx::query("DELETE FROM paused WHERE task = $1").bind(task),
         };
         query.execute(&self.pool).await.map_err(self.sql())?;
         Ok(())
@@ -642,7 +842,7 @@ impl Store {
     /// # Errors
     /// When the database cannot be read.
     pub async fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
-        let row = sqlx::query("SELECT * FROM runs WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM runs WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -651,24 +851,25 @@ impl Store {
     }
 }
 
-fn record(row: &SqliteRow) -> RunRecord {
+fn record(row: &AnyRow) -> RunRecord {
+    let int = |name: &str| row.try_get::<Option<i64>, _>(name).ok().flatten();
     RunRecord {
         id: row.get("id"),
         task: row.get("task"),
         slot: row.get("slot"),
-        slot_ts: row.get("slot_ts"),
-        attempt: row.get::<i64, _>("attempt") as u32,
+        slot_ts: int("slot_ts").unwrap_or(0),
+        attempt: int("attempt").unwrap_or(0) as u32,
         node: row.get("node"),
         started_at: row.get("started_at"),
         ended_at: row.get("ended_at"),
-        duration_ms: row.get("duration_ms"),
-        exit_code: row.get("exit_code"),
-        signal: row.get("signal"),
-        cpu_ms: row.get("cpu_ms"),
-        max_rss: row.get("max_rss"),
+        duration_ms: int("duration_ms"),
+        exit_code: int("exit_code").map(|c| c as i32),
+        signal: int("signal").map(|s| s as i32),
+        cpu_ms: int("cpu_ms"),
+        max_rss: int("max_rss"),
         outcome: row.get::<String, _>("outcome").parse().unwrap_or(Outcome::Failed),
-        output: row.get("output"),
-        output_dropped: row.get("output_dropped"),
+        output: row.try_get::<Option<Vec<u8>>, _>("output").ok().flatten().unwrap_or_default(),
+        output_dropped: int("output_dropped").unwrap_or(0),
         reason: row.get("reason"),
     }
 }
@@ -676,6 +877,7 @@ fn record(row: &SqliteRow) -> RunRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::TestDb;
 
     fn dir(name: &str) -> std::path::PathBuf {
         let d = std::env::temp_dir().join(format!("cronfleet-store-{}-{name}", std::process::id()));
@@ -705,14 +907,40 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn records_round_trip_and_filter() {
-        let store = Store::open(&dir("roundtrip")).await.unwrap();
+    /// One conformance test, run against a SQLite file and against a fresh PostgreSQL
+    /// database: both backends must behave the same.
+    macro_rules! conformance {
+        ($name:ident, $body:expr) => {
+            mod $name {
+                use super::*;
+
+                #[tokio::test]
+                async fn sqlite() {
+                    let store = Store::open(&dir(stringify!($name))).await.unwrap();
+                    assert_eq!(store.backend(), Backend::Sqlite);
+                    ($body)(store).await;
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    let Some(db) = TestDb::create(stringify!($name)).await else { return };
+                    let store = Store::connect(&db.url).await.unwrap();
+                    assert_eq!(store.backend(), Backend::Postgres);
+                    ($body)(store.clone()).await;
+                    store.pool.close().await;
+                    db.drop_database().await;
+                }
+            }
+        };
+    }
+
+    conformance!(records_round_trip_and_filter, |store: Store| async move {
         let a = record("a", 100, Outcome::Succeeded);
         store.put(&a).await.unwrap();
         store.put(&record("a", 200, Outcome::Failed)).await.unwrap();
         store.put(&record("b", 150, Outcome::Succeeded)).await.unwrap();
         assert_eq!(store.run(&a.id).await.unwrap(), Some(a.clone()));
+        assert_eq!(store.run("nope").await.unwrap(), None);
         let all = store.runs(&RunFilter::default()).await.unwrap();
         assert_eq!(all.iter().map(|r| r.slot_ts).collect::<Vec<_>>(), [200, 150, 100]);
         let failed = RunFilter {
@@ -721,16 +949,39 @@ mod tests {
             ..RunFilter::default()
         };
         assert_eq!(store.runs(&failed).await.unwrap().len(), 1);
+        let window = RunFilter { since: Some(120), until: Some(200), ..RunFilter::default() };
+        assert_eq!(store.runs(&window).await.unwrap()[0].slot_ts, 150);
+        let listing = RunFilter { without_output: true, ..RunFilter::default() };
+        assert!(store.runs(&listing).await.unwrap().iter().all(|r| r.output.is_empty()));
         assert_eq!(store.last_slot("a").await.unwrap(), Some(200));
         assert_eq!(store.last_slot("zzz").await.unwrap(), None);
         // Updating a run replaces its row.
         store.put(&RunRecord { outcome: Outcome::Killed, ..a.clone() }).await.unwrap();
         assert_eq!(store.run(&a.id).await.unwrap().unwrap().outcome, Outcome::Killed);
-    }
+        let recent = store.recent_by_task(1).await.unwrap();
+        let latest: Vec<(&str, i64)> =
+            recent.iter().map(|r| (r.task.as_str(), r.slot_ts)).collect();
+        assert_eq!(latest, [("a", 200), ("b", 150)]);
+    });
 
-    #[tokio::test]
-    async fn retention_by_age_and_count_per_task() {
-        let store = Store::open(&dir("prune")).await.unwrap();
+    conformance!(pages_follow_the_cursor, |store: Store| async move {
+        for ts in 1..=7 {
+            store.put(&record("p", ts, Outcome::Succeeded)).await.unwrap();
+        }
+        let mut filter = RunFilter { limit: 3, ..RunFilter::default() };
+        let mut seen = Vec::new();
+        loop {
+            let page = store.page(&filter).await.unwrap();
+            seen.extend(page.runs.iter().map(|r| r.slot_ts));
+            match page.next {
+                Some(next) => filter.cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, [7, 6, 5, 4, 3, 2, 1]);
+    });
+
+    conformance!(retention_by_age_and_count_per_task, |store: Store| async move {
         for ts in 1..=10 {
             store.put(&record("a", ts * 100, Outcome::Succeeded)).await.unwrap();
         }
@@ -750,23 +1001,45 @@ mod tests {
             left,
             [("a".into(), 1000), ("a".into(), 900), ("a".into(), 800), ("b".into(), 50)]
         );
-    }
+    });
 
-    #[tokio::test]
-    async fn running_runs_become_abandoned() {
-        let store = Store::open(&dir("abandon")).await.unwrap();
+    conformance!(running_runs_of_a_node_become_abandoned, |store: Store| async move {
         store.put(&record("a", 100, Outcome::Running)).await.unwrap();
         store.put(&record("a", 101, Outcome::Succeeded)).await.unwrap();
-        assert_eq!(store.abandon_running("2026-11-23T11:00:00Z").await.unwrap(), 1);
+        assert_eq!(store.abandon_running("other-node", "2026-11-23T11:00:00Z").await.unwrap(), 0);
+        assert_eq!(store.abandon_running("n1", "2026-11-23T11:00:00Z").await.unwrap(), 1);
         let r = store.run("a@100#1").await.unwrap().unwrap();
         assert_eq!(
             (r.outcome, r.ended_at.as_deref()),
             (Outcome::Abandoned, Some("2026-11-23T11:00:00Z"))
         );
-    }
+    });
+
+    conformance!(api_tasks_with_revisions_and_pauses, |store: Store| async move {
+        let t = StoredTask {
+            name: "rule".into(),
+            definition: serde_json::json!({"schedule": "@every 7d"}),
+            revision: 1,
+            created_at: "2026-05-01T00:00:00Z".into(),
+            updated_at: "2026-05-01T00:00:00Z".into(),
+        };
+        assert!(store.put_api_task(&t, None).await.unwrap());
+        assert!(!store.put_api_task(&t, None).await.unwrap(), "a name is created once");
+        let t2 = StoredTask { revision: 2, definition: serde_json::json!({"x": 1}), ..t.clone() };
+        assert!(!store.put_api_task(&t2, Some(5)).await.unwrap(), "stale revision");
+        assert!(store.put_api_task(&t2, Some(1)).await.unwrap());
+        assert_eq!(store.api_tasks().await.unwrap(), std::slice::from_ref(&t2));
+        store.set_paused("rule", Some(Some("2030-01-01T00:00:00Z"))).await.unwrap();
+        store.set_paused("rule", Some(None)).await.unwrap();
+        assert_eq!(store.paused().await.unwrap(), [("rule".to_owned(), None)]);
+        assert!(!store.delete_api_task("rule", Some(1)).await.unwrap());
+        assert!(store.delete_api_task("rule", Some(2)).await.unwrap());
+        assert!(store.api_tasks().await.unwrap().is_empty());
+        assert!(store.paused().await.unwrap().is_empty(), "its pause goes with it");
+    });
 
     #[tokio::test]
-    async fn migrations_run_once_and_a_newer_schema_is_refused() {
+    async fn sqlite_migrations_run_once_and_a_newer_schema_is_refused() {
         let d = dir("migrate");
         let store = Store::open(&d).await.unwrap();
         store.put(&record("a", 1, Outcome::Succeeded)).await.unwrap();
@@ -779,6 +1052,42 @@ mod tests {
         let err = Store::open(&d).await.unwrap_err();
         assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
         assert!(err.to_string().contains("refusing to use it"));
+    }
+
+    #[tokio::test]
+    async fn postgres_migrates_once_under_a_lock_and_refuses_a_newer_schema() {
+        let Some(db) = TestDb::create("migrate").await else { return };
+        // Agents starting together: one migrates, the others wait and find it done.
+        let stores = futures_util::future::join_all((0..4).map(|_| Store::connect(&db.url))).await;
+        let stores: Vec<Store> = stores.into_iter().map(Result::unwrap).collect();
+        stores[0].put(&record("a", 1, Outcome::Succeeded)).await.unwrap();
+        assert_eq!(stores[3].runs(&RunFilter::default()).await.unwrap().len(), 1);
+        let version: i64 = sqlx::query("SELECT MAX(version) FROM cronfleet_schema")
+            .fetch_one(&stores[0].pool)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(version, PG_MIGRATIONS.len() as i64);
+        sqlx::query("UPDATE cronfleet_schema SET version = 99")
+            .execute(&stores[0].pool)
+            .await
+            .unwrap();
+        for s in stores {
+            s.pool.close().await;
+        }
+        let err = Store::connect(&db.url).await.unwrap_err();
+        assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+        assert!(
+            !err.to_string().contains("@127.0.0.1") || err.to_string().contains(":***@"),
+            "{err}"
+        );
+        db.drop_database().await;
+    }
+
+    #[test]
+    fn urls_are_shown_without_passwords() {
+        assert_eq!(redact("postgres://cf:s3cret@db:5432/fleet"), "postgres://cf:***@db:5432/fleet");
+        assert_eq!(redact("postgres://db/fleet"), "postgres://db/fleet");
     }
 
     #[test]

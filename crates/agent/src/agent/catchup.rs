@@ -46,7 +46,7 @@ pub async fn catch_up(
         let span =
             format!("{count} slots from {first} to {latest} passed while the agent was down");
         let record = |slot: &Zoned, reason: String| {
-            RunRecord::not_run(name, slot, Outcome::Missed, reason, node)
+            RunRecord::not_run(name, slot, Outcome::Missed, reason, node, store.shared())
         };
         match task.catch_up {
             CatchUp::Skip => {

@@ -61,9 +61,10 @@ pub fn identify(
     node: &str,
     slot: &jiff::Zoned,
     attempt: u32,
+    shared: bool,
 ) -> (String, String) {
     let slot_text = slot.timestamp().display_with_offset(slot.offset()).to_string();
-    let run_id = store::run_id(task, slot, attempt);
+    let run_id = store::run_id(task, slot, attempt, shared.then_some(node));
     for (k, v) in [
         ("CRONFLEET_TASK", task.to_owned()),
         ("CRONFLEET_SCHEDULED_AT", slot_text.clone()),
@@ -157,7 +158,8 @@ impl Services {
         scheduled: bool,
     ) -> (RunRecord, Result<(), JobError>) {
         let mut spec = base.clone();
-        let (slot_text, run_id) = identify(&mut spec, task, &self.node, slot, attempt);
+        let (slot_text, run_id) =
+            identify(&mut spec, task, &self.node, slot, attempt, self.store.shared());
         let mut record = started(&run_id, task, slot, attempt, &self.node);
         if let Err(e) = self.store.put(&record).await {
             tracing::error!(task, error = %e, "cannot record the run's start");

@@ -58,6 +58,8 @@ pub struct Options {
     pub keep_runs: u32,
     /// Runs older than this are deleted.
     pub keep_for: Duration,
+    /// The store: `None` for SQLite in the state directory, else a `postgres://` URL.
+    pub store: Option<String>,
 }
 
 /// How often old runs are pruned.
@@ -473,7 +475,8 @@ impl Agent {
             .run_for(*id, slot.clone())
             .map_err(|e| ControlError::Conflict(e.to_string()))?;
         tracing::info!(task = name, slot = %slot, "run started by hand");
-        Ok(crate::store::run_id(name, &slot, 1))
+        let node = self.services.store.shared().then_some(self.services.node.as_str());
+        Ok(crate::store::run_id(name, &slot, 1, node))
     }
 
     /// Pauses a task: no more slots (a daemon is stopped) until resumed, or until `until`.
@@ -800,7 +803,8 @@ fn record_skips(scheduler: &Scheduler, services: Arc<Services>) {
             let Some(task) = scheduler.entry(entry).and_then(|e| e.name) else { continue };
             tracing::warn!(task = %task, slot = %slot, outcome = outcome.as_str(), reason = %reason, "slot not run");
             services.metrics.not_run(&task, outcome.as_str());
-            let record = RunRecord::not_run(&task, &slot, outcome, reason, &services.node);
+            let shared = services.store.shared();
+            let record = RunRecord::not_run(&task, &slot, outcome, reason, &services.node, shared);
             if let Err(e) = services.store.put(&record).await {
                 tracing::error!(error = %e, "cannot record a slot not run");
             }
@@ -829,8 +833,12 @@ fn same_definition(a: &Task, b: &Task) -> bool {
 /// The task file's errors when it is invalid, or the store's.
 pub async fn start(options: Options) -> Result<Arc<Agent>, StartError> {
     let set = config::load(&options.config)?;
-    let store = Store::open(&options.state_dir).await?;
-    let abandoned = store.abandon_running(&crate::clock::now().to_string()).await?;
+    let store = match &options.store {
+        Some(url) => Store::connect(url).await?,
+        None => Store::open(&options.state_dir).await?,
+    };
+    let abandoned =
+        store.abandon_running(&options.host.name, &crate::clock::now().to_string()).await?;
     if abandoned > 0 {
         tracing::warn!(
             runs = abandoned,

@@ -83,6 +83,10 @@ pub struct AgentArgs {
     /// Serve /metrics without a token (for a Prometheus on a trusted network).
     #[arg(long)]
     public_metrics: bool,
+    /// Keep the history in this database instead of SQLite in the state directory:
+    /// postgres://USER:PASSWORD@HOST/DB (agents sharing one see each other's runs).
+    #[arg(long, value_name = "URL", env = "CRONFLEET_STORE", hide_env_values = true)]
+    store: Option<String>,
 }
 
 /// Runs the agent until SIGTERM or SIGINT; SIGHUP or SIGUSR2 reloads the task file.
@@ -151,6 +155,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode, String> {
             state_dir: args.state_dir.unwrap_or_else(agent::default_state_dir),
             keep_runs: args.keep_runs.max(1),
             keep_for,
+            store: args.store,
         };
         let api = (!args.no_api).then(|| api::Config {
             listen: args.listen,

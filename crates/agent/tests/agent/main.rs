@@ -27,13 +27,8 @@ impl Agent {
         std::fs::write(dir.join("tasks.toml"), tasks.replace("DIR", dir.to_str().unwrap()))
             .unwrap();
         let child = bin()
-            .args([
-                "agent",
-                "--config",
-                dir.join("tasks.toml").to_str().unwrap(),
-                "--node",
-                "test-node",
-            ])
+            .args(["agent", "--config", dir.join("tasks.toml").to_str().unwrap()])
+            .args(if extra.contains(&"--node") { &[][..] } else { &["--node", "test-node"][..] })
             .args(extra)
             // Each agent its own history, unless the test shares one.
             .args(if extra.contains(&"--state-dir") {
@@ -689,4 +684,35 @@ fn a_task_runs_as_its_user() {
     let (code, _, _) = agent.stop();
     assert_eq!(code, Some(0));
     let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn two_agents_share_a_postgres_store() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let Some(db) = runtime.block_on(cronfleet::testing::TestDb::create("agents")) else { return };
+    let tasks = "[[task]]\nname = \"hello\"\nschedule = \"* * * * * *\"\ncommand = \"echo hi from $CRONFLEET_NODE\"\n";
+    let a = Agent::start("pg-a", tasks, &["--store", &db.url, "--node", "node-a"]);
+    let b = Agent::start("pg-b", tasks, &["--store", &db.url, "--node", "node-b"]);
+    sleep(2.5);
+    let (code_a, _, log_a) = a.stop();
+    let (code_b, _, log_b) = b.stop();
+    assert_eq!((code_a, code_b), (Some(0), Some(0)), "{log_a}\n{log_b}");
+    // The shared database has both nodes' runs, each slot once per node.
+    let nodes: Vec<String> = runtime.block_on(async {
+        let store = cronfleet::store::Store::connect(&db.url).await.unwrap();
+        let runs = store
+            .runs(&cronfleet::store::RunFilter { limit: 100, ..Default::default() })
+            .await
+            .unwrap();
+        assert!(
+            runs.iter().all(|r| r.id.ends_with(&format!("@{}", r.node))),
+            "ids name their node"
+        );
+        let mut nodes: Vec<String> = runs.iter().map(|r| r.node.clone()).collect();
+        nodes.sort();
+        nodes.dedup();
+        nodes
+    });
+    assert_eq!(nodes, ["node-a", "node-b"]);
+    runtime.block_on(db.drop_database());
 }

@@ -361,6 +361,7 @@ alert_on = ["missed", "late"]
         Outcome::Missed,
         "slots passed while the agent was down".into(),
         "n1",
+        false,
     );
     missed.task = "t".into();
     alerts.missed(&missed);
