@@ -52,6 +52,9 @@ _cronfleet() {
             cronfleet,next)
                 cmd="cronfleet__subcmd__next"
                 ;;
+            cronfleet,nodes)
+                cmd="cronfleet__subcmd__nodes"
+                ;;
             cronfleet,pause)
                 cmd="cronfleet__subcmd__pause"
                 ;;
@@ -120,6 +123,9 @@ _cronfleet() {
                 ;;
             cronfleet__subcmd__help,next)
                 cmd="cronfleet__subcmd__help__subcmd__next"
+                ;;
+            cronfleet__subcmd__help,nodes)
+                cmd="cronfleet__subcmd__help__subcmd__nodes"
                 ;;
             cronfleet__subcmd__help,pause)
                 cmd="cronfleet__subcmd__help__subcmd__pause"
@@ -212,7 +218,7 @@ _cronfleet() {
 
     case "${cmd}" in
         cronfleet)
-            opts="-h -V --help --version agent next prev reload stop status runs logs run pause resume kill task plan apply doctor completions man docs validate import-crontab import-gotorch help"
+            opts="-h -V --help --version agent next prev reload stop status runs logs run pause resume kill task plan apply nodes doctor completions man docs validate import-crontab import-gotorch help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -380,7 +386,7 @@ _cronfleet() {
             return 0
             ;;
         cronfleet__subcmd__help)
-            opts="agent next prev reload stop status runs logs run pause resume kill task plan apply doctor completions man docs validate import-crontab import-gotorch help"
+            opts="agent next prev reload stop status runs logs run pause resume kill task plan apply nodes doctor completions man docs validate import-crontab import-gotorch help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -548,6 +554,20 @@ _cronfleet() {
             return 0
             ;;
         cronfleet__subcmd__help__subcmd__next)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cronfleet__subcmd__help__subcmd__nodes)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -911,6 +931,36 @@ _cronfleet() {
                     return 0
                     ;;
                 -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cronfleet__subcmd__nodes)
+            opts="-h -V --json --server --token-file --ca-cert --state-dir --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

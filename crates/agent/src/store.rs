@@ -240,7 +240,40 @@ const MIGRATIONS: &[&str] = &[
         updated_at TEXT NOT NULL
     );
 "#,
+    r#"
+    CREATE TABLE nodes (
+        name       TEXT PRIMARY KEY,
+        addresses  TEXT NOT NULL,
+        tags       TEXT NOT NULL,
+        version    TEXT NOT NULL,
+        api        TEXT,
+        started_at TEXT NOT NULL,
+        last_seen  TEXT NOT NULL,
+        stopped_at TEXT
+    );
+"#,
 ];
+
+/// A node (an agent) as it registered in the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeRecord {
+    /// Its name (`--node`, or the hostname).
+    pub name: String,
+    /// Its addresses.
+    pub addresses: Vec<String>,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// Its cronfleet version.
+    pub version: String,
+    /// Its API's URL, if it serves one.
+    pub api: Option<String>,
+    /// When it started.
+    pub started_at: String,
+    /// Its latest heartbeat.
+    pub last_seen: String,
+    /// When it stopped (cleanly); `None` while it runs (or if it died).
+    pub stopped_at: Option<String>,
+}
 
 /// A task created through the API, as stored.
 #[derive(Clone, Debug, PartialEq)]
@@ -259,7 +292,8 @@ pub struct StoredTask {
 
 /// The PostgreSQL schema, in order; the `cronfleet_schema` table holds how many have been
 /// applied. (The same tables as SQLite's migrations, in PostgreSQL's types.)
-const PG_MIGRATIONS: &[&str] = &[r#"
+const PG_MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE runs (
         id             TEXT PRIMARY KEY,
         task           TEXT NOT NULL,
@@ -292,7 +326,20 @@ const PG_MIGRATIONS: &[&str] = &[r#"
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL
     );
-"#];
+"#,
+    r#"
+    CREATE TABLE nodes (
+        name       TEXT PRIMARY KEY,
+        addresses  TEXT NOT NULL,
+        tags       TEXT NOT NULL,
+        version    TEXT NOT NULL,
+        api        TEXT,
+        started_at TEXT NOT NULL,
+        last_seen  TEXT NOT NULL,
+        stopped_at TEXT
+    );
+"#,
+];
 
 /// The key of the advisory lock PostgreSQL migrations run under (one agent migrates; the
 /// others wait).
@@ -526,9 +573,19 @@ impl Store {
             .await
             .map_err(self.sql())?;
         let result = async {
-            sqlx::raw_sql("CREATE TABLE IF NOT EXISTS cronfleet_schema (version BIGINT NOT NULL)")
-                .execute(&mut *conn)
-                .await?;
+            // (Not `IF NOT EXISTS`: PostgreSQL would log a notice on every start.)
+            let exists: bool = sqlx::query(
+                "SELECT COUNT(*) > 0 FROM information_schema.tables WHERE table_name = 'cronfleet_schema' \
+                 AND table_schema = current_schema()",
+            )
+            .fetch_one(&mut *conn)
+            .await?
+            .get(0);
+            if !exists {
+                sqlx::raw_sql("CREATE TABLE cronfleet_schema (version BIGINT NOT NULL)")
+                    .execute(&mut *conn)
+                    .await?;
+            }
             let version: Option<i64> = sqlx::query("SELECT MAX(version) FROM cronfleet_schema")
                 .fetch_one(&mut *conn)
                 .await?
@@ -803,6 +860,77 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Registers a node (or registers it again, as started now).
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub async fn register_node(&self, node: &NodeRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO nodes (name, addresses, tags, version, api, started_at, last_seen, stopped_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL) ON CONFLICT (name) DO UPDATE SET \
+             addresses = excluded.addresses, tags = excluded.tags, version = excluded.version, \
+             api = excluded.api, started_at = excluded.started_at, last_seen = excluded.last_seen, \
+             stopped_at = NULL",
+        )
+        .bind(&node.name)
+        .bind(serde_json::to_string(&node.addresses).unwrap_or_default())
+        .bind(serde_json::to_string(&node.tags).unwrap_or_default())
+        .bind(&node.version)
+        .bind(&node.api)
+        .bind(&node.started_at)
+        .bind(&node.last_seen)
+        .execute(&self.pool)
+        .await
+        .map_err(self.sql())?;
+        Ok(())
+    }
+
+    /// A node's heartbeat (`stopped` when it stops cleanly).
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub async fn heartbeat(&self, node: &str, at: &str, stopped: bool) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE nodes SET last_seen = $1, stopped_at = CASE WHEN $2 = 1 THEN $1 ELSE NULL END \
+             WHERE name = $3",
+        )
+        .bind(at)
+        .bind(i64::from(stopped))
+        .bind(node)
+        .execute(&self.pool)
+        .await
+        .map_err(self.sql())?;
+        Ok(())
+    }
+
+    /// Every registered node, by name.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, addresses, tags, version, api, started_at, last_seen, stopped_at \
+             FROM nodes ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.sql())?;
+        let list = |text: String| serde_json::from_str::<Vec<String>>(&text).unwrap_or_default();
+        Ok(rows
+            .iter()
+            .map(|r| NodeRecord {
+                name: r.get(0),
+                addresses: list(r.get(1)),
+                tags: list(r.get(2)),
+                version: r.get(3),
+                api: r.get(4),
+                started_at: r.get(5),
+                last_seen: r.get(6),
+                stopped_at: r.get(7),
+            })
+            .collect())
+    }
+
     /// The tasks paused by hand, with the instant each resumes by itself, if any.
     ///
     /// # Errors
@@ -1036,6 +1164,31 @@ mod tests {
         assert!(store.delete_api_task("rule", Some(2)).await.unwrap());
         assert!(store.api_tasks().await.unwrap().is_empty());
         assert!(store.paused().await.unwrap().is_empty(), "its pause goes with it");
+    });
+
+    conformance!(nodes_register_and_heartbeat, |store: Store| async move {
+        let node = NodeRecord {
+            name: "web-1".into(),
+            addresses: vec!["10.0.0.5".into()],
+            tags: vec!["web".into()],
+            version: "0.1.0".into(),
+            api: Some("https://10.0.0.5:7070".into()),
+            started_at: "2026-11-23T10:00:00Z".into(),
+            last_seen: "2026-11-23T10:00:00Z".into(),
+            stopped_at: None,
+        };
+        store.register_node(&node).await.unwrap();
+        store.heartbeat("web-1", "2026-11-23T10:00:05Z", false).await.unwrap();
+        let seen = store.nodes().await.unwrap();
+        assert_eq!(seen, [NodeRecord { last_seen: "2026-11-23T10:00:05Z".into(), ..node.clone() }]);
+        store.heartbeat("web-1", "2026-11-23T10:01:00Z", true).await.unwrap();
+        assert_eq!(
+            store.nodes().await.unwrap()[0].stopped_at.as_deref(),
+            Some("2026-11-23T10:01:00Z")
+        );
+        // Started again: running again.
+        store.register_node(&node).await.unwrap();
+        assert_eq!(store.nodes().await.unwrap()[0].stopped_at, None);
     });
 
     #[tokio::test]

@@ -826,6 +826,61 @@ fn same_definition(a: &Task, b: &Task) -> bool {
     Task { line: 0, ..a.clone() } == Task { line: 0, ..b.clone() }
 }
 
+/// How often a node says it is alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// A node not heard from for this long (three heartbeats) is lost.
+pub const LOST_AFTER: Duration = Duration::from_secs(15);
+
+/// Whether a node runs (`alive`), stopped cleanly (`stopped`), or went silent (`lost`).
+pub fn node_status(node: &crate::store::NodeRecord, now: Timestamp) -> &'static str {
+    if node.stopped_at.is_some() {
+        return "stopped";
+    }
+    let seen = node.last_seen.parse::<Timestamp>().unwrap_or(Timestamp::UNIX_EPOCH);
+    let silent = now.duration_since(seen);
+    if silent > jiff::SignedDuration::try_from(LOST_AFTER).unwrap_or_default() {
+        "lost"
+    } else {
+        "alive"
+    }
+}
+
+impl Agent {
+    /// Registers this node in the store (with its API's URL), then says it is alive every
+    /// [`HEARTBEAT`] until the agent stops.
+    pub async fn register(self: &Arc<Self>, api: Option<String>) {
+        let host = &self.options.host;
+        let now = crate::clock::now().to_string();
+        let record = crate::store::NodeRecord {
+            name: host.name.clone(),
+            addresses: host.addresses.iter().map(ToString::to_string).collect(),
+            tags: host.tags.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            api,
+            started_at: self.started.to_string(),
+            last_seen: now,
+            stopped_at: None,
+        };
+        if let Err(e) = self.services.store.register_node(&record).await {
+            tracing::error!(error = %e, "cannot register this node");
+        }
+        let agent = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HEARTBEAT).await;
+                let Some(agent) = agent.upgrade() else { return };
+                let at = crate::clock::now().to_string();
+                if let Err(e) =
+                    agent.services.store.heartbeat(&agent.options.host.name, &at, false).await
+                {
+                    tracing::warn!(error = %e, "heartbeat not recorded");
+                }
+            }
+        });
+    }
+}
+
 /// Loads the task file, opens the store, schedules the tasks of this node and catches up on
 /// slots missed while the agent was down; the scheduler is started.
 ///
@@ -833,6 +888,10 @@ fn same_definition(a: &Task, b: &Task) -> bool {
 /// The task file's errors when it is invalid, or the store's.
 pub async fn start(options: Options) -> Result<Arc<Agent>, StartError> {
     let set = config::load(&options.config)?;
+    std::fs::create_dir_all(&options.state_dir).map_err(|e| crate::store::StoreError::Sql {
+        path: options.state_dir.display().to_string(),
+        source: sqlx::Error::Io(e),
+    })?;
     let store = match &options.store {
         Some(url) => Store::connect(url).await?,
         None => Store::open(&options.state_dir).await?,
@@ -936,6 +995,8 @@ pub async fn serve(
         }
     }
     crate::sd_notify::notify("STOPPING=1");
+    let at = crate::clock::now().to_string();
+    let _ = agent.services.store.heartbeat(&agent.options.host.name, &at, true).await;
     let grace = agent.options.shutdown_grace;
     tracing::info!(grace_s = grace.as_secs(), running = agent.scheduler.running(), "stopping");
     // Daemons never finish on their own: they are stopped at once, while scheduled runs get
@@ -1008,6 +1069,25 @@ mod tests {
         assert_eq!(slots, [10, 20, 30], "each slot once, none lost");
         scheduler.shutdown(std::time::Duration::from_secs(1)).await;
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn nodes_are_alive_stopped_or_lost() {
+        let now: Timestamp = "2026-11-23T10:00:20Z".parse().unwrap();
+        let node = |last_seen: &str, stopped: Option<&str>| crate::store::NodeRecord {
+            name: "n".into(),
+            addresses: Vec::new(),
+            tags: Vec::new(),
+            version: "0".into(),
+            api: None,
+            started_at: "2026-11-23T09:00:00Z".into(),
+            last_seen: last_seen.into(),
+            stopped_at: stopped.map(Into::into),
+        };
+        assert_eq!(node_status(&node("2026-11-23T10:00:10Z", None), now), "alive");
+        assert_eq!(node_status(&node("2026-11-23T10:00:04Z", None), now), "lost");
+        let stopped = node("2026-11-23T10:00:19Z", Some("2026-11-23T10:00:19Z"));
+        assert_eq!(node_status(&stopped, now), "stopped");
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub fn router(_api: Arc<Api>) -> Router<Arc<Api>> {
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/timeline", get(timeline))
+        .route("/nodes", get(nodes_page))
         .route("/tasks/{name}", get(task_page))
         .route("/tasks/{name}/{action}", post(act))
         .route("/runs/{id}", get(run_page))
@@ -87,7 +88,7 @@ input[type=password]{font:inherit;padding:.4rem;width:100%;max-width:28rem}
 fn page(title: &str, role: Option<Role>, body: &str) -> Html<String> {
     let nav = match role {
         Some(role) => format!(
-            "<a href=\"/\">Tasks</a><a href=\"/timeline\">Timeline</a><span>{}</span>\
+            "<a href=\"/\">Tasks</a><a href=\"/timeline\">Timeline</a><a href=\"/nodes\">Nodes</a><span>{}</span>\
              <form method=\"post\" action=\"/logout\"><button class=\"btn\">Log out</button></form>",
             if role == Role::Admin { "admin" } else { "read-only" }
         ),
@@ -344,6 +345,40 @@ async fn timeline(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
     }
     body.push_str("</tbody></table></div>");
     page("Timeline", Some(role), &body).into_response()
+}
+
+async fn nodes_page(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
+    let Some(role) = visitor(&api, &headers) else { return to_login("/nodes") };
+    let now = crate::clock::now();
+    let nodes = api.agent.services.store.nodes().await.unwrap_or_default();
+    let mut body = String::from(
+        "<h1>Nodes</h1><p>The agents registered in this store (a shared PostgreSQL store holds \
+         the whole fleet).</p><div class=\"scroll\"><table id=\"nodes\"><thead><tr><th>Node</th>\
+         <th>Status</th><th>Version</th><th>Last seen</th><th>Addresses</th><th>Tags</th>\
+         <th>API</th></tr></thead><tbody>",
+    );
+    for n in &nodes {
+        let status = crate::agent::node_status(n, now);
+        let class = match status {
+            "alive" => "succeeded",
+            "lost" => "failed",
+            _ => "skipped",
+        };
+        let api_link =
+            n.api.as_ref().map(|u| format!("<a href=\"{0}\">{0}</a>", esc(u))).unwrap_or_default();
+        let _ = write!(
+            body,
+            "<tr data-node=\"{0}\"><td>{0}</td><td><span class=\"tag {class}\">{status}</span></td>\
+             <td>{1}</td><td>{2}</td><td class=\"wrap\">{3}</td><td>{4}</td><td>{api_link}</td></tr>",
+            esc(&n.name),
+            esc(&n.version),
+            esc(&short(&n.last_seen)),
+            esc(&n.addresses.join(", ")),
+            esc(&n.tags.join(", ")),
+        );
+    }
+    body.push_str("</tbody></table></div>");
+    page("Nodes", Some(role), &body).into_response()
 }
 
 /// The next fire times, marking those whose UTC offset differs from the one before (a DST

@@ -170,6 +170,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/runs/{id}", get(routes::run))
         .route("/api/v1/runs/{id}/output", get(routes::output))
         .route("/api/v1/node", get(routes::node))
+        .route("/api/v1/nodes", get(routes::nodes))
         .route("/api/v1/plan", post(routes::plan))
         .route(
             "/api/v1/openapi.json",
@@ -245,6 +246,7 @@ pub async fn start(agent: Arc<Agent>, config: Config) -> Result<SocketAddr, Stri
         .map_err(|e| format!("cannot write {}: {e}", state_dir.join("api-addr").display()))?;
     let api =
         Arc::new(Api { agent, tokens, public_metrics: config.public_metrics, tls: tls.is_some() });
+    api.agent.register(Some(url.clone())).await;
     let app = router(api);
     tracing::info!(url, "API listening");
     tokio::spawn(serve(listener, app, tls));
@@ -357,7 +359,7 @@ mod tests {
                 documented.insert((method.clone(), path.clone()));
             }
         }
-        assert_eq!(routes.len(), 18, "{routes:?}");
+        assert_eq!(routes.len(), 19, "{routes:?}");
         assert_eq!(routes, documented);
     }
 }

@@ -540,6 +540,28 @@ pub async fn node(State(api): State<Arc<Api>>) -> Json<Value> {
     }))
 }
 
+/// `GET /api/v1/nodes`: every node registered in the store (with a shared store, the fleet),
+/// alive, stopped or lost.
+pub async fn nodes(State(api): State<Arc<Api>>) -> Result<Json<Value>> {
+    let now = crate::clock::now();
+    let nodes: Vec<Value> = api
+        .agent
+        .services
+        .store
+        .nodes()
+        .await?
+        .iter()
+        .map(|n| {
+            json!({
+                "name": n.name, "status": crate::agent::node_status(n, now),
+                "addresses": n.addresses, "tags": n.tags, "version": n.version, "api": n.api,
+                "started_at": n.started_at, "last_seen": n.last_seen, "stopped_at": n.stopped_at,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "nodes": nodes })))
+}
+
 /// `GET /metrics`.
 pub async fn metrics(State(api): State<Arc<Api>>) -> Response {
     let agent = &api.agent;

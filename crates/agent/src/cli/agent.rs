@@ -165,8 +165,11 @@ pub fn run(args: AgentArgs) -> Result<ExitCode, String> {
             public_metrics: args.public_metrics,
         });
         let agent = agent::start(options).await.map_err(|e| e.to_string())?;
-        if let Some(config) = api {
-            api::start(agent.clone(), config).await?;
+        match api {
+            Some(config) => {
+                api::start(agent.clone(), config).await?;
+            }
+            None => agent.register(None).await,
         }
         if let Some(r) = ready.take() {
             r.ok();

@@ -63,6 +63,8 @@ enum Command {
     Plan(task::PlanArgs),
     /// Write a task file to a running agent and reload it (after `plan`).
     Apply(task::PlanArgs),
+    /// The nodes registered in the agent's store (with a shared store: the fleet).
+    Nodes(status::NodesArgs),
     /// Check this machine's setup: task file, state dir, store, API token, clock.
     Doctor(doctor::DoctorArgs),
     /// Print a shell completion script (bash, zsh or fish) to stdout.
@@ -93,6 +95,7 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => task::plan(args),
         Command::Apply(args) => task::apply(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Nodes(args) => status::nodes(args),
         Command::Completions(args) => dist::completions(args),
         Command::Man => dist::man(),
         Command::Docs(args) => dist::docs(args),

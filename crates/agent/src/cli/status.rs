@@ -201,3 +201,44 @@ fn from_api(client: &Client, as_json: bool) -> Result<ExitCode, String> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `cronfleet nodes`.
+#[derive(Debug, Args)]
+pub struct NodesArgs {
+    /// One JSON object, for scripts.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+/// Runs `cronfleet nodes`: the nodes registered in the agent's store (with a shared store,
+/// the whole fleet), alive, stopped or lost.
+pub fn nodes(args: NodesArgs) -> Result<ExitCode, String> {
+    let nodes = args.remote.client()?.get("/api/v1/nodes")?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let _ = writeln!(out, "{nodes}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
+    let _ = writeln!(
+        out,
+        "{:<20}  {:<8}  {:<8}  {:<30}  {:<20}  API",
+        "NODE", "STATUS", "VERSION", "LAST SEEN", "TAGS"
+    );
+    for n in nodes["nodes"].as_array().into_iter().flatten() {
+        let tags: Vec<String> = n["tags"].as_array().into_iter().flatten().map(&text).collect();
+        let _ = writeln!(
+            out,
+            "{:<20}  {:<8}  {:<8}  {:<30}  {:<20}  {}",
+            text(&n["name"]),
+            text(&n["status"]),
+            text(&n["version"]),
+            text(&n["last_seen"]),
+            tags.join(","),
+            text(&n["api"])
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -694,8 +694,27 @@ fn two_agents_share_a_postgres_store() {
     let a = Agent::start("pg-a", tasks, &["--store", &db.url, "--node", "node-a"]);
     let b = Agent::start("pg-b", tasks, &["--store", &db.url, "--node", "node-b"]);
     sleep(2.5);
-    let (code_a, _, log_a) = a.stop();
+    // Each node sees the other: `cronfleet nodes` through node a's API.
+    let state_a = a.dir.join("state");
+    let nodes = || {
+        let out = cronfleet(&["nodes", "--state-dir", state_a.to_str().unwrap(), "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| {
+                (n["name"].as_str().unwrap().to_owned(), n["status"].as_str().unwrap().to_owned())
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(nodes(), [("node-a".into(), "alive".into()), ("node-b".into(), "alive".into())]);
     let (code_b, _, log_b) = b.stop();
+    assert_eq!(nodes(), [("node-a".into(), "alive".into()), ("node-b".into(), "stopped".into())]);
+    let out = cronfleet(&["nodes", "--state-dir", state_a.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("NODE"), "a table");
+    let (code_a, _, log_a) = a.stop();
     assert_eq!((code_a, code_b), (Some(0), Some(0)), "{log_a}\n{log_b}");
     // The shared database has both nodes' runs, each slot once per node.
     let nodes: Vec<String> = runtime.block_on(async {

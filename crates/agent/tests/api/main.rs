@@ -177,7 +177,7 @@ fn every_route_needs_the_right_token() {
             documented.push((method.to_uppercase(), path.clone(), admin));
         }
     }
-    assert_eq!(documented.len(), 18, "{documented:?}");
+    assert_eq!(documented.len(), 19, "{documented:?}");
     for (method, path, admin) in &documented {
         let path = path.replace("{name}", "tick").replace("{id}", "tick%400%231");
         let method: Method = method.parse().unwrap();
