@@ -252,6 +252,16 @@ const MIGRATIONS: &[&str] = &[
         stopped_at TEXT
     );
 "#,
+    r#"
+    CREATE TABLE claims (
+        task       TEXT NOT NULL,
+        slot_ts    BIGINT NOT NULL,
+        seat       BIGINT NOT NULL,
+        node       TEXT NOT NULL,
+        claimed_at TEXT NOT NULL,
+        PRIMARY KEY (task, slot_ts, seat)
+    );
+"#,
 ];
 
 /// A node (an agent) as it registered in the store.
@@ -337,6 +347,16 @@ const PG_MIGRATIONS: &[&str] = &[
         started_at TEXT NOT NULL,
         last_seen  TEXT NOT NULL,
         stopped_at TEXT
+    );
+"#,
+    r#"
+    CREATE TABLE claims (
+        task       TEXT NOT NULL,
+        slot_ts    BIGINT NOT NULL,
+        seat       BIGINT NOT NULL,
+        node       TEXT NOT NULL,
+        claimed_at TEXT NOT NULL,
+        PRIMARY KEY (task, slot_ts, seat)
     );
 "#,
 ];
@@ -931,6 +951,34 @@ impl Store {
             .collect())
     }
 
+    /// Claims seat `seat` of a task's slot for `node`: true for exactly one claimant per
+    /// (task, slot, seat), whoever asks and whenever (the primary key decides).
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub async fn claim(
+        &self,
+        task: &str,
+        slot_ts: i64,
+        seat: u32,
+        node: &str,
+        at: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO claims (task, slot_ts, seat, node, claimed_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (task, slot_ts, seat) DO NOTHING",
+        )
+        .bind(task)
+        .bind(slot_ts)
+        .bind(i64::from(seat))
+        .bind(node)
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .map_err(self.sql())?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// The tasks paused by hand, with the instant each resumes by itself, if any.
     ///
     /// # Errors
@@ -1189,6 +1237,13 @@ mod tests {
         // Started again: running again.
         store.register_node(&node).await.unwrap();
         assert_eq!(store.nodes().await.unwrap()[0].stopped_at, None);
+    });
+
+    conformance!(a_seat_is_claimed_once, |store: Store| async move {
+        assert!(store.claim("t", 100, 0, "a", "now").await.unwrap());
+        assert!(!store.claim("t", 100, 0, "b", "now").await.unwrap());
+        assert!(store.claim("t", 100, 1, "b", "now").await.unwrap());
+        assert!(store.claim("t", 101, 0, "b", "now").await.unwrap());
     });
 
     #[tokio::test]

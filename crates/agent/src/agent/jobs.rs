@@ -91,6 +91,8 @@ pub struct Services {
     pub alerts: Arc<Alerts>,
     /// Runs in flight, by run id.
     pub in_flight: std::sync::Mutex<HashMap<String, Arc<InFlight>>>,
+    /// The nodes of the store as last read (every heartbeat), for claims.
+    pub nodes: std::sync::RwLock<Vec<crate::store::NodeRecord>>,
 }
 
 /// A run in flight.
@@ -122,6 +124,7 @@ impl Services {
             alerts: Arc::new(Alerts::new(node, metrics.clone())),
             metrics,
             in_flight: std::sync::Mutex::default(),
+            nodes: std::sync::RwLock::default(),
         }
     }
 
@@ -206,21 +209,114 @@ impl Services {
     }
 }
 
-/// The job of a task: one child process per run (see [`Services::execute`]).
+/// How long a node waits per rank behind the preferred ones before it tries to take a slot
+/// of a `run_on` task itself.
+pub const CLAIM_GRACE: Duration = Duration::from_millis(300);
+
+/// FNV-1a with a finalizer: a hash every node computes the same.
+fn fnv1a(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in *part {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // MurmurHash3's finalizer: every input bit reaches the high bits the ranking compares.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// The live nodes that may run `task`, most preferred first for `slot_ts` (rendezvous
+/// hashing: each slot has its own order, so the load spreads, and every node computes the same
+/// order from the same list).
+pub fn rendezvous(
+    task: &Task,
+    slot_ts: i64,
+    nodes: &[crate::store::NodeRecord],
+    me: &str,
+) -> Vec<String> {
+    let now = crate::clock::now();
+    let mut ranked: Vec<(u64, String)> = nodes
+        .iter()
+        .filter(|n| n.name == me || super::node_status(n, now) == "alive")
+        .filter(|n| {
+            let host = super::Host {
+                name: n.name.clone(),
+                addresses: n.addresses.iter().filter_map(|a| a.parse().ok()).collect(),
+                tags: n.tags.clone(),
+            };
+            host.runs(task)
+        })
+        .map(|n| {
+            let score = fnv1a(&[task.name.as_bytes(), &slot_ts.to_be_bytes(), n.name.as_bytes()]);
+            (score, n.name.clone())
+        })
+        .collect();
+    if !ranked.iter().any(|(_, n)| n == me) {
+        let score = fnv1a(&[task.name.as_bytes(), &slot_ts.to_be_bytes(), me.as_bytes()]);
+        ranked.push((score, me.to_owned()));
+    }
+    ranked.sort_by(|a, b| b.cmp(a));
+    ranked.into_iter().map(|(_, n)| n).collect()
+}
+
+impl Services {
+    /// For a `run_on = N` task in a shared store: whether this node gets one of the slot's N
+    /// seats. The top N nodes of the slot's rendezvous order claim at once; the others wait
+    /// their turn, so they take a seat only when a preferred node did not.
+    async fn claim_seat(&self, task: &Task, seats: u32, slot: &jiff::Zoned) -> bool {
+        let slot_ts = slot.timestamp().as_second();
+        let nodes = self.nodes.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let order = rendezvous(task, slot_ts, &nodes, &self.node);
+        let rank = order.iter().position(|n| *n == self.node).unwrap_or(0) as u32;
+        if rank >= seats {
+            tokio::time::sleep(CLAIM_GRACE * (rank - seats + 1)).await;
+        }
+        let now = crate::clock::now().to_string();
+        let first = rank.min(seats - 1);
+        for seat in (first..seats).chain(0..first) {
+            match self.store.claim(&task.name, slot_ts, seat, &self.node, &now).await {
+                Ok(true) => return true,
+                Ok(false) => {}
+                Err(e) => {
+                    // A slot it could not claim is never run.
+                    tracing::error!(task = %task.name, error = %e, "cannot claim the slot");
+                    return false;
+                }
+            }
+        }
+        false
+    }
+}
+
+/// The job of a task: one child process per run (see [`Services::execute`]); for a `run_on`
+/// task in a shared store, only on the nodes that claim the slot.
 pub fn job(
     task: &Task,
     services: Arc<Services>,
 ) -> impl Fn(RunContext) -> cronfleet_scheduler::BoxFuture<Result<(), JobError>> + Send + Sync + 'static
 {
     let spec = spec(task);
-    let name = task.name.clone();
+    let task = Arc::new(task.clone());
     move |ctx: RunContext| {
         let spec = spec.clone();
-        let name = name.clone();
+        let task = task.clone();
         let services = services.clone();
         Box::pin(async move {
+            if let (Some(seats), true, 1) = (task.run_on, services.store.shared(), ctx.attempt) {
+                if !services.claim_seat(&task, seats, &ctx.slot).await {
+                    tracing::debug!(task = %task.name, slot = %ctx.slot, "slot taken by other nodes");
+                    return Ok(());
+                }
+            }
             let (_, result) =
-                services.execute(&name, &spec, &ctx.slot, ctx.attempt, ctx.cancel, true).await;
+                services.execute(&task.name, &spec, &ctx.slot, ctx.attempt, ctx.cancel, true).await;
             result
         })
     }
@@ -341,5 +437,47 @@ impl Wrapper for Replace {
                 job.run(RunContext { cancel: mine, ..ctx }).await
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::NodeRecord;
+
+    #[test]
+    fn rendezvous_spreads_slots_and_agrees_everywhere() {
+        let text = "[[task]]\nname = \"solo\"\nschedule = \"@hourly\"\nrun_on = \"one\"\ncommand = \"x\"\n";
+        let task =
+            crate::config::parse(std::path::Path::new("t.toml"), text).unwrap().tasks.remove(0);
+        let now = crate::clock::now().to_string();
+        let nodes: Vec<NodeRecord> = ["a", "b", "c"]
+            .iter()
+            .map(|n| NodeRecord {
+                name: (*n).into(),
+                addresses: Vec::new(),
+                tags: Vec::new(),
+                version: "0".into(),
+                api: None,
+                started_at: now.clone(),
+                last_seen: now.clone(),
+                stopped_at: None,
+            })
+            .collect();
+        let mut first = HashMap::new();
+        for slot in 0..3000 {
+            let order = rendezvous(&task, slot, &nodes, "a");
+            assert_eq!(order, rendezvous(&task, slot, &nodes, "c"), "every node agrees");
+            assert_eq!(order.len(), 3);
+            *first.entry(order[0].clone()).or_insert(0) += 1;
+        }
+        for node in ["a", "b", "c"] {
+            let n = first[node];
+            assert!((800..1200).contains(&n), "{node} preferred {n} times of 3000");
+        }
+        // A lost node is not preferred; a node that does not match the task is left out.
+        let mut lost = nodes.clone();
+        lost[1].last_seen = "2000-01-01T00:00:00Z".into();
+        assert!(rendezvous(&task, 7, &lost, "a").iter().all(|n| n != "b"));
     }
 }

@@ -847,6 +847,14 @@ pub fn node_status(node: &crate::store::NodeRecord, now: Timestamp) -> &'static 
 }
 
 impl Agent {
+    /// Reads the store's nodes into the cache claims use.
+    async fn refresh_nodes(&self) {
+        match self.services.store.nodes().await {
+            Ok(nodes) => *self.services.nodes.write().unwrap_or_else(|p| p.into_inner()) = nodes,
+            Err(e) => tracing::warn!(error = %e, "cannot read the nodes"),
+        }
+    }
+
     /// Registers this node in the store (with its API's URL), then says it is alive every
     /// [`HEARTBEAT`] until the agent stops.
     pub async fn register(self: &Arc<Self>, api: Option<String>) {
@@ -865,6 +873,7 @@ impl Agent {
         if let Err(e) = self.services.store.register_node(&record).await {
             tracing::error!(error = %e, "cannot register this node");
         }
+        self.refresh_nodes().await;
         let agent = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
@@ -876,6 +885,7 @@ impl Agent {
                 {
                     tracing::warn!(error = %e, "heartbeat not recorded");
                 }
+                agent.refresh_nodes().await;
             }
         });
     }

@@ -65,6 +65,7 @@ pub const FIELDS: &[&str] = &[
     "alert_after",
     "late_after",
     "too_long",
+    "run_on",
 ];
 
 /// The validated tasks of a file, in file order.
@@ -139,6 +140,8 @@ pub struct Task {
     pub alerts: AlertRules,
     /// Key/value labels (a service's own rule ids, say).
     pub labels: BTreeMap<String, String>,
+    /// With a shared store: how many matching nodes run each slot (`None`: all of them).
+    pub run_on: Option<u32>,
     /// Where it was defined.
     pub origin: Origin,
     /// Line of the task's `[[task]]` header, for messages.
@@ -636,6 +639,7 @@ impl<'r, 'i> TaskReader<'r, '_, 'i> {
             });
         let enabled = self.boolean("enabled").unwrap_or(true);
         let (notify, alerts) = self.alerts();
+        let run_on = self.run_on();
         let labels = self.labels();
         if matches!(program, Some(Program::Http(_))) {
             for field in ["user", "workdir"] {
@@ -674,6 +678,7 @@ impl<'r, 'i> TaskReader<'r, '_, 'i> {
             notify,
             alerts,
             labels,
+            run_on,
             origin: Origin::File,
             line,
         })
@@ -947,6 +952,24 @@ impl<'r, 'i> TaskReader<'r, '_, 'i> {
         call.method =
             method.unwrap_or_else(|| if call.body.is_some() { "POST" } else { "GET" }.to_owned());
         Some(call)
+    }
+
+    /// `run_on`: `"all"`, `"one"`, or a number of nodes.
+    fn run_on(&mut self) -> Option<u32> {
+        let v = self.get("run_on")?;
+        let at = v.span().start;
+        let n = match v.get_ref() {
+            DeValue::String(s) if s.as_ref() == "all" => return None,
+            DeValue::String(s) if s.as_ref() == "one" => Some(1),
+            DeValue::Integer(i) => {
+                i64::from_str_radix(i.as_str(), i.radix()).ok().filter(|n| (1..=1000).contains(n))
+            }
+            _ => None,
+        };
+        if n.is_none() {
+            self.err(at, "run_on", "expected \"all\", \"one\" or a number of nodes 1-1000");
+        }
+        n.map(|n| n as u32)
     }
 
     /// `labels`: a table of strings.

@@ -185,6 +185,12 @@ pub const TASK_FIELDS: &[FieldDoc] = &[
         default: r#"none"#,
         meaning: r#"Alert when a run is still running after this (resolved when it ends)."#,
     },
+    FieldDoc {
+        name: "run_on",
+        kind: r#"`all`, `one` or an integer 1-1000"#,
+        default: r#"`all`"#,
+        meaning: r#"With a shared store (`--store postgres://...`): how many of the matching live nodes run each slot. `one`: exactly one (claimed in the database, so never twice, whatever the clocks); the preferred node is chosen by rendezvous hashing over the live matching nodes, and another takes the slot only if it has not claimed it within a short grace. With a node's own SQLite store the node runs every slot."#,
+    },
 ];
 
 /// The fields of a `[[notifier]]`.

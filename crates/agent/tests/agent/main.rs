@@ -735,3 +735,51 @@ fn two_agents_share_a_postgres_store() {
     assert_eq!(nodes, ["node-a", "node-b"]);
     runtime.block_on(db.drop_database());
 }
+
+#[test]
+fn run_on_one_runs_each_slot_exactly_once_across_three_agents() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let Some(db) = runtime.block_on(cronfleet::testing::TestDb::create("claims")) else { return };
+    let tasks = "[[task]]\nname = \"solo\"\nschedule = \"* * * * * *\"\nrun_on = \"one\"\ncommand = \"true\"\n\n\
+                 [[task]]\nname = \"pair\"\nschedule = \"* * * * * *\"\nrun_on = 2\ncommand = \"true\"\n\n\
+                 [[task]]\nname = \"everyone\"\nschedule = \"* * * * * *\"\ncommand = \"true\"\n";
+    let agents: Vec<Agent> = ["c1", "c2", "c3"]
+        .iter()
+        .map(|n| Agent::start(&format!("claims-{n}"), tasks, &["--store", &db.url, "--node", n]))
+        .collect();
+    sleep(6.5);
+    for agent in agents {
+        let (code, _, log) = agent.stop();
+        assert_eq!(code, Some(0), "{log}");
+    }
+    let runs = runtime.block_on(async {
+        let store = cronfleet::store::Store::connect(&db.url).await.unwrap();
+        store
+            .runs(&cronfleet::store::RunFilter { limit: 1000, ..Default::default() })
+            .await
+            .unwrap()
+    });
+    let per_slot = |task: &str| {
+        let mut slots: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
+        for r in runs.iter().filter(|r| r.task == task) {
+            slots.entry(r.slot_ts).or_default().push(r.node.clone());
+        }
+        slots
+    };
+    // Slots when all three agents ran (the first and last are partial for `everyone`).
+    let everyone = per_slot("everyone");
+    let full: Vec<i64> = everyone.iter().filter(|(_, n)| n.len() == 3).map(|(s, _)| *s).collect();
+    assert!(full.len() >= 4, "{everyone:?}");
+    let solo = per_slot("solo");
+    let pair = per_slot("pair");
+    for slot in &full {
+        assert_eq!(solo.get(slot).map(Vec::len), Some(1), "solo at {slot}: {solo:?}");
+        let mut nodes = pair.get(slot).cloned().unwrap_or_default();
+        nodes.sort();
+        nodes.dedup();
+        assert_eq!(nodes.len(), 2, "pair at {slot}: {pair:?}");
+    }
+    assert!(solo.values().all(|n| n.len() == 1), "never twice: {solo:?}");
+    assert!(pair.values().all(|n| n.len() <= 2), "never thrice: {pair:?}");
+    runtime.block_on(db.drop_database());
+}
