@@ -705,6 +705,12 @@ impl Store {
         .execute(&self.pool)
         .await
         .map_err(self.sql())?;
+        // Claims of old slots are not needed any more.
+        sqlx::query("DELETE FROM claims WHERE slot_ts < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(self.sql())?;
         Ok(done.rows_affected())
     }
 
@@ -1244,6 +1250,10 @@ mod tests {
         assert!(!store.claim("t", 100, 0, "b", "now").await.unwrap());
         assert!(store.claim("t", 100, 1, "b", "now").await.unwrap());
         assert!(store.claim("t", 101, 0, "b", "now").await.unwrap());
+        // Pruning forgets the claims of old slots.
+        store.prune(1000, 101).await.unwrap();
+        assert!(store.claim("t", 100, 0, "c", "now").await.unwrap());
+        assert!(!store.claim("t", 101, 0, "c", "now").await.unwrap());
     });
 
     #[tokio::test]
