@@ -100,7 +100,7 @@ complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -l json -d '
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -s h -l help -d 'Print help'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -s V -l version -d 'Print version'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l task -d 'Only this task' -r
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l outcome -d 'Only this outcome (succeeded, failed, timed_out, killed, skipped, missed, abandoned, running)' -r
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l outcome -d 'Only this outcome (succeeded, failed, timed_out, killed, skipped, missed, abandoned, lost, running)' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -s n -l limit -d 'At most this many, newest first' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l server -d 'An agent\'s API, like https://10.0.0.5:7070 [default: the local agent of --state-dir]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l token-file -d 'A file holding the API token [default with --server: $CRONFLEET_TOKEN]' -r -F

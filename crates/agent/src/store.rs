@@ -33,6 +33,8 @@ pub enum Outcome {
     Missed,
     /// Was running when the agent died.
     Abandoned,
+    /// Was running on a node that went silent (shared store).
+    Lost,
 }
 
 impl Outcome {
@@ -47,6 +49,7 @@ impl Outcome {
             Outcome::Skipped => "skipped",
             Outcome::Missed => "missed",
             Outcome::Abandoned => "abandoned",
+            Outcome::Lost => "lost",
         }
     }
 }
@@ -64,6 +67,7 @@ impl FromStr for Outcome {
             "skipped" => Outcome::Skipped,
             "missed" => Outcome::Missed,
             "abandoned" => Outcome::Abandoned,
+            "lost" => Outcome::Lost,
             other => return Err(format!("unknown outcome {other:?}")),
         })
     }
@@ -364,6 +368,13 @@ const PG_MIGRATIONS: &[&str] = &[
 /// The key of the advisory lock PostgreSQL migrations run under (one agent migrates; the
 /// others wait).
 const MIGRATION_LOCK: i64 = 0x6372_6f6e_666c_6565; // "cronflee"
+
+/// The advisory lock the fleet's chores run under.
+const CHORES_LOCK: i64 = 0x6372_6f6e_6368_6f72; // "cronchor"
+
+/// Held by the node that does the fleet's chores (see [`Store::try_lead`]).
+#[derive(Debug)]
+pub struct Leader(#[allow(dead_code)] Option<sqlx::AnyConnection>);
 
 /// Which database a store is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -957,6 +968,47 @@ impl Store {
             .collect())
     }
 
+    /// Whether this process should do the fleet's chores (retention, lost runs): with
+    /// PostgreSQL, whoever holds an advisory lock on a connection of its own, kept for as long
+    /// as the returned guard lives (a dead leader's connection closes and frees it); with
+    /// SQLite, always.
+    ///
+    /// # Errors
+    /// When the database cannot be reached.
+    pub async fn try_lead(&self) -> Result<Option<Leader>, StoreError> {
+        if self.backend == Backend::Sqlite {
+            return Ok(Some(Leader(None)));
+        }
+        let mut conn = self.pool.acquire().await.map_err(self.sql())?.detach();
+        let got: bool = sqlx::query("SELECT pg_try_advisory_lock($1)")
+            .bind(CHORES_LOCK)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(self.sql())?
+            .get(0);
+        Ok(got.then(|| Leader(Some(conn))))
+    }
+
+    /// Marks the runs still `running` on these nodes (silent for too long) as lost.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub async fn lose_runs(&self, nodes: &[String], ended_at: &str) -> Result<u64, StoreError> {
+        let mut lost = 0;
+        for node in nodes {
+            let done = sqlx::query(
+                "UPDATE runs SET outcome = 'lost', ended_at = $1 WHERE outcome = 'running' AND node = $2",
+            )
+            .bind(ended_at)
+            .bind(node)
+            .execute(&self.pool)
+            .await
+            .map_err(self.sql())?;
+            lost += done.rows_affected();
+        }
+        Ok(lost)
+    }
+
     /// Claims seat `seat` of a task's slot for `node`: true for exactly one claimant per
     /// (task, slot, seat), whoever asks and whenever (the primary key decides).
     ///
@@ -1319,6 +1371,7 @@ mod tests {
             Outcome::Skipped,
             Outcome::Missed,
             Outcome::Abandoned,
+            Outcome::Lost,
         ] {
             assert_eq!(o.as_str().parse::<Outcome>(), Ok(o));
         }

@@ -762,17 +762,55 @@ fn write_identity(options: &Options) {
     }
 }
 
-/// Deletes old runs now and every hour, in the background.
-fn prune_history(store: Store, keep_runs: u32, keep_for: Duration) {
+/// How often a node checks whether it does the fleet's chores, and does them.
+const CHORES_EVERY: Duration = Duration::from_secs(5);
+
+/// The fleet's chores, done by one node at a time (with SQLite, by every agent for itself):
+/// runs of nodes silent for [`LOST_AFTER`] become `lost`, and old runs are pruned hourly.
+fn chores(store: Store, keep_runs: u32, keep_for: Duration) {
     tokio::spawn(async move {
+        let mut leader = None;
+        let mut last_prune: Option<std::time::Instant> = None;
         loop {
-            let cutoff = crate::clock::now().as_second() - keep_for.as_secs() as i64;
-            match store.prune(keep_runs, cutoff).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(deleted = n, "old runs pruned"),
-                Err(e) => tracing::error!(error = %e, "cannot prune old runs"),
+            if leader.is_none() {
+                leader = store.try_lead().await.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "cannot tell who does the chores");
+                    None
+                });
+                if leader.is_some() && store.shared() {
+                    tracing::info!("this node does the fleet's chores");
+                }
             }
-            tokio::time::sleep(PRUNE_EVERY).await;
+            if leader.is_some() {
+                if store.shared() {
+                    let now = crate::clock::now();
+                    let silent: Vec<String> = store
+                        .nodes()
+                        .await
+                        .unwrap_or_default()
+                        .iter()
+                        .filter(|n| node_status(n, now) == "lost")
+                        .map(|n| n.name.clone())
+                        .collect();
+                    match store.lose_runs(&silent, &now.to_string()).await {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::warn!(runs = n, nodes = ?silent, "runs of silent nodes are lost")
+                        }
+                        Err(e) => tracing::error!(error = %e, "cannot mark lost runs"),
+                    }
+                }
+                if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                    last_prune = Some(std::time::Instant::now());
+                    let cutoff = crate::clock::now().as_second() - keep_for.as_secs() as i64;
+                    match store.prune(keep_runs, cutoff).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(deleted = n, "old runs pruned"),
+                        Err(e) => tracing::error!(error = %e, "cannot prune old runs"),
+                    }
+                }
+            }
+            tokio::time::sleep(CHORES_EVERY).await;
         }
     });
 }
@@ -918,7 +956,7 @@ pub async fn start(options: Options) -> Result<Arc<Agent>, StartError> {
     let scheduler =
         Scheduler::builder().time_zone(TimeZone::system()).clock(crate::clock::AgentClock).build();
     record_skips(&scheduler, services.clone());
-    prune_history(store.clone(), options.keep_runs, options.keep_for);
+    chores(store.clone(), options.keep_runs, options.keep_for);
     let mut paused = HashMap::new();
     for (task, until) in store.paused().await? {
         paused.insert(task, until.and_then(|u| u.parse::<Timestamp>().ok()));

@@ -16,7 +16,7 @@ pub struct RunsArgs {
     /// Only this task.
     #[arg(long, value_name = "NAME")]
     task: Option<String>,
-    /// Only this outcome (succeeded, failed, timed_out, killed, skipped, missed, abandoned, running).
+    /// Only this outcome (succeeded, failed, timed_out, killed, skipped, missed, abandoned, lost, running).
     #[arg(long, value_name = "OUTCOME")]
     outcome: Option<String>,
     /// At most this many, newest first.

@@ -783,3 +783,34 @@ fn run_on_one_runs_each_slot_exactly_once_across_three_agents() {
     assert!(pair.values().all(|n| n.len() <= 2), "never thrice: {pair:?}");
     runtime.block_on(db.drop_database());
 }
+
+#[test]
+fn runs_of_a_node_killed_9_become_lost() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let Some(db) = runtime.block_on(cronfleet::testing::TestDb::create("lost")) else { return };
+    let tasks = "[[task]]\nname = \"long\"\nschedule = \"* * * * * *\"\ncommand = \"sleep 25\"\n";
+    let a = Agent::start("lost-a", tasks, &["--store", &db.url, "--node", "la"]);
+    let mut b = Agent::start("lost-b", tasks, &["--store", &db.url, "--node", "lb"]);
+    sleep(2.0);
+    b.child.kill().unwrap(); // kill -9: no goodbye, its run stays `running`
+    b.child.wait().unwrap();
+    let store = runtime.block_on(cronfleet::store::Store::connect(&db.url)).unwrap();
+    let filter =
+        cronfleet::store::RunFilter { task: Some("long".into()), limit: 100, ..Default::default() };
+    let began = Instant::now();
+    loop {
+        let runs = runtime.block_on(store.runs(&filter)).unwrap();
+        let b_runs: Vec<&str> =
+            runs.iter().filter(|r| r.node == "lb").map(|r| r.outcome.as_str()).collect();
+        if b_runs.contains(&"lost") && !b_runs.contains(&"running") {
+            // The live node's run goes on.
+            assert!(runs.iter().any(|r| r.node == "la" && r.outcome.as_str() == "running"));
+            break;
+        }
+        assert!(began.elapsed() < Duration::from_secs(40), "lb's runs: {b_runs:?}\n{}", a.log());
+        sleep(0.5);
+    }
+    let (code, _, log) = a.stop();
+    assert_eq!(code, Some(0), "{log}");
+    runtime.block_on(db.drop_database());
+}
