@@ -1354,6 +1354,32 @@ mod tests {
         db.drop_database().await;
     }
 
+    #[tokio::test]
+    async fn postgres_over_tls() {
+        let Some(db) = TestDb::create("tls").await else { return };
+        let sep = if db.url.contains('?') { '&' } else { '?' };
+        let url = format!("{}{sep}sslmode=require", db.url);
+        let store = match Store::connect(&url).await {
+            Ok(store) => store,
+            Err(e) if e.to_string().contains("does not support SSL") => {
+                eprintln!("skipped: this PostgreSQL server has ssl = off");
+                db.drop_database().await;
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        let encrypted: bool =
+            sqlx::query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_one(&store.pool)
+                .await
+                .unwrap()
+                .get(0);
+        assert!(encrypted, "the connection is encrypted");
+        store.put(&record("a", 1, Outcome::Succeeded)).await.unwrap();
+        store.pool.close().await;
+        db.drop_database().await;
+    }
+
     #[test]
     fn urls_are_shown_without_passwords() {
         assert_eq!(redact("postgres://cf:s3cret@db:5432/fleet"), "postgres://cf:***@db:5432/fleet");
