@@ -266,6 +266,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (task, slot_ts, seat)
     );
 "#,
+    r#"
+    CREATE TABLE leases (
+        task       TEXT NOT NULL,
+        seat       BIGINT NOT NULL,
+        node       TEXT NOT NULL,
+        run_id     TEXT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        PRIMARY KEY (task, seat)
+    );
+"#,
 ];
 
 /// A node (an agent) as it registered in the store.
@@ -361,6 +371,16 @@ const PG_MIGRATIONS: &[&str] = &[
         node       TEXT NOT NULL,
         claimed_at TEXT NOT NULL,
         PRIMARY KEY (task, slot_ts, seat)
+    );
+"#,
+    r#"
+    CREATE TABLE leases (
+        task       TEXT NOT NULL,
+        seat       BIGINT NOT NULL,
+        node       TEXT NOT NULL,
+        run_id     TEXT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        PRIMARY KEY (task, seat)
     );
 "#,
 ];
@@ -1009,6 +1029,72 @@ impl Store {
         Ok(lost)
     }
 
+    /// Takes one of a task's `seats` fleet-wide run leases for `run_id` until `expires_at`
+    /// (Unix seconds): a free seat, or one whose lease expired (its holder died). Returns the
+    /// seat, or `None` when all are held.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub async fn lease(
+        &self,
+        task: &str,
+        seats: u32,
+        node: &str,
+        run_id: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<Option<u32>, StoreError> {
+        for seat in 0..seats {
+            let done = sqlx::query(
+                "INSERT INTO leases (task, seat, node, run_id, expires_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (task, seat) DO UPDATE SET node = excluded.node, \
+                 run_id = excluded.run_id, expires_at = excluded.expires_at \
+                 WHERE leases.expires_at < $6",
+            )
+            .bind(task)
+            .bind(i64::from(seat))
+            .bind(node)
+            .bind(run_id)
+            .bind(expires_at)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(self.sql())?;
+            if done.rows_affected() == 1 {
+                return Ok(Some(seat));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Extends a lease (`expires_at`), or gives it back (`None`).
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub async fn renew_lease(
+        &self,
+        task: &str,
+        seat: u32,
+        run_id: &str,
+        expires_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let query = match expires_at {
+            Some(at) => sqlx::query(
+                "UPDATE leases SET expires_at = $1 WHERE task = $2 AND seat = $3 AND run_id = $4",
+            )
+            .bind(at),
+            None => sqlx::query("DELETE FROM leases WHERE task = $1 AND seat = $2 AND run_id = $3"),
+        };
+        query
+            .bind(task)
+            .bind(i64::from(seat))
+            .bind(run_id)
+            .execute(&self.pool)
+            .await
+            .map_err(self.sql())?;
+        Ok(())
+    }
+
     /// Claims seat `seat` of a task's slot for `node`: true for exactly one claimant per
     /// (task, slot, seat), whoever asks and whenever (the primary key decides).
     ///
@@ -1295,6 +1381,18 @@ mod tests {
         // Started again: running again.
         store.register_node(&node).await.unwrap();
         assert_eq!(store.nodes().await.unwrap()[0].stopped_at, None);
+    });
+
+    conformance!(leases_limit_runs_and_expire, |store: Store| async move {
+        assert_eq!(store.lease("t", 2, "a", "r1", 100, 130).await.unwrap(), Some(0));
+        assert_eq!(store.lease("t", 2, "b", "r2", 100, 130).await.unwrap(), Some(1));
+        assert_eq!(store.lease("t", 2, "c", "r3", 100, 130).await.unwrap(), None, "both held");
+        store.renew_lease("t", 0, "r1", None).await.unwrap();
+        assert_eq!(store.lease("t", 2, "c", "r3", 101, 131).await.unwrap(), Some(0), "given back");
+        store.renew_lease("t", 1, "r2", Some(200)).await.unwrap();
+        // r3's lease expires at 131; at 140 another run may take its seat, not r2's (renewed).
+        assert_eq!(store.lease("t", 2, "d", "r4", 140, 170).await.unwrap(), Some(0));
+        assert_eq!(store.lease("t", 2, "e", "r5", 140, 170).await.unwrap(), None);
     });
 
     conformance!(a_seat_is_claimed_once, |store: Store| async move {

@@ -209,6 +209,9 @@ impl Services {
     }
 }
 
+/// How long a fleet-wide run lease lasts without renewal (a dead holder's seat frees then).
+pub const LEASE_SECS: i64 = 30;
+
 /// How long a node waits per rank behind the preferred ones before it tries to take a slot
 /// of a `run_on` task itself.
 pub const CLAIM_GRACE: Duration = Duration::from_millis(300);
@@ -309,14 +312,56 @@ pub fn job(
         let task = task.clone();
         let services = services.clone();
         Box::pin(async move {
-            if let (Some(seats), true, 1) = (task.run_on, services.store.shared(), ctx.attempt) {
+            let fleet = task.run_on.is_some() && services.store.shared();
+            if let (Some(seats), true, 1) = (task.run_on, fleet, ctx.attempt) {
                 if !services.claim_seat(&task, seats, &ctx.slot).await {
                     tracing::debug!(task = %task.name, slot = %ctx.slot, "slot taken by other nodes");
                     return Ok(());
                 }
             }
+            if !fleet {
+                let (_, result) = services
+                    .execute(&task.name, &spec, &ctx.slot, ctx.attempt, ctx.cancel, true)
+                    .await;
+                return result;
+            }
+            // max_running across the fleet: a lease per run, renewed while it runs.
+            let run_id = store::run_id(&task.name, &ctx.slot, ctx.attempt, Some(&services.node));
+            let now = crate::clock::now().as_second();
+            let lease = services
+                .store
+                .lease(&task.name, task.max_running, &services.node, &run_id, now, now + LEASE_SECS)
+                .await;
+            let seat = match lease {
+                Ok(Some(seat)) => seat,
+                Ok(None) => {
+                    return Err(JobError::Skipped(format!(
+                        "{} run(s) of the task are already running across the fleet (max_running)",
+                        task.max_running
+                    )));
+                }
+                Err(e) => {
+                    tracing::error!(task = %task.name, error = %e, "cannot take a run lease");
+                    return Err(JobError::Skipped("no fleet-wide run lease (database)".into()));
+                }
+            };
+            let renew = {
+                let (services, name, run_id) =
+                    (services.clone(), task.name.clone(), run_id.clone());
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(Duration::from_secs(LEASE_SECS as u64 / 3)).await;
+                        let until = crate::clock::now().as_second() + LEASE_SECS;
+                        let _ = services.store.renew_lease(&name, seat, &run_id, Some(until)).await;
+                    }
+                })
+            };
             let (_, result) =
                 services.execute(&task.name, &spec, &ctx.slot, ctx.attempt, ctx.cancel, true).await;
+            renew.abort();
+            if let Err(e) = services.store.renew_lease(&task.name, seat, &run_id, None).await {
+                tracing::warn!(task = %task.name, error = %e, "cannot give the run lease back");
+            }
             result
         })
     }

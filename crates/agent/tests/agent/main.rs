@@ -814,3 +814,49 @@ fn runs_of_a_node_killed_9_become_lost() {
     assert_eq!(code, Some(0), "{log}");
     runtime.block_on(db.drop_database());
 }
+
+#[test]
+fn max_running_holds_across_the_fleet() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let Some(db) = runtime.block_on(cronfleet::testing::TestDb::create("leases")) else { return };
+    // One slot a second, each run 2.5 s, at most one at a time in the whole fleet.
+    let tasks = "[[task]]\nname = \"slow\"\nschedule = \"* * * * * *\"\nrun_on = \"one\"\ncommand = \"sleep 2.5\"\n";
+    let agents: Vec<Agent> = ["m1", "m2", "m3"]
+        .iter()
+        .map(|n| Agent::start(&format!("leases-{n}"), tasks, &["--store", &db.url, "--node", n]))
+        .collect();
+    sleep(7.0);
+    for agent in agents {
+        let (code, _, log) = agent.stop();
+        assert_eq!(code, Some(0), "{log}");
+    }
+    let runs = runtime.block_on(async {
+        let store = cronfleet::store::Store::connect(&db.url).await.unwrap();
+        store
+            .runs(&cronfleet::store::RunFilter { limit: 1000, ..Default::default() })
+            .await
+            .unwrap()
+    });
+    let mut ran: Vec<(jiff::Timestamp, jiff::Timestamp, String)> = runs
+        .iter()
+        .filter(|r| r.outcome.as_str() == "succeeded")
+        .map(|r| {
+            (
+                r.started_at.parse().unwrap(),
+                r.ended_at.as_deref().unwrap().parse().unwrap(),
+                r.node.clone(),
+            )
+        })
+        .collect();
+    ran.sort();
+    assert!(ran.len() >= 2, "{ran:?}");
+    for pair in ran.windows(2) {
+        assert!(pair[1].0 >= pair[0].1, "runs overlap across the fleet: {pair:?}");
+    }
+    let skipped = runs
+        .iter()
+        .filter(|r| r.reason.as_deref().is_some_and(|r| r.contains("across the fleet")))
+        .count();
+    assert!(skipped >= 1, "slots that found a run going were skipped: {runs:?}");
+    runtime.block_on(db.drop_database());
+}
