@@ -761,16 +761,24 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// The latest slot recorded for a task, in Unix seconds.
+    /// The latest slot recorded for a task, in Unix seconds: on `node` only, or (`None`) on
+    /// any node.
     ///
     /// # Errors
     /// When the database cannot be read.
-    pub async fn last_slot(&self, task: &str) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query("SELECT MAX(slot_ts) FROM runs WHERE task = $1")
-            .bind(task)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(self.sql())?;
+    pub async fn last_slot(
+        &self,
+        task: &str,
+        node: Option<&str>,
+    ) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            "SELECT MAX(slot_ts) FROM runs WHERE task = $1 AND ($2 IS NULL OR node = $2)",
+        )
+        .bind(task)
+        .bind(node)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.sql())?;
         Ok(row.try_get::<Option<i64>, _>(0).ok().flatten())
     }
 
@@ -1273,8 +1281,10 @@ mod tests {
         assert_eq!(store.runs(&window).await.unwrap()[0].slot_ts, 150);
         let listing = RunFilter { without_output: true, ..RunFilter::default() };
         assert!(store.runs(&listing).await.unwrap().iter().all(|r| r.output.is_empty()));
-        assert_eq!(store.last_slot("a").await.unwrap(), Some(200));
-        assert_eq!(store.last_slot("zzz").await.unwrap(), None);
+        assert_eq!(store.last_slot("a", None).await.unwrap(), Some(200));
+        assert_eq!(store.last_slot("a", Some("n1")).await.unwrap(), Some(200));
+        assert_eq!(store.last_slot("a", Some("n2")).await.unwrap(), None);
+        assert_eq!(store.last_slot("zzz", None).await.unwrap(), None);
         // Updating a run replaces its row.
         store.put(&RunRecord { outcome: Outcome::Killed, ..a.clone() }).await.unwrap();
         assert_eq!(store.run(&a.id).await.unwrap().unwrap().outcome, Outcome::Killed);

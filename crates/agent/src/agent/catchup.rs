@@ -34,7 +34,10 @@ pub async fn catch_up(
     // A paused task catches nothing up: slots passed while paused are not run.
     for (name, (task, id)) in tasks.iter().filter(|(name, _)| !paused.contains_key(*name)) {
         let Kind::Cron(schedule) = &task.kind else { continue };
-        let Ok(Some(last)) = store.last_slot(name).await else { continue };
+        // In a shared store, a task every node runs catches up on this node's own slots; a
+        // `run_on` task on the fleet's.
+        let own = (store.shared() && task.run_on.is_none()).then_some(node);
+        let Ok(Some(last)) = store.last_slot(name, own).await else { continue };
         let Ok(last) = Timestamp::from_second(last) else { continue };
         let last = last.to_zoned(now.time_zone().clone());
         let Some(Missed { first, recent: missed, more }) = missed(schedule, &last, &now) else {

@@ -534,7 +534,9 @@ impl Agent {
         let Kind::Cron(schedule) = &task.kind else { return Ok(()) };
         let now = crate::clock::zoned_now();
         let Some(latest) = schedule.prev_before(&now) else { return Ok(()) };
-        let last = self.services.store.last_slot(name).await?;
+        let own = (self.services.store.shared() && task.run_on.is_none())
+            .then_some(self.services.node.as_str());
+        let last = self.services.store.last_slot(name, own).await?;
         if last.is_none_or(|last| latest.timestamp().as_second() > last) {
             tracing::info!(task = name, slot = %latest, "running the latest slot missed while paused");
             let _ = self.scheduler.run_for(*id, latest);

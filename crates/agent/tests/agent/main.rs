@@ -860,3 +860,38 @@ fn max_running_holds_across_the_fleet() {
     assert!(skipped >= 1, "slots that found a run going were skipped: {runs:?}");
     runtime.block_on(db.drop_database());
 }
+
+#[test]
+fn in_a_shared_store_each_node_catches_up_on_its_own_slots() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let Some(db) = runtime.block_on(cronfleet::testing::TestDb::create("catchup")) else { return };
+    let tasks = "[[task]]\nname = \"every\"\nschedule = \"* * * * * *\"\ncatch_up = \"once\"\ncommand = \"true\"\n";
+    let a = Agent::start("cu-a", tasks, &["--store", &db.url, "--node", "ca"]);
+    let b = Agent::start("cu-b", tasks, &["--store", &db.url, "--node", "cb"]);
+    sleep(1.5);
+    let (code, _, _) = b.stop();
+    assert_eq!(code, Some(0));
+    let stopped = jiff::Timestamp::now().as_second();
+    sleep(3.0); // node a runs these slots; node b misses them
+    let b = Agent::start("cu-b2", tasks, &["--store", &db.url, "--node", "cb"]);
+    sleep(1.0);
+    let (_, _, log) = b.stop();
+    let (_, _, _) = a.stop();
+    assert!(
+        log.contains("catch_up = once: running the latest"),
+        "b caught up on its own slots:\n{log}"
+    );
+    let runs = runtime.block_on(async {
+        let store = cronfleet::store::Store::connect(&db.url).await.unwrap();
+        store
+            .runs(&cronfleet::store::RunFilter { limit: 1000, ..Default::default() })
+            .await
+            .unwrap()
+    });
+    assert!(
+        runs.iter()
+            .any(|r| r.node == "cb" && r.slot_ts > stopped && r.outcome.as_str() == "succeeded"),
+        "node b ran a missed slot"
+    );
+    runtime.block_on(db.drop_database());
+}
