@@ -394,7 +394,18 @@ const CHORES_LOCK: i64 = 0x6372_6f6e_6368_6f72; // "cronchor"
 
 /// Held by the node that does the fleet's chores (see [`Store::try_lead`]).
 #[derive(Debug)]
-pub struct Leader(#[allow(dead_code)] Option<sqlx::AnyConnection>);
+pub struct Leader(Option<sqlx::AnyConnection>);
+
+impl Leader {
+    /// Whether it still leads: the connection holding the lock still answers (when it broke,
+    /// the database released the lock, and another node may lead now).
+    pub async fn holds(&mut self) -> bool {
+        match &mut self.0 {
+            None => true,
+            Some(conn) => sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok(),
+        }
+    }
+}
 
 /// Which database a store is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -771,9 +771,15 @@ const CHORES_EVERY: Duration = Duration::from_secs(5);
 /// runs of nodes silent for [`LOST_AFTER`] become `lost`, and old runs are pruned hourly.
 fn chores(store: Store, keep_runs: u32, keep_for: Duration) {
     tokio::spawn(async move {
-        let mut leader = None;
+        let mut leader: Option<crate::store::Leader> = None;
         let mut last_prune: Option<std::time::Instant> = None;
         loop {
+            if let Some(lead) = leader.as_mut() {
+                if !lead.holds().await {
+                    tracing::warn!("lost the database connection that held the chores lock");
+                    leader = None;
+                }
+            }
             if leader.is_none() {
                 leader = store.try_lead().await.unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "cannot tell who does the chores");
