@@ -134,6 +134,16 @@ impl Services {
         map.values().cloned().collect()
     }
 
+    /// How many runs of each task are in flight.
+    pub fn running_by_task(&self) -> HashMap<String, usize> {
+        let map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts = HashMap::new();
+        for run in map.values() {
+            *counts.entry(run.task.clone()).or_default() += 1;
+        }
+        counts
+    }
+
     /// A run in flight, by id.
     pub fn find(&self, id: &str) -> Option<Arc<InFlight>> {
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()

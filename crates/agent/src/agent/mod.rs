@@ -229,11 +229,11 @@ impl Running {
         self.notifiers.iter().map(|n| n.name.clone()).collect()
     }
 
-    /// Takes a (re)loaded task file: refused when a task name is also an API task's, or when an
-    /// API task names a notifier the file no longer has.
-    fn take_file(
-        &mut self,
-        set: TaskSet,
+    /// Whether a task file fits the API tasks: refused when a task name is also an API task's,
+    /// or when an API task names a notifier the file does not have.
+    fn check_file(
+        &self,
+        set: &TaskSet,
         path: &std::path::Path,
     ) -> Result<(), config::ConfigErrors> {
         let mut errors = Vec::new();
@@ -262,9 +262,20 @@ impl Running {
                 });
             }
         }
-        if !errors.is_empty() {
-            return Err(config::ConfigErrors(errors));
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(config::ConfigErrors(errors))
         }
+    }
+
+    /// Takes a (re)loaded task file, if it passes [`Running::check_file`].
+    fn take_file(
+        &mut self,
+        set: TaskSet,
+        path: &std::path::Path,
+    ) -> Result<(), config::ConfigErrors> {
+        self.check_file(&set, path)?;
         self.file = set.tasks;
         self.notifiers = set.notifiers;
         Ok(())
@@ -385,10 +396,7 @@ impl Agent {
     /// Every task of the task file, in file order, with its state on this node.
     pub async fn tasks(&self) -> Vec<TaskView> {
         let running = self.running.lock().await;
-        let mut in_flight: HashMap<String, usize> = HashMap::new();
-        for run in self.services.running() {
-            *in_flight.entry(run.task.clone()).or_default() += 1;
-        }
+        let in_flight = self.services.running_by_task();
         let api = running.api.values().map(|a| &a.task);
         running
             .file
@@ -586,23 +594,9 @@ impl Agent {
     pub async fn plan(&self, text: &str, label: &str) -> Result<Plan, config::ConfigErrors> {
         let set = config::parse(std::path::Path::new(label), text)?;
         let running = self.running.lock().await;
-        let mut check = Running {
-            scheduler: running.scheduler.clone(),
-            services: running.services.clone(),
-            file: Vec::new(),
-            notifiers: Vec::new(),
-            api: running.api.clone(),
-            tasks: HashMap::new(),
-            daemons: HashMap::new(),
-            paused: HashMap::new(),
-        };
-        let new = set.tasks.clone();
-        check.take_file(set, std::path::Path::new(label))?;
-        let mut in_flight: HashMap<String, usize> = HashMap::new();
-        for run in self.services.running() {
-            *in_flight.entry(run.task.clone()).or_default() += 1;
-        }
-        Ok(plan::compare(&running.file, &new, &in_flight))
+        running.check_file(&set, std::path::Path::new(label))?;
+        let in_flight = self.services.running_by_task();
+        Ok(plan::compare(&running.file, &set.tasks, &in_flight))
     }
 
     /// Writes `text` as the agent's task file (atomically) and reloads it; refused, with

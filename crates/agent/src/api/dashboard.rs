@@ -17,7 +17,7 @@ use axum::{
 };
 use jiff::{SignedDuration, Timestamp, Zoned};
 
-use super::{auth::Role, json, Api, COOKIE};
+use super::{auth::Role, json, segment, Api, COOKIE};
 use crate::{
     agent::TaskView,
     config::Kind,
@@ -52,11 +52,6 @@ fn esc(text: &str) -> String {
         }
     }
     out
-}
-
-/// Escapes a path segment for a link.
-fn seg(text: &str) -> String {
-    super::segment(text)
 }
 
 const STYLE: &str = r#"
@@ -189,7 +184,7 @@ fn strip(runs: &[&RunRecord]) -> String {
         let _ = write!(
             out,
             "<a href=\"/runs/{}\" title=\"{} {}\"><i class=\"{}\"></i></a>",
-            seg(&r.id),
+            segment(&r.id),
             esc(&short(&r.slot)),
             r.outcome.as_str(),
             r.outcome.as_str()
@@ -269,7 +264,7 @@ async fn overview(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
             "<tr data-task=\"{0}\"><td><a href=\"/tasks/{1}\">{0}</a></td><td class=\"wrap\">{2}</td>\
              <td class=\"wrap\">{3}</td><td>{4}</td><td>{last}</td><td>{5}</td><td>{rate}</td></tr>",
             esc(&view.task.name),
-            seg(&view.task.name),
+            segment(&view.task.name),
             esc(&schedule_words(view)),
             esc(&target(view)),
             esc(&next_cell(view)),
@@ -320,7 +315,7 @@ async fn timeline(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
             body,
             "<tr data-task=\"{0}\"><td><a href=\"/tasks/{1}\">{0}</a></td><td><div class=\"tl\">",
             esc(task),
-            seg(task)
+            segment(task)
         );
         for r in runs {
             let Ok(began) = r.started_at.parse::<Timestamp>() else { continue };
@@ -334,7 +329,7 @@ async fn timeline(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
             let _ = write!(
                 body,
                 "<a href=\"/runs/{}\" title=\"{} {} {}\"><i class=\"{}\" style=\"left:{left:.3}%;width:{width:.3}%\"></i></a>",
-                seg(&r.id),
+                segment(&r.id),
                 esc(&r.task),
                 esc(&short(&r.started_at)),
                 r.outcome.as_str(),
@@ -443,7 +438,7 @@ async fn task_page(
 ) -> Response {
     let headers = request.headers();
     let Some(role) = visitor(&api, headers) else {
-        return to_login(&format!("/tasks/{}", seg(&name)));
+        return to_login(&format!("/tasks/{}", segment(&name)));
     };
     let Some(view) = api.agent.task(&name).await else {
         let body =
@@ -467,11 +462,11 @@ async fn task_page(
     if role == Role::Admin && view.here {
         body.push_str("<div class=\"actions\">");
         if matches!(view.task.kind, Kind::Cron(_)) {
-            let _ = write!(body, "<form method=\"post\" action=\"/tasks/{}/run\"><button class=\"btn main\" id=\"run-now\">Run now</button></form>", seg(&name));
+            let _ = write!(body, "<form method=\"post\" action=\"/tasks/{}/run\"><button class=\"btn main\" id=\"run-now\">Run now</button></form>", segment(&name));
         }
         let (action, label) =
             if view.paused.is_some() { ("resume", "Resume") } else { ("pause", "Pause") };
-        let _ = write!(body, "<form method=\"post\" action=\"/tasks/{}/{action}\"><button class=\"btn\" id=\"{action}\">{label}</button></form>", seg(&name));
+        let _ = write!(body, "<form method=\"post\" action=\"/tasks/{}/{action}\"><button class=\"btn\" id=\"{action}\">{label}</button></form>", segment(&name));
         body.push_str("</div>");
     }
     body.push_str("<h2>Runs</h2>");
@@ -483,7 +478,7 @@ async fn task_page(
         let _ = write!(
             body,
             "<a href=\"/runs/{}\" class=\"{}\" style=\"height:{:.1}%\" title=\"{} {:.3}s\"></a>",
-            seg(&r.id),
+            segment(&r.id),
             r.outcome.as_str(),
             (ms as f64 / longest * 100.0).max(2.0),
             esc(&short(&r.slot)),
@@ -504,7 +499,7 @@ async fn task_page(
         let duration =
             r.duration_ms.map_or("-".to_owned(), |ms| format!("{:.3}s", ms as f64 / 1000.0));
         let kill = if role == Role::Admin && r.outcome.as_str() == "running" {
-            format!("<form method=\"post\" action=\"/runs/{}/kill\"><button class=\"btn\">Kill</button></form>", seg(&r.id))
+            format!("<form method=\"post\" action=\"/runs/{}/kill\"><button class=\"btn\">Kill</button></form>", segment(&r.id))
         } else {
             String::new()
         };
@@ -512,7 +507,7 @@ async fn task_page(
             body,
             "<tr data-run=\"{}\"><td><a href=\"/runs/{}\">{}</a></td><td>{}</td><td>{exit}</td><td>{duration}</td><td>{}</td><td>{kill}</td></tr>",
             esc(&r.id),
-            seg(&r.id),
+            segment(&r.id),
             esc(&short(&r.slot)),
             outcome_tag(r.outcome.as_str()),
             esc(&r.node)
@@ -540,7 +535,7 @@ async fn run_page(
 ) -> Response {
     let headers = request.headers();
     let Some(role) = visitor(&api, headers) else {
-        return to_login(&format!("/runs/{}", seg(&id)));
+        return to_login(&format!("/runs/{}", segment(&id)));
     };
     // The run in flight first: when it is not (any more), its final record is in the store.
     let live = api.agent.services.find(&id);
@@ -553,7 +548,7 @@ async fn run_page(
         "<h1>Run {}</h1>{}<p><a href=\"/tasks/{}\">{}</a> · {}</p><dl>",
         esc(&id),
         flash(request.uri().query()),
-        seg(&record.task),
+        segment(&record.task),
         esc(&record.task),
         outcome_tag(record.outcome.as_str())
     );
@@ -567,10 +562,10 @@ async fn run_page(
     }
     body.push_str("</dl>");
     if live.is_some() && role == Role::Admin {
-        let _ = write!(body, "<div class=\"actions\"><form method=\"post\" action=\"/runs/{}/kill\"><button class=\"btn main\" id=\"kill\">Kill</button></form></div>", seg(&id));
+        let _ = write!(body, "<div class=\"actions\"><form method=\"post\" action=\"/runs/{}/kill\"><button class=\"btn main\" id=\"kill\">Kill</button></form></div>", segment(&id));
     }
     let follow = if live.is_some() {
-        format!(" data-follow=\"/api/v1/runs/{}/output?follow=true\"", seg(&id))
+        format!(" data-follow=\"/api/v1/runs/{}/output?follow=true\"", segment(&id))
     } else {
         String::new()
     };
@@ -613,7 +608,7 @@ async fn act(
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     let note = result.unwrap_or("failed");
-    Redirect::to(&format!("/tasks/{}?note={note}", seg(&name))).into_response()
+    Redirect::to(&format!("/tasks/{}?note={note}", segment(&name))).into_response()
 }
 
 async fn kill(State(api): State<Arc<Api>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
@@ -621,7 +616,7 @@ async fn kill(State(api): State<Arc<Api>>, Path(id): Path<String>, headers: Head
         return r;
     }
     let note = if api.agent.kill(&id).is_ok() { "killing" } else { "failed" };
-    Redirect::to(&format!("/runs/{}?note={note}", seg(&id))).into_response()
+    Redirect::to(&format!("/runs/{}?note={note}", segment(&id))).into_response()
 }
 
 #[cfg(test)]

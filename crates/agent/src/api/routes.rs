@@ -72,11 +72,16 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>> {
         .map_err(|_| ApiError::bad_request("If-Match: expected a task revision, like \"3\""))
 }
 
+/// The ETag of a task created through the API: its revision.
+fn etag(view: &crate::agent::TaskView) -> Option<String> {
+    view.stored.as_ref().map(|s| format!("\"{}\"", s.revision))
+}
+
 /// A task (201 or 200) with its revision as the ETag.
 fn stored_task(status: StatusCode, view: &crate::agent::TaskView, role: Role) -> Response {
     let body = Json(json::task(view, None, role == Role::Admin));
-    match &view.stored {
-        Some(s) => (status, [(header::ETAG, format!("\"{}\"", s.revision))], body).into_response(),
+    match etag(view) {
+        Some(etag) => (status, [(header::ETAG, etag)], body).into_response(),
         None => (status, body).into_response(),
     }
 }
@@ -164,7 +169,7 @@ pub async fn task(
     let filter =
         RunFilter { task: Some(name), limit: 20, without_output: true, ..RunFilter::default() };
     let runs = api.agent.services.store.runs(&filter).await?;
-    let etag = view.stored.as_ref().map(|s| format!("\"{}\"", s.revision));
+    let etag = etag(&view);
     let mut value = json::task(&view, runs.first(), role == Role::Admin);
     let next: Vec<String> = match &view.task.kind {
         Kind::Cron(schedule) => schedule
@@ -566,12 +571,12 @@ pub async fn nodes(State(api): State<Arc<Api>>) -> Result<Json<Value>> {
 pub async fn metrics(State(api): State<Arc<Api>>) -> Response {
     let agent = &api.agent;
     let mut present = crate::metrics::Present::default();
-    for run in agent.services.running() {
-        *present.running.entry(run.task.clone()).or_default() += 1;
-    }
     for view in agent.tasks().await {
         if view.here {
             present.tasks += 1;
+        }
+        if view.running > 0 {
+            present.running.insert(view.task.name.clone(), view.running as u64);
         }
         if let Some(next) = &view.next {
             present
