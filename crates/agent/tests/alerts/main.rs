@@ -3,10 +3,8 @@
 //! and from the alert engine directly (late starts, missed slots, the rate limit).
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
-    net::TcpListener,
     process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -17,114 +15,28 @@ use cronfleet::{
     metrics::{Metrics, Present},
     store::{Outcome, RunRecord},
 };
-use serde_json::Value;
 
-/// One request the receiver got.
-#[derive(Clone, Debug)]
-struct Received {
-    target: String,
-    headers: Vec<(String, String)>,
-    body: String,
-}
+// Each test binary uses its own part of the support module.
+#[allow(dead_code)]
+#[path = "../support/http.rs"]
+mod http;
 
-impl Received {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap()
-    }
+use http::{Received, Receiver};
 
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-}
-
-/// A local HTTP server that records every request; the first `fail_first` requests to a path
-/// starting with `/webhook` get a 500.
-struct Receiver {
-    port: u16,
-    got: Arc<Mutex<Vec<Received>>>,
-}
-
-impl Receiver {
-    fn start(fail_first: usize) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let got: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let log = got.clone();
-        std::thread::spawn(move || {
-            let mut failures = 0;
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() {
-                    continue;
-                }
-                let target = line.split_whitespace().nth(1).unwrap_or("").to_owned();
-                let mut headers = Vec::new();
-                loop {
-                    let mut h = String::new();
-                    reader.read_line(&mut h).unwrap();
-                    let h = h.trim_end();
-                    if h.is_empty() {
-                        break;
-                    }
-                    if let Some((k, v)) = h.split_once(':') {
-                        headers.push((k.trim().to_owned(), v.trim().to_owned()));
-                    }
-                }
-                let len: usize = headers
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-                    .map_or(0, |(_, v)| v.parse().unwrap());
-                let mut body = vec![0; len];
-                reader.read_exact(&mut body).unwrap();
-                let fail = target.starts_with("/webhook") && failures < fail_first;
-                if fail {
-                    failures += 1;
-                }
-                log.lock().unwrap().push(Received {
-                    target: target.clone(),
-                    headers,
-                    body: String::from_utf8(body).unwrap(),
-                });
-                let reply = if fail {
-                    "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 4\r\nconnection: close\r\n\r\noops"
-                } else if target.starts_with("/ding") {
-                    "HTTP/1.1 200 OK\r\ncontent-length: 27\r\nconnection: close\r\n\r\n{\"errcode\":0,\"errmsg\":\"ok\"}"
-                } else {
-                    "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
-                };
-                let _ = stream.write_all(reply.as_bytes());
-            }
-        });
-        Receiver { port, got }
-    }
-
-    fn at(&self, prefix: &str) -> Vec<Received> {
-        self.got.lock().unwrap().iter().filter(|r| r.target.starts_with(prefix)).cloned().collect()
-    }
-
-    /// Waits until `f` holds for the requests to `prefix`.
-    fn wait(
-        &self,
-        prefix: &str,
-        what: &str,
-        secs: u64,
-        f: impl Fn(&[Received]) -> bool,
-    ) -> Vec<Received> {
-        let began = Instant::now();
-        loop {
-            let got = self.at(prefix);
-            if f(&got) {
-                return got;
-            }
-            assert!(
-                began.elapsed() < Duration::from_secs(secs),
-                "timed out waiting for {what} at {prefix}: {got:#?}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
+/// A receiver for the alert channels: the first `fail_first` requests to `/webhook...` get a
+/// 500; DingTalk gets its JSON answer.
+fn channels(fail_first: usize) -> Receiver {
+    let mut failures = 0;
+    Receiver::start(move |r| {
+        if r.target.starts_with("/webhook") && failures < fail_first {
+            failures += 1;
+            ("500 Internal Server Error", "oops".into())
+        } else if r.target.starts_with("/ding") {
+            ("200 OK", r#"{"errcode":0,"errmsg":"ok"}"#.into())
+        } else {
+            ("200 OK", "ok".into())
         }
-    }
+    })
 }
 
 fn hmac(key: &[u8], message: &[u8]) -> Vec<u8> {
@@ -146,7 +58,7 @@ impl Drop for Agent {
 
 #[test]
 fn a_real_agent_alerts_on_every_channel_once_per_incident() {
-    let receiver = Receiver::start(1);
+    let receiver = channels(1);
     let dir = std::env::temp_dir().join(format!("cronfleet-alerts-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -309,7 +221,7 @@ fn record(task: &str, id: &str, outcome: Outcome) -> RunRecord {
 
 #[tokio::test]
 async fn late_starts_missed_slots_and_the_rate_limit() {
-    let receiver = Receiver::start(0);
+    let receiver = channels(0);
     let text = format!(
         r#"
 [[notifier]]

@@ -4,8 +4,6 @@
 //! with the task file; HTTP tasks.
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
-    net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
@@ -482,52 +480,16 @@ fn file_and_api_never_override_each_other() {
     );
 }
 
-/// Requests received: (method, target, body).
-type Calls = Arc<Mutex<Vec<(String, String, String)>>>;
-
-/// A local HTTP server answering each request with `status`, recording the requests.
-fn receiver(status: &'static str) -> (u16, Calls) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let got: Calls = Arc::default();
-    let log = got.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            let mut parts = line.split_whitespace();
-            let (method, target) =
-                (parts.next().unwrap_or("").to_owned(), parts.next().unwrap_or("").to_owned());
-            let mut len = 0;
-            loop {
-                let mut h = String::new();
-                reader.read_line(&mut h).unwrap();
-                if h.trim().is_empty() {
-                    break;
-                }
-                if let Some((k, v)) = h.split_once(':') {
-                    if k.eq_ignore_ascii_case("content-length") {
-                        len = v.trim().parse().unwrap();
-                    }
-                }
-            }
-            let mut body = vec![0; len];
-            reader.read_exact(&mut body).unwrap();
-            log.lock().unwrap().push((method, target, String::from_utf8(body).unwrap()));
-            let reply =
-                format!("HTTP/1.1 {status}\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello");
-            let _ = stream.write_all(reply.as_bytes());
-        }
-    });
-    (port, got)
-}
+// Each test binary uses its own part of the support module.
+#[allow(dead_code)]
+#[path = "../support/http.rs"]
+mod http;
 
 #[test]
 fn http_tasks_call_a_url_on_their_cadence() {
-    let (ok_port, ok_got) = receiver("200 OK");
-    let (bad_port, _) = receiver("503 Service Unavailable");
+    let ok = http::Receiver::start(|_| ("200 OK", "hello".into()));
+    let down = http::Receiver::start(|_| ("503 Service Unavailable", "hello".into()));
+    let (ok_port, bad_port) = (ok.port, down.port);
     let dir = setup("http", FILE);
     let agent = Agent::start(&dir, "0s");
     let (status, body) = agent.call(
@@ -554,11 +516,12 @@ fn http_tasks_call_a_url_on_their_cadence() {
     );
     assert_eq!(status, StatusCode::CREATED);
     let began = Instant::now();
-    while ok_got.lock().unwrap().len() < 2 {
+    while ok.all().len() < 2 {
         assert!(began.elapsed() < Duration::from_secs(10), "no calls; {}", agent.log());
         std::thread::sleep(Duration::from_millis(100));
     }
-    let (method, target, body) = ok_got.lock().unwrap()[0].clone();
+    let first = ok.all().remove(0);
+    let (method, target, body) = (first.method, first.target, first.body);
     assert_eq!(method, "POST");
     assert_eq!(target, "/rules/7/check?task=check-rule-7");
     let sent: Value = serde_json::from_str(&body).unwrap();
