@@ -6,7 +6,15 @@
 //! (`PRAGMA user_version` counts them); a database from a newer cronfleet is refused rather
 //! than corrupted.
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{
+    path::Path,
+    str::FromStr,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use sqlx::{
     any::{AnyPoolOptions, AnyRow},
@@ -424,6 +432,61 @@ pub struct Store {
     pool: AnyPool,
     path: String,
     backend: Backend,
+    spool: Option<Arc<Spool>>,
+}
+
+/// How long one write to a shared database may take before the agent treats the database as
+/// away (a partition can leave a connection hanging rather than failing).
+const SHARED_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where an agent keeps what it could not write to a shared database while the database was
+/// away: run records in a SQLite file of its own, and the slots of `run_on` tasks it could not
+/// claim (never run; recorded as missed when the database is back, unless another node ran
+/// them).
+#[derive(Debug)]
+struct Spool {
+    local: Store,
+    away: AtomicBool,
+    unclaimed: std::sync::Mutex<Vec<Unclaimed>>,
+    flushing: tokio::sync::Mutex<()>,
+}
+
+/// A slot of a `run_on` task that could not be claimed.
+#[derive(Clone, Debug)]
+struct Unclaimed {
+    task: String,
+    slot: jiff::Zoned,
+    seats: u32,
+}
+
+/// At most this many unclaimed slots are remembered (the oldest are forgotten first).
+const UNCLAIMED_MAX: usize = 100_000;
+
+/// What [`Store::flush`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flushed {
+    /// Run records moved from the spool to the database.
+    pub runs: u64,
+    /// Slots nobody could claim, now recorded as missed.
+    pub missed: u64,
+}
+
+/// Whether an error means the database could not be reached (rather than refusing the query).
+fn unreachable(e: &StoreError) -> bool {
+    let StoreError::Sql { source, .. } = e else { return false };
+    match source {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // Connection exceptions, the server shutting down or starting, out of resources.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57") || c.starts_with("53")),
+        _ => false,
+    }
 }
 
 /// Which runs to list.
@@ -536,7 +599,7 @@ impl Store {
             .connect(&sqlite_url(&file))
             .await
             .map_err(sql)?;
-        let store = Store { pool, path, backend: Backend::Sqlite };
+        let store = Store { pool, path, backend: Backend::Sqlite, spool: None };
         store.migrate_sqlite().await?;
         Ok(store)
     }
@@ -564,7 +627,7 @@ impl Store {
             .connect(url)
             .await
             .map_err(sql)?;
-        let store = Store { pool, path, backend: Backend::Postgres };
+        let store = Store { pool, path, backend: Backend::Postgres, spool: None };
         store.migrate_postgres().await?;
         Ok(store)
     }
@@ -695,6 +758,28 @@ impl Store {
     /// # Errors
     /// When the database cannot be written.
     pub async fn put(&self, r: &RunRecord) -> Result<(), StoreError> {
+        let Some(spool) = &self.spool else { return self.put_here(r).await };
+        if !spool.away.load(Ordering::SeqCst) {
+            let error = match tokio::time::timeout(SHARED_WRITE_TIMEOUT, self.put_here(r)).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(e)) if !unreachable(&e) => return Err(e),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {}s", SHARED_WRITE_TIMEOUT.as_secs()),
+            };
+            if !spool.away.swap(true, Ordering::SeqCst) {
+                tracing::warn!(
+                    database = %self.path,
+                    error,
+                    "the database is away: runs are kept in the local spool until it is back"
+                );
+            }
+        }
+        spool.local.put_here(r).await
+    }
+
+    /// Writes a run here (never to the spool). A finished run's record is never replaced by
+    /// a `running` one (a spooled start arriving after the end).
+    async fn put_here(&self, r: &RunRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO runs (id, task, slot, slot_ts, attempt, node, started_at, ended_at, \
              duration_ms, exit_code, signal, cpu_ms, max_rss, outcome, output, output_dropped, reason) \
@@ -705,7 +790,8 @@ impl Store {
              duration_ms = excluded.duration_ms, exit_code = excluded.exit_code, \
              signal = excluded.signal, cpu_ms = excluded.cpu_ms, max_rss = excluded.max_rss, \
              outcome = excluded.outcome, output = excluded.output, \
-             output_dropped = excluded.output_dropped, reason = excluded.reason",
+             output_dropped = excluded.output_dropped, reason = excluded.reason \
+             WHERE runs.outcome = 'running' OR excluded.outcome <> 'running'",
         )
         .bind(&r.id)
         .bind(&r.task)
@@ -1115,7 +1201,9 @@ impl Store {
     }
 
     /// Claims seat `seat` of a task's slot for `node`: true for exactly one claimant per
-    /// (task, slot, seat), whoever asks and whenever (the primary key decides).
+    /// (task, slot, seat), whoever asks and whenever (the primary key decides). Asking again
+    /// for a seat it holds answers true (a claim whose answer was lost is not lost). In a
+    /// spooled store, a claim without an answer within 2 s is an error.
     ///
     /// # Errors
     /// When the database cannot be written.
@@ -1127,17 +1215,23 @@ impl Store {
         node: &str,
         at: &str,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO claims (task, slot_ts, seat, node, claimed_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (task, slot_ts, seat) DO NOTHING",
+             ON CONFLICT (task, slot_ts, seat) DO UPDATE SET claimed_at = claims.claimed_at \
+             WHERE claims.node = excluded.node",
         )
         .bind(task)
         .bind(slot_ts)
         .bind(i64::from(seat))
         .bind(node)
         .bind(at)
-        .execute(&self.pool)
-        .await
+        .execute(&self.pool);
+        let done = match self.spool {
+            None => query.await,
+            Some(_) => tokio::time::timeout(SHARED_WRITE_TIMEOUT, query)
+                .await
+                .unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut)),
+        }
         .map_err(self.sql())?;
         Ok(done.rows_affected() == 1)
     }
@@ -1187,6 +1281,121 @@ impl Store {
             .await
             .map_err(self.sql())?;
         Ok(row.as_ref().map(record))
+    }
+}
+
+impl Store {
+    /// Gives a shared store a spool in `dir` (a SQLite file of this node's): from then on, a
+    /// run record the database cannot take (it is away, or does not answer within 2 s) goes
+    /// to the spool, and [`Store::flush`] moves it to the database when it is back. Runs of
+    /// `node` left `running` in the spool (the agent died) are marked abandoned.
+    ///
+    /// # Errors
+    /// When the spool cannot be opened.
+    pub async fn with_spool(mut self, dir: &Path, node: &str) -> Result<Store, StoreError> {
+        let local = Store::open(dir).await?;
+        local.abandon_running(node, &crate::clock::now().to_string()).await?;
+        self.spool = Some(Arc::new(Spool {
+            local,
+            away: AtomicBool::new(false),
+            unclaimed: std::sync::Mutex::default(),
+            flushing: tokio::sync::Mutex::default(),
+        }));
+        Ok(self)
+    }
+
+    /// Whether the shared database was away at the last write (runs are being spooled).
+    pub fn away(&self) -> bool {
+        self.spool.as_ref().is_some_and(|s| s.away.load(Ordering::SeqCst))
+    }
+
+    /// Remembers a slot of a `run_on` task that could not be claimed (and so was not run):
+    /// when the database is back, [`Store::flush`] records it as missed unless a node claimed
+    /// it.
+    pub fn unclaimed(&self, task: &str, slot: &jiff::Zoned, seats: u32) {
+        let Some(spool) = &self.spool else { return };
+        let mut list = spool.unclaimed.lock().unwrap_or_else(|p| p.into_inner());
+        if list.len() >= UNCLAIMED_MAX {
+            list.remove(0);
+        }
+        list.push(Unclaimed { task: task.to_owned(), slot: slot.clone(), seats });
+    }
+
+    /// When the database answers again: moves the spooled run records into it (a record the
+    /// database already has in a later state is left alone, so nothing is duplicated or
+    /// rolled back) and records the slots nobody could claim as missed (once in the fleet:
+    /// the node that claims the free seats records it). Does nothing while it is still away.
+    ///
+    /// # Errors
+    /// When the database fails midway (what was not moved stays spooled).
+    pub async fn flush(&self, node: &str) -> Result<Flushed, StoreError> {
+        let Some(spool) = &self.spool else { return Ok(Flushed::default()) };
+        let _one = spool.flushing.lock().await;
+        let pending = !spool.unclaimed.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
+        let spooled: bool = sqlx::query("SELECT EXISTS (SELECT 1 FROM runs)")
+            .fetch_one(&spool.local.pool)
+            .await
+            .map_err(spool.local.sql())?
+            .try_get::<i64, _>(0)
+            .is_ok_and(|n| n != 0);
+        if !spool.away.load(Ordering::SeqCst) && !pending && !spooled {
+            return Ok(Flushed::default());
+        }
+        let probe = sqlx::query("SELECT 1").execute(&self.pool);
+        match tokio::time::timeout(SHARED_WRITE_TIMEOUT, probe).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(self.sql()(e)),
+            Err(_) => {
+                let message = "no answer".to_owned();
+                return Err(self.sql()(sqlx::Error::Protocol(message)));
+            }
+        }
+        let mut flushed = Flushed::default();
+        loop {
+            let batch = spool.local.runs(&RunFilter { limit: 500, ..RunFilter::default() }).await?;
+            if batch.is_empty() {
+                break;
+            }
+            for run in &batch {
+                self.put_here(run).await?;
+                // Only if the spool still holds this state of the run (it may have ended
+                // meanwhile, spooled again).
+                sqlx::query("DELETE FROM runs WHERE id = $1 AND outcome = $2")
+                    .bind(&run.id)
+                    .bind(run.outcome.as_str())
+                    .execute(&spool.local.pool)
+                    .await
+                    .map_err(spool.local.sql())?;
+                flushed.runs += 1;
+            }
+        }
+        let unclaimed =
+            std::mem::take(&mut *spool.unclaimed.lock().unwrap_or_else(|p| p.into_inner()));
+        let now = crate::clock::now().to_string();
+        for (i, slot) in unclaimed.iter().enumerate() {
+            let slot_ts = slot.slot.timestamp().as_second();
+            let mut took = false;
+            for seat in 0..slot.seats {
+                match self.claim(&slot.task, slot_ts, seat, node, &now).await {
+                    Ok(got) => took |= got,
+                    Err(e) => {
+                        // Keep the rest for the next flush.
+                        let mut list = spool.unclaimed.lock().unwrap_or_else(|p| p.into_inner());
+                        list.extend(unclaimed[i..].iter().cloned());
+                        return Err(e);
+                    }
+                }
+            }
+            if took {
+                let reason = "the slot could not be claimed: the database was away".to_owned();
+                let record =
+                    RunRecord::not_run(&slot.task, &slot.slot, Outcome::Missed, reason, node, true);
+                self.put_here(&record).await?;
+                flushed.missed += 1;
+            }
+        }
+        spool.away.store(false, Ordering::SeqCst);
+        Ok(flushed)
     }
 }
 
@@ -1416,16 +1625,87 @@ mod tests {
         assert_eq!(store.lease("t", 2, "e", "r5", 140, 170).await.unwrap(), None);
     });
 
+    conformance!(a_finished_run_is_never_rolled_back, |store: Store| async move {
+        let running = record("a", 100, Outcome::Running);
+        let done = RunRecord { outcome: Outcome::Succeeded, ..running.clone() };
+        store.put(&running).await.unwrap();
+        store.put(&done).await.unwrap();
+        // A start record arriving late (flushed from a spool) leaves the end in place.
+        store.put(&running).await.unwrap();
+        assert_eq!(store.run(&done.id).await.unwrap().unwrap().outcome, Outcome::Succeeded);
+        // A lost run that ended after all gets its real end.
+        let lost = RunRecord { outcome: Outcome::Lost, ..record("b", 100, Outcome::Running) };
+        store.put(&lost).await.unwrap();
+        let failed = RunRecord { outcome: Outcome::Failed, ..lost.clone() };
+        store.put(&failed).await.unwrap();
+        assert_eq!(store.run(&lost.id).await.unwrap().unwrap().outcome, Outcome::Failed);
+    });
+
     conformance!(a_seat_is_claimed_once, |store: Store| async move {
         assert!(store.claim("t", 100, 0, "a", "now").await.unwrap());
         assert!(!store.claim("t", 100, 0, "b", "now").await.unwrap());
         assert!(store.claim("t", 100, 1, "b", "now").await.unwrap());
         assert!(store.claim("t", 101, 0, "b", "now").await.unwrap());
+        // Asking again for a seat it holds (its first answer was lost) is not a second claim
+        // by another node.
+        assert!(store.claim("t", 100, 0, "a", "later").await.unwrap());
+        assert!(!store.claim("t", 100, 0, "b", "later").await.unwrap());
         // Pruning forgets the claims of old slots.
         store.prune(1000, 101).await.unwrap();
         assert!(store.claim("t", 100, 0, "c", "now").await.unwrap());
         assert!(!store.claim("t", 101, 0, "c", "now").await.unwrap());
     });
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runs_are_spooled_while_the_database_is_away_and_flushed_when_it_is_back() {
+        let Some(mut server) = crate::testing::PgServer::start("spool") else { return };
+        let spool_dir = dir("spool");
+        let store =
+            Store::connect(&server.url).await.unwrap().with_spool(&spool_dir, "n1").await.unwrap();
+        let before = RunRecord { node: "n1".into(), ..record("a", 100, Outcome::Succeeded) };
+        store.put(&before).await.unwrap();
+        assert!(!store.away());
+
+        server.stop();
+        // A run starts and ends while the database is away; another is still going.
+        let started = RunRecord { node: "n1".into(), ..record("a", 200, Outcome::Running) };
+        store.put(&started).await.expect("spooled, not an error");
+        assert!(store.away());
+        let ended = RunRecord { outcome: Outcome::Failed, ..started.clone() };
+        store.put(&ended).await.unwrap();
+        let going = RunRecord { node: "n1".into(), ..record("a", 300, Outcome::Running) };
+        store.put(&going).await.unwrap();
+        // A slot of a `run_on` task nobody could claim, and one another node will have claimed.
+        let slot =
+            |ts: i64| jiff::Timestamp::from_second(ts).unwrap().to_zoned(jiff::tz::TimeZone::UTC);
+        store.unclaimed("solo", &slot(400), 1);
+        store.unclaimed("solo", &slot(401), 1);
+        assert!(store.flush("n1").await.is_err(), "still away");
+
+        server.start_again();
+        store.claim("solo", 401, 0, "n2", "now").await.unwrap();
+        let flushed = store.flush("n1").await.unwrap();
+        assert_eq!(flushed, Flushed { runs: 2, missed: 1 });
+        assert!(!store.away());
+        let runs = store.runs(&RunFilter::default()).await.unwrap();
+        let outcomes: Vec<(i64, Outcome)> = runs.iter().map(|r| (r.slot_ts, r.outcome)).collect();
+        assert_eq!(
+            outcomes,
+            [
+                (400, Outcome::Missed),
+                (300, Outcome::Running),
+                (200, Outcome::Failed),
+                (100, Outcome::Succeeded)
+            ]
+        );
+        // The run still going ends with the database back: written there directly.
+        store.put(&RunRecord { outcome: Outcome::Succeeded, ..going.clone() }).await.unwrap();
+        assert_eq!(store.run(&going.id).await.unwrap().unwrap().outcome, Outcome::Succeeded);
+        // Nothing left in the spool; flushing again does nothing.
+        assert_eq!(store.flush("n1").await.unwrap(), Flushed::default());
+        let local = Store::open(&spool_dir).await.unwrap();
+        assert!(local.runs(&RunFilter::default()).await.unwrap().is_empty());
+    }
 
     #[tokio::test]
     async fn sqlite_migrations_run_once_and_a_newer_schema_is_refused() {

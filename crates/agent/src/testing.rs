@@ -1,4 +1,5 @@
-//! Test support: a fresh PostgreSQL database per test.
+//! Test support: a fresh PostgreSQL database per test, and a PostgreSQL server of a test's
+//! own (to stop and start under running agents).
 //!
 //! The server is `CRONFLEET_TEST_DATABASE_URL` (any database on it; the tests create their
 //! own), else `postgres://postgres@127.0.0.1:5432/postgres`. Without a reachable server the
@@ -84,6 +85,168 @@ impl TestDb {
             )))
             .await;
         admin.close().await;
+    }
+}
+
+/// A PostgreSQL server of one test's own: `initdb` into a temporary directory, `postgres` on
+/// a free port of 127.0.0.1 (trust authentication), so the test can stop and start it. Under
+/// root, the server runs as the `postgres` user (PostgreSQL refuses root).
+#[derive(Debug)]
+pub struct PgServer {
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`.
+    pub url: String,
+    /// Its port.
+    pub port: u16,
+    dir: std::path::PathBuf,
+    bin: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+/// The directory of PostgreSQL's server programs: `CRONFLEET_TEST_PG_BIN`, else the newest
+/// `/usr/lib/postgresql/*/bin` (Debian), else wherever `initdb` is on the `PATH`.
+fn pg_bin() -> Option<std::path::PathBuf> {
+    if let Some(dir) = std::env::var_os("CRONFLEET_TEST_PG_BIN") {
+        return Some(dir.into());
+    }
+    let mut debian: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    debian.sort();
+    if let Some((_, bin)) = debian.pop() {
+        return Some(bin);
+    }
+    std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).find(|dir| dir.join("initdb").exists()))
+}
+
+impl PgServer {
+    /// Starts a fresh server, or `None` (with a message) when PostgreSQL's server programs are
+    /// not installed, outside CI.
+    ///
+    /// # Panics
+    /// Under CI without the programs, or when the server does not start.
+    pub fn start(label: &str) -> Option<PgServer> {
+        let Some(bin) = pg_bin() else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI needs PostgreSQL's server programs (initdb): .ci/run installs them"
+            );
+            eprintln!(
+                "skipped: no initdb (install PostgreSQL's server, or set CRONFLEET_TEST_PG_BIN)"
+            );
+            return None;
+        };
+        let dir = std::env::temp_dir().join(format!("cronfleet-pg-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("data")).expect("server directory");
+        if nix::unistd::geteuid().is_root() {
+            let user = nix::unistd::User::from_name("postgres")
+                .ok()
+                .flatten()
+                .expect("under root, a postgres user runs the server");
+            for d in [dir.clone(), dir.join("data")] {
+                std::os::unix::fs::chown(&d, Some(user.uid.as_raw()), Some(user.gid.as_raw()))
+                    .expect("chown");
+            }
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let data = dir.join("data");
+        let status = Self::as_server_user(&bin.join("initdb"))
+            .args(["-D"])
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("initdb");
+        assert!(status.success(), "initdb failed");
+        let mut server = PgServer {
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            port,
+            dir,
+            bin,
+            child: None,
+        };
+        server.start_again();
+        Some(server)
+    }
+
+    fn as_server_user(program: &std::path::Path) -> std::process::Command {
+        if nix::unistd::geteuid().is_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            std::process::Command::new(program)
+        }
+    }
+
+    /// Starts the server (again, on the same port and data), and waits until it answers.
+    ///
+    /// # Panics
+    /// When it does not answer within 30 s.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::File::create(self.dir.join("server.log")).expect("log");
+        let child = Self::as_server_user(&self.bin.join("postgres"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-p", &self.port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+            .arg("-c")
+            .arg(format!("unix_socket_directories={}", self.dir.display()))
+            .args(["-c", "fsync=off", "-c", "max_connections=300"])
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("postgres");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let ready = std::process::Command::new(self.bin.join("pg_isready"))
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-q"])
+                .status()
+                .is_ok_and(|s| s.success());
+            if ready {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "postgres did not start: see {}",
+                self.dir.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// Stops the server (fast shutdown: clients are disconnected) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // The postmaster's pid (under root, `child` is runuser, which waits for it).
+            let pid = std::fs::read_to_string(self.dir.join("data/postmaster.pid"))
+                .ok()
+                .and_then(|text| text.lines().next()?.trim().parse::<i32>().ok())
+                .unwrap_or(child.id() as i32);
+            let pid = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -291,6 +291,13 @@ impl Services {
         if rank >= seats {
             tokio::time::sleep(CLAIM_GRACE * (rank - seats + 1)).await;
         }
+        if self.store.away() {
+            // Never run a slot without a claim; it is recorded as missed once the database is
+            // back (unless another node claimed it).
+            tracing::warn!(task = %task.name, slot = %slot, "the database is away: slot not claimed, not run");
+            self.store.unclaimed(&task.name, slot, seats);
+            return false;
+        }
         let now = crate::clock::now().to_string();
         let first = rank.min(seats - 1);
         for seat in (first..seats).chain(0..first) {
@@ -299,7 +306,8 @@ impl Services {
                 Ok(false) => {}
                 Err(e) => {
                     // A slot it could not claim is never run.
-                    tracing::error!(task = %task.name, error = %e, "cannot claim the slot");
+                    tracing::error!(task = %task.name, error = %e, "cannot claim the slot: not run");
+                    self.store.unclaimed(&task.name, slot, seats);
                     return false;
                 }
             }

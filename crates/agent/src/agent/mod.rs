@@ -817,6 +817,28 @@ fn chores(store: Store, keep_runs: u32, keep_for: Duration) {
     });
 }
 
+/// How often a node whose database was away checks whether it is back.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// Moves what was spooled while the database was away into it once it is back (see
+/// [`Store::flush`]).
+fn flush_spool(store: Store, node: String) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(FLUSH_EVERY).await;
+            match store.flush(&node).await {
+                Ok(f) if f == crate::store::Flushed::default() => {}
+                Ok(f) => tracing::info!(
+                    runs = f.runs,
+                    missed = f.missed,
+                    "the database is back: spooled runs written, unclaimed slots recorded as missed"
+                ),
+                Err(e) => tracing::debug!(error = %e, "the database is still away"),
+            }
+        }
+    });
+}
+
 /// Records the slots the scheduler did not run (skipped by policy, missed while stalled).
 fn record_skips(scheduler: &Scheduler, services: Arc<Services>) {
     let mut events = scheduler.subscribe();
@@ -943,7 +965,10 @@ pub async fn start(options: Options) -> Result<Arc<Agent>, StartError> {
         source: sqlx::Error::Io(e),
     })?;
     let store = match &options.store {
-        Some(url) => Store::connect(url).await?,
+        Some(url) => {
+            let spool = options.state_dir.join("spool");
+            Store::connect(url).await?.with_spool(&spool, &options.host.name).await?
+        }
         None => Store::open(&options.state_dir).await?,
     };
     let abandoned =
@@ -959,6 +984,9 @@ pub async fn start(options: Options) -> Result<Arc<Agent>, StartError> {
         Scheduler::builder().time_zone(TimeZone::system()).clock(crate::clock::AgentClock).build();
     record_skips(&scheduler, services.clone());
     chores(store.clone(), options.keep_runs, options.keep_for);
+    if store.shared() {
+        flush_spool(store.clone(), options.host.name.clone());
+    }
     let mut paused = HashMap::new();
     for (task, until) in store.paused().await? {
         paused.insert(task, until.and_then(|u| u.parse::<Timestamp>().ok()));

@@ -895,3 +895,93 @@ fn in_a_shared_store_each_node_catches_up_on_its_own_slots() {
     );
     runtime.block_on(db.drop_database());
 }
+
+/// The runs of the store, newest first.
+fn all_runs(runtime: &tokio::runtime::Runtime, url: &str) -> Vec<cronfleet::store::RunRecord> {
+    runtime.block_on(async {
+        let store = cronfleet::store::Store::connect(url).await.unwrap();
+        store
+            .runs(&cronfleet::store::RunFilter { limit: 10_000, ..Default::default() })
+            .await
+            .unwrap()
+    })
+}
+
+#[test]
+fn the_database_restarted_under_three_agents_loses_nothing() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let Some(mut server) = cronfleet::testing::PgServer::start("restart") else { return };
+    let tasks = "[[task]]\nname = \"everyone\"\nschedule = \"* * * * * *\"\ncommand = \"true\"\n\n\
+                 [[task]]\nname = \"solo\"\nschedule = \"* * * * * *\"\nrun_on = \"one\"\ncommand = \"true\"\n\n\
+                 [[task]]\nname = \"long\"\nschedule = \"* * * * * *\"\ncommand = \"sleep 5; echo done\"\n";
+    let agents: Vec<Agent> = ["r1", "r2", "r3"]
+        .iter()
+        .map(|n| {
+            Agent::start(&format!("restart-{n}"), tasks, &["--store", &server.url, "--node", n])
+        })
+        .collect();
+    sleep(3.0);
+    // The database goes away for 6 s, during the `long` runs, and comes back.
+    server.stop();
+    sleep(6.0);
+    server.start_again();
+    sleep(8.0);
+    for agent in &agents {
+        assert!(agent.log().contains("the database is away"), "{}", agent.log());
+        assert!(agent.log().contains("the database is back"), "{}", agent.log());
+    }
+    let spools: Vec<PathBuf> = agents.iter().map(|a| a.dir.join("state/spool")).collect();
+    for agent in agents {
+        let (code, _, log) = agent.stop();
+        assert_eq!(code, Some(0), "{log}");
+    }
+    let runs = all_runs(&runtime, &server.url);
+    let mut by_slot: std::collections::BTreeMap<(&str, i64), Vec<(&str, &str)>> =
+        Default::default();
+    for r in &runs {
+        by_slot.entry((&r.task, r.slot_ts)).or_default().push((&r.node, r.outcome.as_str()));
+    }
+    // The slots when every agent was up: from the first slot all three ran to the last.
+    let full: Vec<i64> = by_slot
+        .iter()
+        .filter(|((task, _), nodes)| *task == "everyone" && nodes.len() == 3)
+        .map(|((_, slot), _)| *slot)
+        .collect();
+    let (first, last) = (full[0], *full.last().unwrap());
+    assert!(last - first >= 14, "{by_slot:?}");
+    for slot in first..=last {
+        // Every node has exactly one record of every slot of `everyone`, outage or not.
+        let mut nodes: Vec<&str> =
+            by_slot.get(&("everyone", slot)).into_iter().flatten().map(|(n, _)| *n).collect();
+        nodes.sort_unstable();
+        assert_eq!(nodes, ["r1", "r2", "r3"], "everyone at {slot}: {by_slot:?}");
+        // `solo`: each slot recorded, and run by one node or missed, never both nor twice
+        // (never run unclaimed). A node still waiting on its previous claim when the database
+        // went away skips the next slot (`concurrency = "forbid"`), and says so.
+        let solo = by_slot.get(&("solo", slot)).cloned().unwrap_or_default();
+        let taken = solo.iter().filter(|(_, o)| *o != "skipped").count();
+        assert!(!solo.is_empty() && taken <= 1, "solo at {slot}: {solo:?}");
+    }
+    let missed = (first..=last)
+        .filter(|s| by_slot.get(&("solo", *s)).is_some_and(|v| v.iter().any(|r| r.1 == "missed")))
+        .count();
+    assert!((3..=10).contains(&missed), "the outage's solo slots are missed: {missed}");
+    let everyone_ok = runs
+        .iter()
+        .filter(|r| r.task == "everyone" && (first..=last).contains(&r.slot_ts))
+        .filter(|r| r.outcome.as_str() == "succeeded")
+        .count();
+    assert!(everyone_ok >= 3 * (last - first + 1) as usize - 12, "`all` tasks kept firing");
+    // The `long` runs that ended while the database was away were written when it came back.
+    let long_ended = runs
+        .iter()
+        .filter(|r| r.task == "long" && r.outcome.as_str() == "succeeded" && r.output == b"done\n")
+        .count();
+    assert!(long_ended >= 6, "{long_ended} long runs recorded as succeeded");
+    assert!(runs.iter().all(|r| r.outcome.as_str() != "running"), "nothing left running");
+    for spool in spools {
+        let local = runtime.block_on(cronfleet::store::Store::open(&spool)).unwrap();
+        let left = runtime.block_on(local.runs(&Default::default())).unwrap();
+        assert!(left.is_empty(), "spool flushed: {left:?}");
+    }
+}
