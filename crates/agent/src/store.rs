@@ -410,7 +410,11 @@ impl Leader {
     pub async fn holds(&mut self) -> bool {
         match &mut self.0 {
             None => true,
-            Some(conn) => sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok(),
+            // No answer soon (a partition) is not holding it either.
+            Some(conn) => {
+                let ping = sqlx::query("SELECT 1").execute(&mut *conn);
+                matches!(tokio::time::timeout(SHARED_WRITE_TIMEOUT, ping).await, Ok(Ok(_)))
+            }
         }
     }
 }
@@ -1111,6 +1115,12 @@ impl Store {
             .await
             .map_err(self.sql())?
             .get(0);
+        if got {
+            // A leader cut off from the database (a partition, no TCP reset) must not keep the
+            // lock: the server ends the session when it stays silent for longer than the
+            // leader's pings are apart (PostgreSQL 14 and later).
+            let _ = sqlx::query("SET idle_session_timeout = '15s'").execute(&mut conn).await;
+        }
         Ok(got.then(|| Leader(Some(conn))))
     }
 

@@ -985,3 +985,161 @@ fn the_database_restarted_under_three_agents_loses_nothing() {
         assert!(left.is_empty(), "spool flushed: {left:?}");
     }
 }
+
+/// A TCP proxy to the database that can be cut (a partition: bytes stop flowing both ways,
+/// connections stay open, nothing is refused or reset) and healed.
+struct Partition {
+    port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Partition {
+    fn to(upstream: String) -> Partition {
+        use std::sync::atomic::Ordering;
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let flag = cut.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(async move {
+                listener.set_nonblocking(true).unwrap();
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    let Ok((client, _)) = listener.accept().await else { return };
+                    let (flag, upstream) = (flag.clone(), upstream.clone());
+                    tokio::spawn(async move {
+                        while flag.load(Ordering::SeqCst) {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                            return;
+                        };
+                        let (cr, cw) = client.into_split();
+                        let (sr, sw) = server.into_split();
+                        tokio::join!(pipe(cr, sw, flag.clone()), pipe(sr, cw, flag));
+                    });
+                }
+            });
+        });
+        Partition { port, cut }
+    }
+
+    fn set(&self, cut: bool) {
+        self.cut.store(cut, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Copies one direction; while cut, holds what it read until healed.
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while cut.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn an_agent_cut_off_from_the_database_and_healed() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let Some(db) = runtime.block_on(cronfleet::testing::TestDb::create("partition")) else {
+        return;
+    };
+    let (host_port, rest) = db.url.split_once('@').unwrap().1.split_once('/').unwrap();
+    let partition = Partition::to(host_port.to_owned());
+    let cut_url = db.url.replace(host_port, &format!("127.0.0.1:{}", partition.port));
+    assert_ne!(cut_url, db.url, "{rest}");
+    let tasks = "[[task]]\nname = \"everyone\"\nschedule = \"* * * * * *\"\ncommand = \"true\"\n\n\
+                 [[task]]\nname = \"solo\"\nschedule = \"* * * * * *\"\nrun_on = \"one\"\ncommand = \"true\"\n\n\
+                 [[task]]\nname = \"long\"\nschedule = \"@every 1h\"\ncommand = \"sleep 22; echo done\"\n";
+    let a = Agent::start("partition-a", tasks, &["--store", &db.url, "--node", "pa"]);
+    let b = Agent::start("partition-b", tasks, &["--store", &db.url, "--node", "pb"]);
+    let c = Agent::start("partition-c", tasks, &["--store", &cut_url, "--node", "pc"]);
+    sleep(2.5);
+    // `long` runs now on each node (`@every` from the start: started by hand here).
+    let run_long = |agent: &Agent| {
+        let out =
+            cronfleet(&["run", "long", "--state-dir", agent.dir.join("state").to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    run_long(&c);
+    sleep(0.5);
+    partition.set(true);
+    // Cut off for 20 s: the others see pc lost after 15 s, and its running `long` with it.
+    let store = runtime.block_on(cronfleet::store::Store::connect(&db.url)).unwrap();
+    let began = Instant::now();
+    let long_of_c = || {
+        runtime
+            .block_on(store.runs(&cronfleet::store::RunFilter {
+                task: Some("long".into()),
+                limit: 10,
+                ..Default::default()
+            }))
+            .unwrap()
+            .into_iter()
+            .find(|r| r.node == "pc")
+    };
+    loop {
+        if long_of_c().is_some_and(|r| r.outcome.as_str() == "lost") {
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "pc's run never lost: {:?}\n{}",
+            long_of_c(),
+            a.log()
+        );
+        sleep(0.5);
+    }
+    sleep(20.0 - began.elapsed().as_secs_f64().min(20.0));
+    partition.set(false);
+    sleep(6.0);
+    let pc_log = c.log();
+    for agent in [a, b, c] {
+        let (code, _, log) = agent.stop();
+        assert_eq!(code, Some(0), "{log}");
+    }
+    assert!(pc_log.contains("the database is away"), "{pc_log}");
+    assert!(pc_log.contains("the database is back"), "{pc_log}");
+    // pc's run ended during the partition: its real end replaced `lost`.
+    let long = long_of_c().unwrap();
+    assert_eq!((long.outcome.as_str(), long.output.as_slice()), ("succeeded", &b"done\n"[..]));
+    let runs = all_runs(&runtime, &db.url);
+    let mut by_slot: std::collections::BTreeMap<(&str, i64), Vec<(&str, &str)>> =
+        Default::default();
+    for r in &runs {
+        by_slot.entry((&r.task, r.slot_ts)).or_default().push((&r.node, r.outcome.as_str()));
+    }
+    let full: Vec<i64> = by_slot
+        .iter()
+        .filter(|((task, _), nodes)| *task == "everyone" && nodes.len() == 3)
+        .map(|((_, slot), _)| *slot)
+        .collect();
+    let (first, last) = (full[0], *full.last().unwrap());
+    assert!(last - first >= 25, "{first}..{last}");
+    for slot in first..=last {
+        // pc went on running `everyone` through the partition; all of it reached the database.
+        let mut nodes: Vec<&str> =
+            by_slot.get(&("everyone", slot)).into_iter().flatten().map(|(n, _)| *n).collect();
+        nodes.sort_unstable();
+        assert_eq!(nodes, ["pa", "pb", "pc"], "everyone at {slot}");
+        // `solo` ran every slot exactly once: pa or pb took the slots pc could not claim.
+        let solo = by_slot.get(&("solo", slot)).cloned().unwrap_or_default();
+        let ran: Vec<_> = solo.iter().filter(|(_, o)| *o == "succeeded").collect();
+        assert_eq!(ran.len(), 1, "solo at {slot}: {solo:?}");
+    }
+    runtime.block_on(db.drop_database());
+}
