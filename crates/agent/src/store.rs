@@ -284,6 +284,26 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (task, seat)
     );
 "#,
+    r#"
+    CREATE TABLE handoffs (
+        task       TEXT NOT NULL,
+        slot_ts    BIGINT NOT NULL,
+        attempt    BIGINT NOT NULL,
+        from_node  TEXT NOT NULL,
+        reason     TEXT NOT NULL,
+        taken_by   TEXT,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (task, slot_ts)
+    );
+"#,
+    r#"
+    CREATE TABLE task_files (
+        name       TEXT PRIMARY KEY,
+        text       TEXT NOT NULL,
+        revision   BIGINT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+"#,
 ];
 
 /// A node (an agent) as it registered in the store.
@@ -389,6 +409,26 @@ const PG_MIGRATIONS: &[&str] = &[
         run_id     TEXT NOT NULL,
         expires_at BIGINT NOT NULL,
         PRIMARY KEY (task, seat)
+    );
+"#,
+    r#"
+    CREATE TABLE handoffs (
+        task       TEXT NOT NULL,
+        slot_ts    BIGINT NOT NULL,
+        attempt    BIGINT NOT NULL,
+        from_node  TEXT NOT NULL,
+        reason     TEXT NOT NULL,
+        taken_by   TEXT,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (task, slot_ts)
+    );
+"#,
+    r#"
+    CREATE TABLE task_files (
+        name       TEXT PRIMARY KEY,
+        text       TEXT NOT NULL,
+        revision   BIGINT NOT NULL,
+        updated_at TEXT NOT NULL
     );
 "#,
 ];
@@ -837,12 +877,14 @@ impl Store {
         .execute(&self.pool)
         .await
         .map_err(self.sql())?;
-        // Claims of old slots are not needed any more.
-        sqlx::query("DELETE FROM claims WHERE slot_ts < $1")
-            .bind(before)
-            .execute(&self.pool)
-            .await
-            .map_err(self.sql())?;
+        // Claims and handoffs of old slots are not needed any more.
+        for table in ["claims", "handoffs"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE slot_ts < $1")))
+                .bind(before)
+                .execute(&self.pool)
+                .await
+                .map_err(self.sql())?;
+        }
         Ok(done.rows_affected())
     }
 
@@ -1124,24 +1166,109 @@ impl Store {
         Ok(got.then(|| Leader(Some(conn))))
     }
 
-    /// Marks the runs still `running` on these nodes (silent for too long) as lost.
+    /// Marks the runs still `running` on these nodes (silent for too long) as lost, frees
+    /// their run leases, and returns them.
     ///
     /// # Errors
     /// When the database cannot be written.
-    pub async fn lose_runs(&self, nodes: &[String], ended_at: &str) -> Result<u64, StoreError> {
-        let mut lost = 0;
+    pub async fn lose_runs(
+        &self,
+        nodes: &[String],
+        ended_at: &str,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let mut lost = Vec::new();
         for node in nodes {
-            let done = sqlx::query(
-                "UPDATE runs SET outcome = 'lost', ended_at = $1 WHERE outcome = 'running' AND node = $2",
-            )
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE runs SET outcome = 'lost', ended_at = $1 WHERE outcome = 'running' \
+                 AND node = $2 RETURNING {WITHOUT_OUTPUT}"
+            )))
             .bind(ended_at)
+            .bind(node)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.sql())?;
+            lost.extend(rows.iter().map(record));
+            // Their fleet-wide run leases go with them (a daemon's lease is not a run's: it
+            // expires, so a node cut off has stopped its daemon before another starts it).
+            sqlx::query(
+                "DELETE FROM leases WHERE node = $1 AND run_id IN \
+                 (SELECT id FROM runs WHERE node = $1 AND outcome = 'lost')",
+            )
             .bind(node)
             .execute(&self.pool)
             .await
             .map_err(self.sql())?;
-            lost += done.rows_affected();
         }
         Ok(lost)
+    }
+
+    /// Hands a slot whose run failed or was lost over to another node (`retry_elsewhere`):
+    /// false when the slot was handed over already (once per slot).
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub async fn hand_off(
+        &self,
+        run: &RunRecord,
+        reason: &str,
+        at: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO handoffs (task, slot_ts, attempt, from_node, reason, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (task, slot_ts) DO NOTHING",
+        )
+        .bind(&run.task)
+        .bind(run.slot_ts)
+        .bind(i64::from(run.attempt) + 1)
+        .bind(&run.node)
+        .bind(reason)
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .map_err(self.sql())?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Slots handed over by other nodes and not taken yet: (task, slot, attempt).
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn handoffs(&self, node: &str) -> Result<Vec<(String, i64, u32)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT task, slot_ts, attempt FROM handoffs WHERE taken_by IS NULL AND from_node <> $1 \
+             ORDER BY slot_ts",
+        )
+        .bind(node)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.sql())?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get::<i64, _>(2).clamp(0, i64::from(u32::MAX)) as u32))
+            .collect())
+    }
+
+    /// Takes a handed-over slot: true for exactly one node.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub async fn take_handoff(
+        &self,
+        task: &str,
+        slot_ts: i64,
+        node: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE handoffs SET taken_by = $1 WHERE task = $2 AND slot_ts = $3 \
+             AND taken_by IS NULL AND from_node <> $1",
+        )
+        .bind(node)
+        .bind(task)
+        .bind(slot_ts)
+        .execute(&self.pool)
+        .await
+        .map_err(self.sql())?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Takes one of a task's `seats` fleet-wide run leases for `run_id` until `expires_at`
@@ -1182,7 +1309,8 @@ impl Store {
         Ok(None)
     }
 
-    /// Extends a lease (`expires_at`), or gives it back (`None`).
+    /// Extends a lease (`expires_at`), or gives it back (`None`); false when `run_id` does
+    /// not hold it (any more).
     ///
     /// # Errors
     /// When the database cannot be written.
@@ -1192,7 +1320,7 @@ impl Store {
         seat: u32,
         run_id: &str,
         expires_at: Option<i64>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let query = match expires_at {
             Some(at) => sqlx::query(
                 "UPDATE leases SET expires_at = $1 WHERE task = $2 AND seat = $3 AND run_id = $4",
@@ -1200,14 +1328,14 @@ impl Store {
             .bind(at),
             None => sqlx::query("DELETE FROM leases WHERE task = $1 AND seat = $2 AND run_id = $3"),
         };
-        query
+        let done = query
             .bind(task)
             .bind(i64::from(seat))
             .bind(run_id)
             .execute(&self.pool)
             .await
             .map_err(self.sql())?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// Claims seat `seat` of a task's slot for `node`: true for exactly one claimant per
@@ -1649,6 +1777,25 @@ mod tests {
         let failed = RunRecord { outcome: Outcome::Failed, ..lost.clone() };
         store.put(&failed).await.unwrap();
         assert_eq!(store.run(&lost.id).await.unwrap().unwrap().outcome, Outcome::Failed);
+    });
+
+    conformance!(lost_runs_are_handed_over_once, |store: Store| async move {
+        let mut run = RunRecord { node: "a".into(), ..record("t", 100, Outcome::Running) };
+        store.put(&run).await.unwrap();
+        assert_eq!(store.lease("t", 1, "a", &run.id, 100, 130).await.unwrap(), Some(0));
+        let lost = store.lose_runs(&["a".into()], "later").await.unwrap();
+        assert_eq!(lost.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [run.id.as_str()]);
+        // The lost run's lease is free at once.
+        assert_eq!(store.lease("t", 1, "b", "t-retry", 101, 131).await.unwrap(), Some(0));
+        run.outcome = Outcome::Lost;
+        assert!(store.hand_off(&run, "lost with node a", "now").await.unwrap());
+        assert!(!store.hand_off(&run, "again", "now").await.unwrap(), "once per slot");
+        assert!(store.handoffs("a").await.unwrap().is_empty(), "not to the node it came from");
+        assert_eq!(store.handoffs("b").await.unwrap(), [("t".to_owned(), 100, 2)]);
+        assert!(!store.take_handoff("t", 100, "a").await.unwrap());
+        assert!(store.take_handoff("t", 100, "b").await.unwrap());
+        assert!(!store.take_handoff("t", 100, "c").await.unwrap(), "taken once");
+        assert!(store.handoffs("c").await.unwrap().is_empty());
     });
 
     conformance!(a_seat_is_claimed_once, |store: Store| async move {

@@ -41,7 +41,95 @@ impl Supervisor {
     }
 }
 
+/// How often a node that does not run a `run_on` daemon tries to take it over.
+const TAKE_OVER_EVERY: Duration = Duration::from_secs(5);
+
 async fn supervise(task: Task, services: Arc<Services>, stop: CancellationToken) {
+    let Some(seats) = task.run_on.filter(|_| services.store.shared()) else {
+        return keep_running(&task, &services, stop).await;
+    };
+    // A `run_on` daemon runs on the nodes that hold one of its leases; the others wait to
+    // take over one that was given back or expired (its node died or lost the database).
+    let holder = format!("{}@daemon@{}", task.name, services.node);
+    let mut waiting_said = false;
+    while !stop.is_cancelled() {
+        let now = crate::clock::now().as_second();
+        let lease = services
+            .store
+            .lease(&task.name, seats, &services.node, &holder, now, now + jobs::LEASE_SECS)
+            .await;
+        let seat = match lease {
+            Ok(Some(seat)) => seat,
+            other => {
+                if let Err(e) = other {
+                    tracing::warn!(task = %task.name, error = %e, "cannot take the daemon's lease");
+                } else if !waiting_said {
+                    tracing::info!(task = %task.name, "the daemon runs on other nodes; this one stands by");
+                    waiting_said = true;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(TAKE_OVER_EVERY) => continue,
+                    _ = stop.cancelled() => return,
+                }
+            }
+        };
+        waiting_said = false;
+        tracing::info!(task = %task.name, seat, "daemon lease taken: this node runs it");
+        let held = stop.child_token();
+        let renew = tokio::spawn(renew(
+            services.clone(),
+            task.name.clone(),
+            seat,
+            holder.clone(),
+            held.clone(),
+        ));
+        keep_running(&task, &services, held.clone()).await;
+        renew.abort();
+        if stop.is_cancelled() {
+            let _ = services.store.renew_lease(&task.name, seat, &holder, None).await;
+            return;
+        }
+        tracing::warn!(task = %task.name, "daemon lease lost: stopped on this node, another may run it");
+    }
+}
+
+/// Renews a daemon's lease while it runs; cancels `held` when the lease is someone else's,
+/// or could not be renewed before it expires (so two nodes never run it at once).
+async fn renew(
+    services: Arc<Services>,
+    task: String,
+    seat: u32,
+    holder: String,
+    held: CancellationToken,
+) {
+    let period = Duration::from_secs(jobs::LEASE_SECS as u64 / 3);
+    let mut renewed = Instant::now();
+    loop {
+        tokio::time::sleep(period).await;
+        let until = crate::clock::now().as_second() + jobs::LEASE_SECS;
+        let attempt = services.store.renew_lease(&task, seat, &holder, Some(until));
+        match tokio::time::timeout(Duration::from_secs(2), attempt).await {
+            Ok(Ok(true)) => renewed = Instant::now(),
+            Ok(Ok(false)) => {
+                tracing::warn!(task, "the daemon's lease went to another node");
+                held.cancel();
+                return;
+            }
+            _ => {
+                // Stop before the lease expires and another node starts it.
+                if renewed.elapsed() + period >= Duration::from_secs(jobs::LEASE_SECS as u64 - 2) {
+                    tracing::warn!(task, "cannot renew the daemon's lease (database away)");
+                    held.cancel();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Runs a daemon until `stop`, restarting it with backoff.
+async fn keep_running(task: &Task, services: &Arc<Services>, stop: CancellationToken) {
+    let task = task.clone();
     let base = jobs::spec(&task);
     let mut backoff = FIRST_BACKOFF;
     let mut attempt = 0u32;

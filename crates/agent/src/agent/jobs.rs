@@ -93,6 +93,9 @@ pub struct Services {
     pub in_flight: std::sync::Mutex<HashMap<String, Arc<InFlight>>>,
     /// The nodes of the store as last read (every heartbeat), for claims.
     pub nodes: std::sync::RwLock<Vec<crate::store::NodeRecord>>,
+    /// Slots taken over from other nodes (`retry_elsewhere`): (task, slot) → the attempt they
+    /// go on from, and when they were taken.
+    pub handed: std::sync::Mutex<HashMap<(String, i64), (u32, std::time::Instant)>>,
 }
 
 /// A run in flight.
@@ -125,7 +128,22 @@ impl Services {
             metrics,
             in_flight: std::sync::Mutex::default(),
             nodes: std::sync::RwLock::default(),
+            handed: std::sync::Mutex::default(),
         }
+    }
+
+    /// Remembers a slot taken over from another node, to run from `attempt` on.
+    pub fn hand(&self, task: &str, slot_ts: i64, attempt: u32) {
+        let mut map = self.handed.lock().unwrap_or_else(|p| p.into_inner());
+        // Retries of a taken slot are over within the hour.
+        map.retain(|_, (_, at)| at.elapsed() < Duration::from_secs(3600));
+        map.insert((task.to_owned(), slot_ts), (attempt, std::time::Instant::now()));
+    }
+
+    /// The attempt a slot taken over from another node goes on from.
+    fn handed(&self, task: &str, slot_ts: i64) -> Option<u32> {
+        let map = self.handed.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&(task.to_owned(), slot_ts)).map(|(attempt, _)| *attempt)
     }
 
     /// The runs in flight.
@@ -331,7 +349,18 @@ pub fn job(
         let services = services.clone();
         Box::pin(async move {
             let fleet = task.run_on.is_some() && services.store.shared();
-            if let (Some(seats), true, 1) = (task.run_on, fleet, ctx.attempt) {
+            // A slot another node handed over (its run failed or was lost): no claim; the
+            // attempts go on from where it stopped.
+            let handed = if fleet {
+                services.handed(&task.name, ctx.slot.timestamp().as_second())
+            } else {
+                None
+            };
+            let ctx = match handed {
+                Some(from) => RunContext { attempt: from + ctx.attempt - 1, ..ctx },
+                None => ctx,
+            };
+            if let (Some(seats), true, 1, None) = (task.run_on, fleet, ctx.attempt, handed) {
                 if !services.claim_seat(&task, seats, &ctx.slot).await {
                     tracing::debug!(task = %task.name, slot = %ctx.slot, "slot taken by other nodes");
                     return Ok(());
@@ -374,11 +403,26 @@ pub fn job(
                     }
                 })
             };
-            let (_, result) =
+            let (record, result) =
                 services.execute(&task.name, &spec, &ctx.slot, ctx.attempt, ctx.cancel, true).await;
             renew.abort();
             if let Err(e) = services.store.renew_lease(&task.name, seat, &run_id, None).await {
                 tracing::warn!(task = %task.name, error = %e, "cannot give the run lease back");
+            }
+            // The last local attempt failed: another node runs the slot once more.
+            let last = ctx.attempt > task.retries && handed.is_none();
+            let failed = matches!(result, Err(JobError::Failed(_) | JobError::TimedOut));
+            if task.retry_elsewhere && last && failed {
+                let now = crate::clock::now().to_string();
+                let reason = format!("{} on node {}", record.outcome.as_str(), services.node);
+                match services.store.hand_off(&record, &reason, &now).await {
+                    Ok(_) => {
+                        tracing::info!(task = %task.name, slot = %ctx.slot, "failed run handed over to another node")
+                    }
+                    Err(e) => {
+                        tracing::error!(task = %task.name, error = %e, "cannot hand the failed run over")
+                    }
+                }
             }
             result
         })

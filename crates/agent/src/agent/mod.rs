@@ -795,9 +795,18 @@ fn chores(store: Store, keep_runs: u32, keep_for: Duration) {
                         .map(|n| n.name.clone())
                         .collect();
                     match store.lose_runs(&silent, &now.to_string()).await {
-                        Ok(0) => {}
-                        Ok(n) => {
-                            tracing::warn!(runs = n, nodes = ?silent, "runs of silent nodes are lost")
+                        Ok(lost) if lost.is_empty() => {}
+                        Ok(lost) => {
+                            tracing::warn!(runs = lost.len(), nodes = ?silent, "runs of silent nodes are lost");
+                            // Offered to the other nodes; those with the task and
+                            // `retry_elsewhere` take it (see `Agent::take_handoffs`).
+                            for run in &lost {
+                                let reason = format!("lost with node {}", run.node);
+                                if let Err(e) = store.hand_off(run, &reason, &now.to_string()).await
+                                {
+                                    tracing::error!(error = %e, "cannot hand a lost run over");
+                                }
+                            }
                         }
                         Err(e) => tracing::error!(error = %e, "cannot mark lost runs"),
                     }
@@ -948,8 +957,54 @@ impl Agent {
                     tracing::warn!(error = %e, "heartbeat not recorded");
                 }
                 agent.refresh_nodes().await;
+                agent.take_handoffs().await;
             }
         });
+    }
+
+    /// Takes the slots other nodes handed over (`retry_elsewhere`) for this node's tasks, and
+    /// runs them.
+    async fn take_handoffs(&self) {
+        let ours: HashMap<String, EntryId> = {
+            let running = self.running.lock().await;
+            running
+                .tasks
+                .iter()
+                .filter(|(name, (task, _))| {
+                    task.retry_elsewhere && !running.paused.contains_key(*name)
+                })
+                .map(|(name, (_, id))| (name.clone(), *id))
+                .collect()
+        };
+        if ours.is_empty() || !self.services.store.shared() {
+            return;
+        }
+        let node = &self.services.node;
+        let offered = match self.services.store.handoffs(node).await {
+            Ok(offered) => offered,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the slots handed over");
+                return;
+            }
+        };
+        for (task, slot_ts, attempt) in offered {
+            let Some(id) = ours.get(&task) else { continue };
+            match self.services.store.take_handoff(&task, slot_ts, node).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot take a slot handed over");
+                    continue;
+                }
+            }
+            let Ok(at) = Timestamp::from_second(slot_ts) else { continue };
+            let slot = at.to_zoned(self.scheduler.now().time_zone().clone());
+            self.services.hand(&task, slot_ts, attempt);
+            tracing::info!(task = %task, slot = %slot, attempt, "running a slot handed over by another node");
+            if let Err(e) = self.scheduler.run_for(*id, slot) {
+                tracing::error!(task = %task, error = %e, "cannot run the slot handed over");
+            }
+        }
     }
 }
 

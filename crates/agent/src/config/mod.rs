@@ -66,6 +66,7 @@ pub const FIELDS: &[&str] = &[
     "late_after",
     "too_long",
     "run_on",
+    "retry_elsewhere",
 ];
 
 /// The validated tasks of a file, in file order.
@@ -142,6 +143,9 @@ pub struct Task {
     pub labels: BTreeMap<String, String>,
     /// With a shared store: how many matching nodes run each slot (`None`: all of them).
     pub run_on: Option<u32>,
+    /// With `run_on`: a slot whose run failed (after its retries) or was lost runs once more,
+    /// on another node.
+    pub retry_elsewhere: bool,
     /// Where it was defined.
     pub origin: Origin,
     /// Line of the task's `[[task]]` header, for messages.
@@ -640,6 +644,16 @@ impl<'r, 'i> TaskReader<'r, '_, 'i> {
         let enabled = self.boolean("enabled").unwrap_or(true);
         let (notify, alerts) = self.alerts();
         let run_on = self.run_on();
+        let retry_elsewhere = self.boolean("retry_elsewhere").unwrap_or(false);
+        if retry_elsewhere && run_on.is_none() {
+            let at =
+                self.table.get("retry_elsewhere").map_or(self.header.start, |v| v.span().start);
+            self.err(
+                at,
+                "retry_elsewhere",
+                "retry_elsewhere needs run_on = \"one\" or a number: a task every node runs has no other node to retry on",
+            );
+        }
         let labels = self.labels();
         if matches!(program, Some(Program::Http(_))) {
             for field in ["user", "workdir"] {
@@ -679,6 +693,7 @@ impl<'r, 'i> TaskReader<'r, '_, 'i> {
             alerts,
             labels,
             run_on,
+            retry_elsewhere,
             origin: Origin::File,
             line,
         })

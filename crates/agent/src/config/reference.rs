@@ -191,6 +191,12 @@ pub const TASK_FIELDS: &[FieldDoc] = &[
         default: r#"`all`"#,
         meaning: r#"With a shared store (`--store postgres://...`): how many of the matching live nodes run each slot. `one`: exactly one (claimed in the database, so never twice, whatever the clocks); the preferred node is chosen by rendezvous hashing over the live matching nodes, and another takes the slot only if it has not claimed it within a short grace. With a node's own SQLite store the node runs every slot."#,
     },
+    FieldDoc {
+        name: "retry_elsewhere",
+        kind: r#"boolean"#,
+        default: r#"false"#,
+        meaning: r#"With `run_on`: when a slot's run fails (after its `retries`) or is lost with its node, the slot runs once more on another matching node (picked up within 5 s; attempt numbers go on). A lost run may have finished after all on a node cut off from the database, so a retried slot may have run twice."#,
+    },
 ];
 
 /// The fields of a `[[notifier]]`.

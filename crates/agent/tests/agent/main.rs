@@ -1143,3 +1143,135 @@ fn an_agent_cut_off_from_the_database_and_healed() {
     }
     runtime.block_on(db.drop_database());
 }
+
+/// The pid a task wrote into `file`, if it did.
+fn pid_in(file: &Path) -> Option<i32> {
+    std::fs::read_to_string(file).ok()?.trim().parse().ok()
+}
+
+#[test]
+fn a_node_killed_9_hands_its_daemon_and_its_lost_run_to_another() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let Some(db) = runtime.block_on(cronfleet::testing::TestDb::create("takeover")) else {
+        return;
+    };
+    let pids = std::env::temp_dir().join(format!("cronfleet-takeover-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&pids);
+    std::fs::create_dir_all(&pids).unwrap();
+    let tasks = format!(
+        "[[task]]\nname = \"keeper\"\nkind = \"daemon\"\nrun_on = \"one\"\n\
+         command = \"echo $$ > {p}/keeper-$CRONFLEET_NODE; exec sleep 1000\"\n\n\
+         [[task]]\nname = \"long\"\nschedule = \"0 0 0 1 1 *\"\nrun_on = \"one\"\nretry_elsewhere = true\n\
+         command = \"echo $$ > {p}/long-$CRONFLEET_NODE; sleep 60\"\n",
+        p = pids.display()
+    );
+    let mut agents: Vec<(String, Agent)> = ["t1", "t2", "t3"]
+        .iter()
+        .map(|n| {
+            let agent =
+                Agent::start(&format!("takeover-{n}"), &tasks, &["--store", &db.url, "--node", n]);
+            ((*n).to_owned(), agent)
+        })
+        .collect();
+    let store = runtime.block_on(cronfleet::store::Store::connect(&db.url)).unwrap();
+    let running = |task: &str| -> Vec<cronfleet::store::RunRecord> {
+        let filter = cronfleet::store::RunFilter {
+            task: Some(task.into()),
+            limit: 100,
+            ..Default::default()
+        };
+        let runs = runtime.block_on(store.runs(&filter)).unwrap();
+        runs.into_iter().filter(|r| r.outcome.as_str() == "running").collect()
+    };
+    let began = Instant::now();
+    while running("keeper").is_empty() {
+        assert!(began.elapsed() < Duration::from_secs(15), "no node runs the daemon");
+        sleep(0.2);
+    }
+    sleep(2.0);
+    let keepers = running("keeper");
+    assert_eq!(keepers.len(), 1, "exactly one node runs a run_on = \"one\" daemon: {keepers:?}");
+    let victim = keepers[0].node.clone();
+    // The same node runs `long` (by hand), then dies with both: the agent and its children.
+    let at = agents.iter().position(|(n, _)| *n == victim).unwrap();
+    let (_, mut dead) = agents.remove(at);
+    let out = cronfleet(&["run", "long", "--state-dir", dead.dir.join("state").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let began = Instant::now();
+    while pid_in(&pids.join(format!("long-{victim}"))).is_none() {
+        assert!(began.elapsed() < Duration::from_secs(10), "long did not start");
+        sleep(0.2);
+    }
+    dead.child.kill().unwrap();
+    dead.child.wait().unwrap();
+    for child in ["keeper", "long"] {
+        let pid = pid_in(&pids.join(format!("{child}-{victim}"))).unwrap();
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    // Another node takes the daemon over once the dead node's lease expires (30 s), and runs
+    // the lost `long` run again, as attempt 2, once it is found lost (15 s).
+    let began = Instant::now();
+    let (keeper, long) = loop {
+        let keeper: Vec<_> = running("keeper").into_iter().filter(|r| r.node != victim).collect();
+        let long: Vec<_> = running("long").into_iter().filter(|r| r.node != victim).collect();
+        if !keeper.is_empty() && !long.is_empty() {
+            break (keeper, long);
+        }
+        let logs: Vec<String> = agents.iter().map(|(_, a)| a.log()).collect();
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "no takeover: {keeper:?} {long:?}\n{}",
+            logs.join("\n")
+        );
+        sleep(0.5);
+    };
+    assert_eq!(keeper.len(), 1, "{keeper:?}");
+    assert_eq!((long.len(), long[0].attempt), (1, 2), "{long:?}");
+    let filter = cronfleet::store::RunFilter { task: Some("long".into()), ..Default::default() };
+    let all = runtime.block_on(store.runs(&filter)).unwrap();
+    assert!(all.iter().any(|r| r.node == victim && r.outcome.as_str() == "lost"), "{all:?}");
+    assert_eq!(all.len(), 2, "run once more, not more: {all:?}");
+    for (_, agent) in agents {
+        let (code, _, log) = agent.stop();
+        assert_eq!(code, Some(0), "{log}");
+    }
+    let _ = std::fs::remove_dir_all(&pids);
+    runtime.block_on(db.drop_database());
+}
+
+#[test]
+fn a_failed_run_is_retried_on_another_node() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let Some(db) = runtime.block_on(cronfleet::testing::TestDb::create("elsewhere")) else {
+        return;
+    };
+    // Fails on f1 only; every slot runs on one node, and f1's failures once more elsewhere.
+    let tasks = "[[task]]\nname = \"picky\"\nschedule = \"*/2 * * * * *\"\nrun_on = \"one\"\n\
+                 retry_elsewhere = true\ncommand = \"test $CRONFLEET_NODE != f1\"\n";
+    let agents: Vec<Agent> = ["f1", "f2", "f3"]
+        .iter()
+        .map(|n| Agent::start(&format!("elsewhere-{n}"), tasks, &["--store", &db.url, "--node", n]))
+        .collect();
+    sleep(16.0);
+    for agent in agents {
+        let (code, _, log) = agent.stop();
+        assert_eq!(code, Some(0), "{log}");
+    }
+    let runs = all_runs(&runtime, &db.url);
+    let failed: Vec<_> = runs.iter().filter(|r| r.outcome.as_str() == "failed").collect();
+    assert!(failed.iter().all(|r| r.node == "f1" && r.attempt == 1), "{failed:?}");
+    let last = runs.iter().map(|r| r.slot_ts).max().unwrap();
+    // Every failure at least 7 s before the end was retried once, on another node.
+    let old: Vec<_> = failed.iter().filter(|r| r.slot_ts <= last - 7).collect();
+    assert!(!old.is_empty(), "f1 ran no slot: {runs:?}");
+    for f in old {
+        let retries: Vec<_> =
+            runs.iter().filter(|r| r.slot_ts == f.slot_ts && r.attempt == 2).collect();
+        assert_eq!(retries.len(), 1, "slot {}: {runs:?}", f.slot_ts);
+        assert!(
+            retries[0].node != "f1" && retries[0].outcome.as_str() == "succeeded",
+            "{retries:?}"
+        );
+    }
+    runtime.block_on(db.drop_database());
+}

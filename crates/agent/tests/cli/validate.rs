@@ -106,6 +106,12 @@ name = "anchored-cron"
 schedule = "0 9 * * *"
 anchor = 2026-05-01T10:00:00+08:00
 command = "true"
+
+[[task]]
+name = "everywhere"
+schedule = "@daily"
+retry_elsewhere = true
+command = "true"
 "#,
     );
     assert_eq!(
@@ -118,7 +124,8 @@ command = "true"
             "FILE:12:11: task \"both\", field `command`: give one of command, argv and http, not several",
             "FILE:18:12: task \"daemon-with-schedule\", field `schedule`: a daemon task runs all the time: remove its schedule",
             "FILE:24:10: task \"anchored-cron\", field `anchor`: an anchor needs an @every schedule",
-            "FILE: 6 errors",
+            "FILE:30:19: task \"everywhere\", field `retry_elsewhere`: retry_elsewhere needs run_on = \"one\" or a number: a task every node runs has no other node to retry on",
+            "FILE: 7 errors",
         ]
     );
 }
