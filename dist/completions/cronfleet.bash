@@ -306,12 +306,16 @@ _cronfleet() {
             return 0
             ;;
         cronfleet__subcmd__apply)
-            opts="-h -V --json --server --token-file --ca-cert --state-dir --help --version"
+            opts="-h -V --json --store --server --token-file --ca-cert --state-dir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1006,12 +1010,16 @@ _cronfleet() {
             return 0
             ;;
         cronfleet__subcmd__plan)
-            opts="-h -V --json --server --token-file --ca-cert --state-dir --help --version"
+            opts="-h -V --json --store --server --token-file --ca-cert --state-dir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

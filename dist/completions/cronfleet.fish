@@ -50,7 +50,7 @@ complete -c cronfleet -n "__fish_cronfleet_needs_command" -f -a "validate" -d 'C
 complete -c cronfleet -n "__fish_cronfleet_needs_command" -f -a "import-crontab" -d 'Turn crontab lines into [[task]] entries (user or system format)'
 complete -c cronfleet -n "__fish_cronfleet_needs_command" -f -a "import-gotorch" -d 'Turn Gotorch\'s task.json into [[task]] entries'
 complete -c cronfleet -n "__fish_cronfleet_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand agent" -l config -d 'The task file' -r -F
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand agent" -l config -d 'The task file. Without it, an agent with --store runs the fleet\'s task file, kept in the database by `cronfleet apply FILE --store URL`' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand agent" -l node -d 'This machine\'s name for `hosts` patterns [default: the hostname]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand agent" -l tag -d 'A tag this machine carries (repeatable); tasks with `tags` need all of theirs' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand agent" -l shutdown-grace -d 'How long runs get to finish on stop before their process groups are killed' -r
@@ -220,6 +220,7 @@ complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_see
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from help" -f -a "edit" -d 'Change fields of an API task (only those given; --revision guards against lost updates)'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from help" -f -a "rm" -d 'Delete an API task (its runs in flight finish)'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand plan" -l store -d 'The fleet\'s database (postgres://...): review against (or store as) the task file every agent started with this --store and without --config runs; they reload it within a second' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand plan" -l server -d 'An agent\'s API, like https://10.0.0.5:7070 [default: the local agent of --state-dir]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand plan" -l token-file -d 'A file holding the API token [default with --server: $CRONFLEET_TOKEN]' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand plan" -l ca-cert -d 'A CA certificate (PEM) to trust for an agent\'s HTTPS (a self-signed one, say)' -r -F
@@ -227,6 +228,7 @@ complete -c cronfleet -n "__fish_cronfleet_using_subcommand plan" -l state-dir -
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand plan" -l json -d 'One JSON object, for scripts'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand plan" -s h -l help -d 'Print help'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand plan" -s V -l version -d 'Print version'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand apply" -l store -d 'The fleet\'s database (postgres://...): review against (or store as) the task file every agent started with this --store and without --config runs; they reload it within a second' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand apply" -l server -d 'An agent\'s API, like https://10.0.0.5:7070 [default: the local agent of --state-dir]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand apply" -l token-file -d 'A file holding the API token [default with --server: $CRONFLEET_TOKEN]' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand apply" -l ca-cert -d 'A CA certificate (PEM) to trust for an agent\'s HTTPS (a self-signed one, say)' -r -F

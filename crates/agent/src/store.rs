@@ -477,7 +477,25 @@ pub struct Store {
     path: String,
     backend: Backend,
     spool: Option<Arc<Spool>>,
+    url: Secret,
 }
+
+/// A database URL with its password: never shown (`Debug` hides it).
+#[derive(Clone, Default)]
+struct Secret(Arc<str>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// The channel agents sharing a database are told of changes on (task file, API tasks,
+/// pauses).
+const CHANGES: &str = "cronfleet_changes";
+
+/// The name of the fleet's task file in `task_files`.
+const FLEET_FILE: &str = "fleet";
 
 /// How long one write to a shared database may take before the agent treats the database as
 /// away (a partition can leave a connection hanging rather than failing).
@@ -643,7 +661,8 @@ impl Store {
             .connect(&sqlite_url(&file))
             .await
             .map_err(sql)?;
-        let store = Store { pool, path, backend: Backend::Sqlite, spool: None };
+        let store =
+            Store { pool, path, backend: Backend::Sqlite, spool: None, url: Secret::default() };
         store.migrate_sqlite().await?;
         Ok(store)
     }
@@ -671,7 +690,8 @@ impl Store {
             .connect(url)
             .await
             .map_err(sql)?;
-        let store = Store { pool, path, backend: Backend::Postgres, spool: None };
+        let store =
+            Store { pool, path, backend: Backend::Postgres, spool: None, url: Secret(url.into()) };
         store.migrate_postgres().await?;
         Ok(store)
     }
@@ -1038,6 +1058,7 @@ impl Store {
             .bind(revision),
         };
         let done = done.execute(&self.pool).await.map_err(self.sql())?;
+        self.notify_changed().await;
         Ok(done.rows_affected() == 1)
     }
 
@@ -1065,6 +1086,7 @@ impl Store {
             .await
             .map_err(self.sql())?;
         tx.commit().await.map_err(self.sql())?;
+        self.notify_changed().await;
         Ok(done.rows_affected() == 1)
     }
 
@@ -1248,6 +1270,20 @@ impl Store {
             .collect())
     }
 
+    /// Offers a taken slot again (its taker could not run it).
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub async fn release_handoff(&self, task: &str, slot_ts: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE handoffs SET taken_by = NULL WHERE task = $1 AND slot_ts = $2")
+            .bind(task)
+            .bind(slot_ts)
+            .execute(&self.pool)
+            .await
+            .map_err(self.sql())?;
+        Ok(())
+    }
+
     /// Takes a handed-over slot: true for exactly one node.
     ///
     /// # Errors
@@ -1405,6 +1441,7 @@ impl Store {
             None => sqlx::query("DELETE FROM paused WHERE task = $1").bind(task),
         };
         query.execute(&self.pool).await.map_err(self.sql())?;
+        self.notify_changed().await;
         Ok(())
     }
 
@@ -1534,6 +1571,126 @@ impl Store {
         }
         spool.away.store(false, Ordering::SeqCst);
         Ok(flushed)
+    }
+}
+
+impl Store {
+    /// The fleet's task file (`cronfleet apply --store`) and its revision, if one was applied.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn task_file(&self) -> Result<Option<(String, i64)>, StoreError> {
+        let row = sqlx::query("SELECT text, revision FROM task_files WHERE name = $1")
+            .bind(FLEET_FILE)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.sql())?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    /// Stores the fleet's task file (validated by the caller) as its next revision, and tells
+    /// every agent; returns the revision.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub async fn put_task_file(&self, text: &str, at: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO task_files (name, text, revision, updated_at) VALUES ($1, $2, 1, $3) \
+             ON CONFLICT (name) DO UPDATE SET text = excluded.text, \
+             revision = task_files.revision + 1, updated_at = excluded.updated_at \
+             RETURNING revision",
+        )
+        .bind(FLEET_FILE)
+        .bind(text)
+        .bind(at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.sql())?;
+        self.notify_changed().await;
+        Ok(row.get(0))
+    }
+
+    /// Tells the agents sharing this database that definitions or pauses changed (PostgreSQL
+    /// NOTIFY; nothing with SQLite). A lost notice is caught by [`Store::fingerprint`].
+    pub async fn notify_changed(&self) {
+        if self.backend == Backend::Postgres {
+            let notify = sqlx::query("SELECT pg_notify($1, '')").bind(CHANGES).execute(&self.pool);
+            if let Err(e) = notify.await {
+                tracing::warn!(error = %e, "cannot tell the other agents of the change");
+            }
+        }
+    }
+
+    /// What the agents' definitions and pauses depend on, in one text: it changes whenever
+    /// the task file, an API task or a pause does.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn fingerprint(&self) -> Result<String, StoreError> {
+        let file: Option<i64> = sqlx::query("SELECT MAX(revision) FROM task_files")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(self.sql())?
+            .get(0);
+        let api = sqlx::query("SELECT COUNT(*), COALESCE(SUM(revision), 0) FROM api_tasks")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(self.sql())?;
+        let (count, sum): (i64, i64) = (api.get(0), api.get(1));
+        let paused = self.paused().await?;
+        Ok(format!("{file:?} {count} {sum} {paused:?}"))
+    }
+
+    /// Sends on `changed` when another agent changed definitions or pauses: at once on a
+    /// PostgreSQL notice, and when [`Store::fingerprint`] differs from the last one seen
+    /// (checked every `every`, for notices lost while the connection was down). Runs until
+    /// `changed` is closed. Nothing with SQLite.
+    pub fn watch_changes(&self, changed: tokio::sync::mpsc::Sender<()>, every: Duration) {
+        if self.backend != Backend::Postgres {
+            return;
+        }
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut seen = store.fingerprint().await.ok();
+            let mut listener: Option<sqlx::postgres::PgListener> = None;
+            let mut poll = tokio::time::interval(every);
+            loop {
+                if listener.is_none() {
+                    match sqlx::postgres::PgListener::connect(&store.url.0).await {
+                        Ok(mut l) => match l.listen(CHANGES).await {
+                            Ok(()) => listener = Some(l),
+                            Err(e) => tracing::debug!(error = %e, "cannot listen for changes"),
+                        },
+                        Err(e) => tracing::debug!(error = %e, "cannot listen for changes"),
+                    }
+                }
+                let notice = async {
+                    match listener.as_mut() {
+                        Some(l) => l.try_recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let tell = tokio::select! {
+                    got = notice => match got {
+                        Ok(Some(_)) => true,
+                        // The connection broke (notices may be lost): the fingerprint tells.
+                        Ok(None) | Err(_) => {
+                            listener = None;
+                            false
+                        }
+                    },
+                    _ = poll.tick() => false,
+                };
+                let now = store.fingerprint().await.ok();
+                let moved = now.is_some() && now != seen;
+                if now.is_some() {
+                    seen = now;
+                }
+                if (tell || moved) && changed.send(()).await.is_err() {
+                    return;
+                }
+            }
+        });
     }
 }
 
@@ -1796,6 +1953,9 @@ mod tests {
         assert!(store.take_handoff("t", 100, "b").await.unwrap());
         assert!(!store.take_handoff("t", 100, "c").await.unwrap(), "taken once");
         assert!(store.handoffs("c").await.unwrap().is_empty());
+        // b could not run it after all: offered again.
+        store.release_handoff("t", 100).await.unwrap();
+        assert!(store.take_handoff("t", 100, "c").await.unwrap());
     });
 
     conformance!(a_seat_is_claimed_once, |store: Store| async move {

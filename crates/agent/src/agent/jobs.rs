@@ -140,6 +140,12 @@ impl Services {
         map.insert((task.to_owned(), slot_ts), (attempt, std::time::Instant::now()));
     }
 
+    /// Forgets a slot taken over from another node; whether it was one.
+    pub fn unhand(&self, task: &str, slot_ts: i64) -> bool {
+        let mut map = self.handed.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(&(task.to_owned(), slot_ts)).is_some()
+    }
+
     /// The attempt a slot taken over from another node goes on from.
     fn handed(&self, task: &str, slot_ts: i64) -> Option<u32> {
         let map = self.handed.lock().unwrap_or_else(|p| p.into_inner());

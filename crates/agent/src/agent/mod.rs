@@ -60,6 +60,35 @@ pub struct Options {
     pub keep_for: Duration,
     /// The store: `None` for SQLite in the state directory, else a `postgres://` URL.
     pub store: Option<String>,
+    /// The task file is the fleet's, in the store (`cronfleet apply --store`), not `config`
+    /// (which is then only its name in messages, [`STORE_FILE`]).
+    pub tasks_from_store: bool,
+}
+
+/// How the fleet's task file in the store is named in messages.
+pub const STORE_FILE: &str = "store:tasks.toml";
+
+/// Reads and validates the agent's task file: from disk, or the fleet's from the store (no
+/// file applied yet: no tasks).
+async fn read_task_file(
+    options: &Options,
+    store: &Store,
+) -> Result<config::TaskSet, config::ConfigErrors> {
+    if !options.tasks_from_store {
+        return config::load(&options.config);
+    }
+    match store.task_file().await {
+        Ok(Some((text, _))) => config::parse(&options.config, &text),
+        Ok(None) => config::parse(&options.config, ""),
+        Err(e) => Err(config::ConfigErrors(vec![config::ConfigError {
+            file: options.config.display().to_string(),
+            line: 0,
+            column: 0,
+            task: None,
+            field: None,
+            message: format!("cannot read the task file from the database: {e}"),
+        }])),
+    }
 }
 
 /// How often old runs are pruned.
@@ -425,20 +454,30 @@ impl Agent {
     ///
     /// # Errors
     /// The file's errors.
-    pub async fn reload(&self) -> Result<Reloaded, config::ConfigErrors> {
+    pub async fn reload(self: &Arc<Self>) -> Result<Reloaded, config::ConfigErrors> {
         crate::sd_notify::reloading();
         let result = self.reload_file().await;
         crate::sd_notify::notify("READY=1");
         result
     }
 
-    async fn reload_file(&self) -> Result<Reloaded, config::ConfigErrors> {
+    async fn reload_file(self: &Arc<Self>) -> Result<Reloaded, config::ConfigErrors> {
+        let read = read_task_file(&self.options, &self.services.store).await;
         let mut running = self.running.lock().await;
-        let result = match config::load(&self.options.config)
-            .and_then(|set| running.take_file(set, &self.options.config))
-        {
+        if self.services.store.shared() {
+            // Other agents may have changed API tasks and pauses.
+            let names: Vec<String> = running.notifiers.iter().map(|n| n.name.clone()).collect();
+            match load_api_tasks(&self.services.store, &names).await {
+                Ok(api) => running.api = api,
+                Err(e) => tracing::warn!(error = %e, "cannot read the API tasks; keeping them"),
+            }
+        }
+        let result = match read.and_then(|set| running.take_file(set, &self.options.config)) {
             Ok(()) => {
                 let done = running.apply(&self.options.host).await;
+                if self.services.store.shared() {
+                    self.sync_pauses(&mut running).await;
+                }
                 tracing::info!(
                     added = done.added,
                     changed = done.changed,
@@ -461,6 +500,51 @@ impl Agent {
         };
         self.services.metrics.reloaded(result.is_ok());
         result
+    }
+
+    /// Takes the pauses in the store (set through another agent) as this node's own.
+    async fn sync_pauses(self: &Arc<Self>, running: &mut Running) {
+        let stored: HashMap<String, Option<Timestamp>> = match self.services.store.paused().await {
+            Ok(rows) => rows
+                .into_iter()
+                .map(|(task, until)| (task, until.and_then(|u| u.parse::<Timestamp>().ok())))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the pauses");
+                return;
+            }
+        };
+        let resumed: Vec<String> =
+            running.paused.keys().filter(|t| !stored.contains_key(*t)).cloned().collect();
+        for name in resumed {
+            running.paused.remove(&name);
+            if let Some((_, id)) = running.tasks.get(&name) {
+                let _ = running.scheduler.resume(*id);
+            }
+            let services = running.services.clone();
+            if let Some((task, supervisor @ None)) = running.daemons.get_mut(&name) {
+                *supervisor = Some(daemon::Supervisor::start(task, services));
+            }
+            tracing::info!(task = %name, "task resumed (by another agent)");
+        }
+        for (name, until) in stored {
+            if running.paused.get(&name) == Some(&until) {
+                continue;
+            }
+            running.paused.insert(name.clone(), until);
+            if let Some((_, id)) = running.tasks.get(&name) {
+                let _ = running.scheduler.pause(*id);
+            }
+            if let Some((_, supervisor)) = running.daemons.get_mut(&name) {
+                if let Some(supervisor) = supervisor.take() {
+                    supervisor.stop().await;
+                }
+            }
+            tracing::info!(task = %name, until = ?until, "task paused (by another agent)");
+            if let Some(until) = until {
+                self.resume_at(&name, until);
+            }
+        }
     }
 
     /// Starts a run of a cron task now, whatever its schedule (also when paused), through its
@@ -604,8 +688,25 @@ impl Agent {
     ///
     /// # Errors
     /// The text's errors, or why the file could not be written.
-    pub async fn apply(&self, text: &str, label: &str) -> Result<(Plan, Reloaded), ApplyError> {
+    pub async fn apply(
+        self: &Arc<Self>,
+        text: &str,
+        label: &str,
+    ) -> Result<(Plan, Reloaded), ApplyError> {
         let plan = self.plan(text, label).await?;
+        if self.options.tasks_from_store {
+            // The fleet's file: every agent of the store reloads it (told by NOTIFY).
+            let now = crate::clock::now().to_string();
+            let revision = self
+                .services
+                .store
+                .put_task_file(text, &now)
+                .await
+                .map_err(|e| ApplyError::Write(format!("cannot store the task file: {e}")))?;
+            tracing::info!(revision, "the fleet's task file stored through the API");
+            let done = self.reload().await?;
+            return Ok((plan, done));
+        }
         let path = std::fs::canonicalize(&self.options.config)
             .unwrap_or_else(|_| self.options.config.clone());
         let tmp = path.with_extension("cronfleet-apply.tmp");
@@ -872,6 +973,10 @@ fn record_skips(scheduler: &Scheduler, services: Arc<Services>) {
                 _ => continue,
             };
             let Some(task) = scheduler.entry(entry).and_then(|e| e.name) else { continue };
+            if outcome == Outcome::Skipped && services.unhand(&task, slot.timestamp().as_second()) {
+                // A slot taken over from another node, skipped here after all: offered again.
+                let _ = services.store.release_handoff(&task, slot.timestamp().as_second()).await;
+            }
             tracing::warn!(task = %task, slot = %slot, outcome = outcome.as_str(), reason = %reason, "slot not run");
             services.metrics.not_run(&task, outcome.as_str());
             let shared = services.store.shared();
@@ -896,6 +1001,9 @@ async fn settle(reload: &mut mpsc::Receiver<()>) {
 fn same_definition(a: &Task, b: &Task) -> bool {
     Task { line: 0, ..a.clone() } == Task { line: 0, ..b.clone() }
 }
+
+/// How often a node with `retry_elsewhere` tasks looks for slots handed over to it.
+const HANDOFFS_EVERY: Duration = Duration::from_secs(1);
 
 /// How often a node says it is alive.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -957,13 +1065,21 @@ impl Agent {
                     tracing::warn!(error = %e, "heartbeat not recorded");
                 }
                 agent.refresh_nodes().await;
+            }
+        });
+        let agent = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HANDOFFS_EVERY).await;
+                let Some(agent) = agent.upgrade() else { return };
                 agent.take_handoffs().await;
             }
         });
     }
 
     /// Takes the slots other nodes handed over (`retry_elsewhere`) for this node's tasks, and
-    /// runs them.
+    /// runs them: one per task at a time, and only while no run of it is going here (so its
+    /// concurrency policy does not skip it).
     async fn take_handoffs(&self) {
         let ours: HashMap<String, EntryId> = {
             let running = self.running.lock().await;
@@ -987,8 +1103,15 @@ impl Agent {
                 return;
             }
         };
+        let mut started = std::collections::HashSet::new();
         for (task, slot_ts, attempt) in offered {
             let Some(id) = ours.get(&task) else { continue };
+            // A job of the task going (a run, or a claim being decided) would make its
+            // concurrency policy skip the slot.
+            let busy = self.scheduler.entry(*id).is_none_or(|e| e.running > 0);
+            if busy || !started.insert(task.clone()) {
+                continue;
+            }
             match self.services.store.take_handoff(&task, slot_ts, node).await {
                 Ok(true) => {}
                 Ok(false) => continue,
@@ -1008,13 +1131,39 @@ impl Agent {
     }
 }
 
+/// The API tasks in the store (an invalid one is logged and left out).
+async fn load_api_tasks(
+    store: &Store,
+    notifiers: &[String],
+) -> Result<BTreeMap<String, ApiTask>, crate::store::StoreError> {
+    let mut api = BTreeMap::new();
+    for stored in store.api_tasks().await? {
+        let created = stored.created_at.parse().unwrap_or_else(|_| crate::clock::now());
+        let mut definition = stored.definition.clone();
+        match dynamic::build(&stored.name, &mut definition, created, notifiers) {
+            Ok(task) => {
+                api.insert(stored.name.clone(), ApiTask { task, stored });
+            }
+            Err(errors) => {
+                for e in errors {
+                    tracing::error!(task = %stored.name, field = ?e.field, "stored API task is invalid: {}", e.message);
+                }
+            }
+        }
+    }
+    Ok(api)
+}
+
 /// Loads the task file, opens the store, schedules the tasks of this node and catches up on
 /// slots missed while the agent was down; the scheduler is started.
 ///
 /// # Errors
 /// The task file's errors when it is invalid, or the store's.
 pub async fn start(options: Options) -> Result<Arc<Agent>, StartError> {
-    let set = config::load(&options.config)?;
+    let set = match options.tasks_from_store {
+        false => Some(config::load(&options.config)?),
+        true => None,
+    };
     std::fs::create_dir_all(&options.state_dir).map_err(|e| crate::store::StoreError::Sql {
         path: options.state_dir.display().to_string(),
         source: sqlx::Error::Io(e),
@@ -1025,6 +1174,10 @@ pub async fn start(options: Options) -> Result<Arc<Agent>, StartError> {
             Store::connect(url).await?.with_spool(&spool, &options.host.name).await?
         }
         None => Store::open(&options.state_dir).await?,
+    };
+    let set = match set {
+        Some(set) => set,
+        None => read_task_file(&options, &store).await?,
     };
     let abandoned =
         store.abandon_running(&options.host.name, &crate::clock::now().to_string()).await?;
@@ -1057,20 +1210,7 @@ pub async fn start(options: Options) -> Result<Arc<Agent>, StartError> {
         paused,
     };
     let names: Vec<String> = set.notifiers.iter().map(|n| n.name.clone()).collect();
-    for stored in store.api_tasks().await? {
-        let created = stored.created_at.parse().unwrap_or_else(|_| crate::clock::now());
-        let mut definition = stored.definition.clone();
-        match dynamic::build(&stored.name, &mut definition, created, &names) {
-            Ok(task) => {
-                running.api.insert(stored.name.clone(), ApiTask { task, stored });
-            }
-            Err(errors) => {
-                for e in errors {
-                    tracing::error!(task = %stored.name, field = ?e.field, "stored API task is invalid: {}", e.message);
-                }
-            }
-        }
-    }
+    running.api = load_api_tasks(&store, &names).await?;
     running.take_file(set, &options.config)?;
     let added = running.apply(&options.host).await.added;
     catchup::catch_up(&scheduler, &services, &running.tasks, &running.paused).await;
@@ -1106,7 +1246,12 @@ pub async fn serve(
     mut reload: mpsc::Receiver<()>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let _watcher = if agent.options.watch {
+    if agent.services.store.shared() {
+        // Definitions and pauses changed by other agents (or `apply --store`): told by NOTIFY,
+        // checked every heartbeat.
+        agent.services.store.watch_changes(reload_tx.clone(), HEARTBEAT);
+    }
+    let _watcher = if agent.options.watch && !agent.options.tasks_from_store {
         match watch::watch(&agent.options.config, reload_tx) {
             Ok(w) => Some(w),
             Err(e) => {

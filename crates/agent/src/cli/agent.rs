@@ -22,9 +22,10 @@ use crate::{
 /// `cronfleet agent`.
 #[derive(Debug, Args)]
 pub struct AgentArgs {
-    /// The task file.
-    #[arg(long, value_name = "FILE")]
-    config: PathBuf,
+    /// The task file. Without it, an agent with --store runs the fleet's task file, kept in
+    /// the database by `cronfleet apply FILE --store URL`.
+    #[arg(long, value_name = "FILE", required_unless_present = "store")]
+    config: Option<PathBuf>,
     /// This machine's name for `hosts` patterns [default: the hostname].
     #[arg(long, value_name = "NAME")]
     node: Option<String>,
@@ -148,7 +149,8 @@ pub fn run(args: AgentArgs) -> Result<ExitCode, String> {
             }
         };
         let options = Options {
-            config: args.config,
+            tasks_from_store: args.config.is_none(),
+            config: args.config.unwrap_or_else(|| PathBuf::from(agent::STORE_FILE)),
             host: Host::detect(args.node, args.tags),
             shutdown_grace: grace,
             watch: !args.no_watch,

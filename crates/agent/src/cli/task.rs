@@ -260,8 +260,48 @@ pub struct PlanArgs {
     /// One JSON object, for scripts.
     #[arg(long)]
     json: bool,
+    /// The fleet's database (postgres://...): review against (or store as) the task file
+    /// every agent started with this --store and without --config runs; they reload it
+    /// within a second.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "CRONFLEET_STORE",
+        hide_env_values = true,
+        conflicts_with = "server"
+    )]
+    store: Option<String>,
     #[command(flatten)]
     remote: Remote,
+}
+
+/// `plan`/`apply --store`: the file compared with the fleet's stored one, and stored.
+fn with_store(args: &PlanArgs, url: &str, store_it: bool) -> Result<Value, String> {
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|e| format!("{}: cannot read the file: {e}", args.file.display()))?;
+    let set = crate::config::parse(&args.file, &text).map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let store = crate::store::Store::connect(url).await.map_err(|e| e.to_string())?;
+        let old = match store.task_file().await.map_err(|e| e.to_string())? {
+            Some((old, _)) => {
+                let label = std::path::Path::new(crate::agent::STORE_FILE);
+                crate::config::parse(label, &old).map(|s| s.tasks).unwrap_or_default()
+            }
+            None => Vec::new(),
+        };
+        let plan = crate::agent::plan::compare(&old, &set.tasks, &Default::default());
+        let mut out = plan.to_json();
+        if store_it {
+            let now = crate::clock::now().to_string();
+            let revision = store.put_task_file(&text, &now).await.map_err(|e| e.to_string())?;
+            out["revision"] = revision.into();
+        }
+        Ok(out)
+    })
 }
 
 fn send_file(args: &PlanArgs, client: &Client, route: &str) -> Result<Value, String> {
@@ -307,7 +347,10 @@ fn show_plan(plan: &Value) {
 
 /// Runs `cronfleet plan FILE`.
 pub fn plan(args: PlanArgs) -> Result<ExitCode, String> {
-    let plan = send_file(&args, &args.remote.client()?, "plan")?;
+    let plan = match &args.store {
+        Some(url) => with_store(&args, url, false)?,
+        None => send_file(&args, &args.remote.client()?, "plan")?,
+    };
     if args.json {
         println!("{plan}");
     } else {
@@ -318,9 +361,15 @@ pub fn plan(args: PlanArgs) -> Result<ExitCode, String> {
 
 /// Runs `cronfleet apply FILE`.
 pub fn apply(args: PlanArgs) -> Result<ExitCode, String> {
-    let done = send_file(&args, &args.remote.client()?, "apply")?;
+    let done = match &args.store {
+        Some(url) => with_store(&args, url, true)?,
+        None => send_file(&args, &args.remote.client()?, "apply")?,
+    };
     if args.json {
         println!("{done}");
+    } else if args.store.is_some() {
+        show_plan(&done);
+        println!("stored as revision {}: the fleet's agents reload it now", done["revision"]);
     } else {
         show_plan(&done);
         let a = &done["applied"];
