@@ -673,6 +673,15 @@ impl Store {
     /// # Errors
     /// When the database cannot be reached or used, or its schema is newer than ours.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::connect_with(url, 8).await
+    }
+
+    /// [`Store::connect`] with at most `connections` connections to PostgreSQL (an agent
+    /// uses 8).
+    ///
+    /// # Errors
+    /// When the database cannot be reached or used, or its schema is newer than ours.
+    pub async fn connect_with(url: &str, connections: u32) -> Result<Store, StoreError> {
         if let Some(path) = url.strip_prefix("sqlite://") {
             let path = Path::new(path.split('?').next().unwrap_or(path));
             return Store::open(path.parent().unwrap_or(Path::new("."))).await;
@@ -685,7 +694,7 @@ impl Store {
         }
         sqlx::any::install_default_drivers();
         let pool = AnyPoolOptions::new()
-            .max_connections(8)
+            .max_connections(connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await
@@ -1374,6 +1383,83 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// [`Store::claim`] for many seats at once, in one statement (one round trip): the seats
+    /// among `wanted` (task, slot, seat) that are now `node`'s.
+    ///
+    /// # Errors
+    /// When the database cannot be written (or, spooled, does not answer within 2 s).
+    pub async fn claim_many(
+        &self,
+        wanted: &[(String, i64, u32)],
+        node: &str,
+        at: &str,
+    ) -> Result<std::collections::HashSet<(String, i64, u32)>, StoreError> {
+        let mut got = std::collections::HashSet::new();
+        // Every node inserts in the same order (no deadlock between batches that overlap).
+        let mut wanted = wanted.to_vec();
+        wanted.sort();
+        wanted.dedup();
+        // 5 parameters a row; PostgreSQL takes at most 65,535 in a statement.
+        for chunk in wanted.chunks(1000) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p = i * 5;
+                    match self.backend {
+                        Backend::Postgres => format!(
+                            "(${}, ${}::BIGINT, ${}::BIGINT, ${}, ${})",
+                            p + 1,
+                            p + 2,
+                            p + 3,
+                            p + 4,
+                            p + 5
+                        ),
+                        Backend::Sqlite => {
+                            format!("(${}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 5)
+                        }
+                    }
+                })
+                .collect();
+            let sql = match self.backend {
+                // Seats taken by others are left alone (not locked): new ones are inserted,
+                // and those this node held already (from before this statement) are read.
+                Backend::Postgres => format!(
+                    "WITH wanted (task, slot_ts, seat, node, claimed_at) AS (VALUES {}), \
+                     inserted AS (INSERT INTO claims (task, slot_ts, seat, node, claimed_at) \
+                         SELECT * FROM wanted ON CONFLICT (task, slot_ts, seat) DO NOTHING \
+                         RETURNING task, slot_ts, seat) \
+                     SELECT task, slot_ts, seat FROM inserted UNION ALL \
+                     SELECT c.task, c.slot_ts, c.seat FROM claims c JOIN wanted w \
+                         ON c.task = w.task AND c.slot_ts = w.slot_ts AND c.seat = w.seat \
+                         AND c.node = w.node",
+                    rows.join(", ")
+                ),
+                Backend::Sqlite => format!(
+                    "INSERT INTO claims (task, slot_ts, seat, node, claimed_at) VALUES {} \
+                     ON CONFLICT (task, slot_ts, seat) DO UPDATE SET claimed_at = claims.claimed_at \
+                     WHERE claims.node = excluded.node RETURNING task, slot_ts, seat",
+                    rows.join(", ")
+                ),
+            };
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (task, slot_ts, seat) in chunk {
+                query = query.bind(task).bind(*slot_ts).bind(i64::from(*seat)).bind(node).bind(at);
+            }
+            let fetch = query.fetch_all(&self.pool);
+            let rows = match self.spool {
+                None => fetch.await,
+                Some(_) => tokio::time::timeout(SHARED_WRITE_TIMEOUT, fetch)
+                    .await
+                    .unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut)),
+            }
+            .map_err(self.sql())?;
+            for row in rows {
+                let seat: i64 = row.get(2);
+                got.insert((row.get(0), row.get(1), seat.clamp(0, i64::from(u32::MAX)) as u32));
+            }
+        }
+        Ok(got)
+    }
+
     /// Claims seat `seat` of a task's slot for `node`: true for exactly one claimant per
     /// (task, slot, seat), whoever asks and whenever (the primary key decides). Asking again
     /// for a seat it holds answers true (a claim whose answer was lost is not lost). In a
@@ -1971,6 +2057,18 @@ mod tests {
         store.prune(1000, 101).await.unwrap();
         assert!(store.claim("t", 100, 0, "c", "now").await.unwrap());
         assert!(!store.claim("t", 101, 0, "c", "now").await.unwrap());
+        // Many at once: only the free ones (and those it holds) are its own.
+        let wanted: Vec<(String, i64, u32)> = vec![
+            ("t".into(), 101, 0),
+            ("t".into(), 102, 0),
+            ("u".into(), 101, 0),
+            ("t".into(), 100, 0),
+        ];
+        let got = store.claim_many(&wanted, "c", "now").await.unwrap();
+        let mut got: Vec<_> = got.into_iter().collect();
+        got.sort();
+        assert_eq!(got, [("t".into(), 100, 0), ("t".into(), 102, 0), ("u".into(), 101, 0)]);
+        assert!(store.claim_many(&wanted[1..3], "d", "now").await.unwrap().is_empty());
     });
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

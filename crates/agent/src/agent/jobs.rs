@@ -91,11 +91,23 @@ pub struct Services {
     pub alerts: Arc<Alerts>,
     /// Runs in flight, by run id.
     pub in_flight: std::sync::Mutex<HashMap<String, Arc<InFlight>>>,
-    /// The nodes of the store as last read (every heartbeat), for claims.
-    pub nodes: std::sync::RwLock<Vec<crate::store::NodeRecord>>,
+    /// The nodes of the store as last read (every heartbeat), ready for claims (see
+    /// [`Services::set_nodes`]).
+    nodes: std::sync::RwLock<Arc<Vec<Candidate>>>,
     /// Slots taken over from other nodes (`retry_elsewhere`): (task, slot) → the attempt they
     /// go on from, and when they were taken.
     pub handed: std::sync::Mutex<HashMap<(String, i64), (u32, std::time::Instant)>>,
+    /// Claims waiting to go to the database together (see [`Services::claim`]).
+    claims: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<ClaimRequest>>,
+    /// Claim statements sent to the database (round trips), for the benchmark and metrics.
+    pub claim_round_trips: std::sync::atomic::AtomicU64,
+}
+
+/// One seat a job wants, and where its answer goes.
+#[derive(Debug)]
+struct ClaimRequest {
+    seat: (String, i64, u32),
+    answer: tokio::sync::oneshot::Sender<Result<bool, String>>,
 }
 
 /// A run in flight.
@@ -129,7 +141,26 @@ impl Services {
             in_flight: std::sync::Mutex::default(),
             nodes: std::sync::RwLock::default(),
             handed: std::sync::Mutex::default(),
+            claims: std::sync::OnceLock::new(),
+            claim_round_trips: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Claims one seat of a slot. The claims of the jobs due together go to the database in
+    /// one statement: while one batch is on its way, the next ones queue up (so a node with
+    /// many tasks due in the same second makes one or two round trips for all of them).
+    async fn claim(self: &Arc<Self>, task: &str, slot_ts: i64, seat: u32) -> Result<bool, String> {
+        let sender = self.claims.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(claim_batches(Arc::downgrade(self), rx));
+            tx
+        });
+        let (answer, reply) = tokio::sync::oneshot::channel();
+        let seat = (task.to_owned(), slot_ts, seat);
+        sender
+            .send(ClaimRequest { seat, answer })
+            .map_err(|_| "the agent is stopping".to_owned())?;
+        reply.await.unwrap_or_else(|_| Err("the agent is stopping".to_owned()))
     }
 
     /// Remembers a slot taken over from another node, to run from `attempt` on.
@@ -138,6 +169,13 @@ impl Services {
         // Retries of a taken slot are over within the hour.
         map.retain(|_, (_, at)| at.elapsed() < Duration::from_secs(3600));
         map.insert((task.to_owned(), slot_ts), (attempt, std::time::Instant::now()));
+    }
+
+    /// Takes the store's nodes (read every heartbeat) as the candidates of claims: their
+    /// identities parsed and their liveness judged once, not at every claim.
+    pub fn set_nodes(&self, nodes: &[crate::store::NodeRecord]) {
+        let ready = Arc::new(candidates(nodes, crate::clock::now()));
+        *self.nodes.write().unwrap_or_else(|p| p.into_inner()) = ready;
     }
 
     /// Forgets a slot taken over from another node; whether it was one.
@@ -269,6 +307,28 @@ fn fnv1a(parts: &[&[u8]]) -> u64 {
     h ^ (h >> 33)
 }
 
+/// A node as claims see it.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    host: super::Host,
+    alive: bool,
+}
+
+/// The nodes of the store as claims see them, judged alive or not at `now`.
+pub fn candidates(nodes: &[crate::store::NodeRecord], now: jiff::Timestamp) -> Vec<Candidate> {
+    nodes
+        .iter()
+        .map(|n| Candidate {
+            host: super::Host {
+                name: n.name.clone(),
+                addresses: n.addresses.iter().filter_map(|a| a.parse().ok()).collect(),
+                tags: n.tags.clone(),
+            },
+            alive: super::node_status(n, now) == "alive",
+        })
+        .collect()
+}
+
 /// The live nodes that may run `task`, most preferred first for `slot_ts` (rendezvous
 /// hashing: each slot has its own order, so the load spreads, and every node computes the same
 /// order from the same list).
@@ -278,40 +338,73 @@ pub fn rendezvous(
     nodes: &[crate::store::NodeRecord],
     me: &str,
 ) -> Vec<String> {
-    let now = crate::clock::now();
-    let mut ranked: Vec<(u64, String)> = nodes
+    rendezvous_among(task, slot_ts, &candidates(nodes, crate::clock::now()), me)
+}
+
+/// [`rendezvous`] over nodes made ready by [`candidates`].
+pub fn rendezvous_among(task: &Task, slot_ts: i64, nodes: &[Candidate], me: &str) -> Vec<String> {
+    let slot = slot_ts.to_be_bytes();
+    let mut ranked: Vec<(u64, &str)> = nodes
         .iter()
-        .filter(|n| n.name == me || super::node_status(n, now) == "alive")
-        .filter(|n| {
-            let host = super::Host {
-                name: n.name.clone(),
-                addresses: n.addresses.iter().filter_map(|a| a.parse().ok()).collect(),
-                tags: n.tags.clone(),
-            };
-            host.runs(task)
-        })
+        .filter(|n| n.host.name == me || n.alive)
+        .filter(|n| n.host.runs(task))
         .map(|n| {
-            let score = fnv1a(&[task.name.as_bytes(), &slot_ts.to_be_bytes(), n.name.as_bytes()]);
-            (score, n.name.clone())
+            (fnv1a(&[task.name.as_bytes(), &slot, n.host.name.as_bytes()]), n.host.name.as_str())
         })
         .collect();
-    if !ranked.iter().any(|(_, n)| n == me) {
-        let score = fnv1a(&[task.name.as_bytes(), &slot_ts.to_be_bytes(), me.as_bytes()]);
-        ranked.push((score, me.to_owned()));
+    if !ranked.iter().any(|(_, n)| *n == me) {
+        ranked.push((fnv1a(&[task.name.as_bytes(), &slot, me.as_bytes()]), me));
     }
-    ranked.sort_by(|a, b| b.cmp(a));
-    ranked.into_iter().map(|(_, n)| n).collect()
+    ranked.sort_unstable_by(|a, b| b.cmp(a));
+    ranked.into_iter().map(|(_, n)| n.to_owned()).collect()
 }
+
+/// Sends the queued claims in batches, one statement each, and answers them.
+async fn claim_batches(
+    services: std::sync::Weak<Services>,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<ClaimRequest>,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 1000 {
+            match queue.try_recv() {
+                Ok(more) => batch.push(more),
+                Err(_) => break,
+            }
+        }
+        let Some(services) = services.upgrade() else { return };
+        let wanted: Vec<(String, i64, u32)> = batch.iter().map(|r| r.seat.clone()).collect();
+        let now = crate::clock::now().to_string();
+        services.claim_round_trips.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let result = services.store.claim_many(&wanted, &services.node, &now).await;
+        for request in batch {
+            let answer = match &result {
+                Ok(got) => Ok(got.contains(&request.seat)),
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = request.answer.send(answer);
+        }
+    }
+}
+
+/// How many nodes after the preferred ones may take a slot they left (after a grace each);
+/// the rest of the fleet never asks, so the database sees a few claims per slot, however
+/// many nodes there are.
+pub const CLAIM_BACKUPS: u32 = 2;
 
 impl Services {
     /// For a `run_on = N` task in a shared store: whether this node gets one of the slot's N
-    /// seats. The top N nodes of the slot's rendezvous order claim at once; the others wait
-    /// their turn, so they take a seat only when a preferred node did not.
-    async fn claim_seat(&self, task: &Task, seats: u32, slot: &jiff::Zoned) -> bool {
+    /// seats. The top N nodes of the slot's rendezvous order claim at once; the next
+    /// [`CLAIM_BACKUPS`] wait their turn, so they take a seat only when a preferred node did
+    /// not; the others leave the slot to them.
+    pub async fn claim_seat(self: &Arc<Self>, task: &Task, seats: u32, slot: &jiff::Zoned) -> bool {
         let slot_ts = slot.timestamp().as_second();
         let nodes = self.nodes.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let order = rendezvous(task, slot_ts, &nodes, &self.node);
+        let order = rendezvous_among(task, slot_ts, &nodes, &self.node);
         let rank = order.iter().position(|n| *n == self.node).unwrap_or(0) as u32;
+        if rank >= seats + CLAIM_BACKUPS {
+            return false;
+        }
         if rank >= seats {
             tokio::time::sleep(CLAIM_GRACE * (rank - seats + 1)).await;
         }
@@ -322,10 +415,9 @@ impl Services {
             self.store.unclaimed(&task.name, slot, seats);
             return false;
         }
-        let now = crate::clock::now().to_string();
         let first = rank.min(seats - 1);
         for seat in (first..seats).chain(0..first) {
-            match self.store.claim(&task.name, slot_ts, seat, &self.node, &now).await {
+            match self.claim(&task.name, slot_ts, seat).await {
                 Ok(true) => return true,
                 Ok(false) => {}
                 Err(e) => {

@@ -15,7 +15,7 @@ mod catchup;
 mod daemon;
 pub mod dynamic;
 mod host;
-mod jobs;
+pub mod jobs;
 pub mod plan;
 mod watch;
 
@@ -1029,7 +1029,7 @@ impl Agent {
     /// Reads the store's nodes into the cache claims use.
     async fn refresh_nodes(&self) {
         match self.services.store.nodes().await {
-            Ok(nodes) => *self.services.nodes.write().unwrap_or_else(|p| p.into_inner()) = nodes,
+            Ok(nodes) => self.services.set_nodes(&nodes),
             Err(e) => tracing::warn!(error = %e, "cannot read the nodes"),
         }
     }
