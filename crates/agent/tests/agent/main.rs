@@ -995,9 +995,14 @@ struct Partition {
 
 impl Partition {
     fn to(upstream: String) -> Partition {
+        Partition::on("127.0.0.1:0", upstream)
+    }
+
+    /// A proxy listening on `listen` (`0.0.0.0:0`: reachable from network namespaces too).
+    fn on(listen: &str, upstream: String) -> Partition {
         use std::sync::atomic::Ordering;
         let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = std::net::TcpListener::bind(listen).unwrap();
         let port = listener.local_addr().unwrap().port();
         let flag = cut.clone();
         std::thread::spawn(move || {
@@ -1391,5 +1396,122 @@ fn a_task_file_applied_to_the_store_reaches_every_agent_at_once() {
         let (code, _, log) = agent.stop();
         assert_eq!(code, Some(0), "{log}");
     }
+    runtime.block_on(db.drop_database());
+}
+
+/// Network namespaces, each with its own address on a veth pair to this one; deleted when
+/// dropped.
+struct Namespaces(Vec<String>);
+
+impl Namespaces {
+    /// `ns` with address 10.77.`subnet`.2/24 (this side: .1), or `None` when the machine does
+    /// not allow it (not root, no `ip`, no namespaces).
+    fn make(names: &[(&str, u8)]) -> Option<Namespaces> {
+        if !nix::unistd::geteuid().is_root() {
+            return None;
+        }
+        let ip = |args: &[&str]| {
+            Command::new("ip").args(args).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+        };
+        let mut made = Namespaces(Vec::new());
+        for (ns, subnet) in names {
+            if !ip(&["netns", "add", ns]) {
+                return None;
+            }
+            made.0.push((*ns).to_owned());
+            let (outer, inner) = (format!("{ns}o"), format!("{ns}i"));
+            let ok = ip(&["link", "add", &outer, "type", "veth", "peer", "name", &inner])
+                && ip(&["link", "set", &inner, "netns", ns])
+                && ip(&["addr", "add", &format!("10.77.{subnet}.1/24"), "dev", &outer])
+                && ip(&["link", "set", &outer, "up"])
+                && ip(&["-n", ns, "addr", "add", &format!("10.77.{subnet}.2/24"), "dev", &inner])
+                && ip(&["-n", ns, "link", "set", &inner, "up"])
+                && ip(&["-n", ns, "link", "set", "lo", "up"]);
+            if !ok {
+                return None;
+            }
+        }
+        Some(made)
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for ns in &self.0 {
+            let _ = Command::new("ip").args(["link", "del", &format!("{ns}o")]).status();
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+#[test]
+fn hosts_by_address_with_agents_in_network_namespaces() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let tag = std::process::id() % 100_000;
+    let (a, b) = (format!("cf{tag}a"), format!("cf{tag}b"));
+    let Some(_namespaces) = Namespaces::make(&[(&a, 91), (&b, 92)]) else {
+        eprintln!("skipped: this machine does not let the test make network namespaces");
+        return;
+    };
+    let Some(db) = runtime.block_on(cronfleet::testing::TestDb::create("netns")) else { return };
+    // The agents reach the database through a proxy on this side's addresses.
+    let (host_port, _) = db.url.split_once('@').unwrap().1.split_once('/').unwrap();
+    let proxy = Partition::on("0.0.0.0:0", host_port.to_owned());
+    let url_from =
+        |subnet: u8| db.url.replace(host_port, &format!("10.77.{subnet}.1:{}", proxy.port));
+    let tasks = "[[task]]\nname = \"only-a\"\nschedule = \"* * * * * *\"\nhosts = [\"10.77.91.0/24\"]\ncommand = \"true\"\n\n\
+                 [[task]]\nname = \"only-b\"\nschedule = \"* * * * * *\"\nhosts = [\"10.77.92.2\"]\ncommand = \"true\"\n\n\
+                 [[task]]\nname = \"both\"\nschedule = \"* * * * * *\"\nhosts = [\"10.77.0.0/16\"]\ncommand = \"true\"\n\n\
+                 [[task]]\nname = \"neither\"\nschedule = \"* * * * * *\"\nhosts = [\"10.78.0.0/16\"]\ncommand = \"true\"\n";
+    let file = std::env::temp_dir().join(format!("cronfleet-netns-{tag}.toml"));
+    std::fs::write(&file, tasks).unwrap();
+    let out = cronfleet(&["apply", file.to_str().unwrap(), "--store", &db.url]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let start = |ns: &str, subnet: u8, node: &str| {
+        let dir = std::env::temp_dir().join(format!("cronfleet-agent-{tag}-netns-{node}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_cronfleet"), "agent"])
+            .args(["--store", &url_from(subnet), "--node", node])
+            .args(["--state-dir", dir.join("state").to_str().unwrap()])
+            .env("CRONFLEET_LISTEN", "127.0.0.1:0")
+            .stderr(std::fs::File::create(dir.join("agent.log")).unwrap())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        Agent { child, dir }
+    };
+    let agents = [start(&a, 91, "na"), start(&b, 92, "nb")];
+    sleep(4.0);
+    let logs: Vec<String> = agents.iter().map(Agent::log).collect();
+    for agent in agents {
+        let (code, _, log) = agent.stop();
+        assert_eq!(code, Some(0), "{log}");
+    }
+    let runs = all_runs(&runtime, &db.url);
+    let nodes_of = |task: &str| {
+        let mut nodes: Vec<String> =
+            runs.iter().filter(|r| r.task == task).map(|r| r.node.clone()).collect();
+        nodes.sort();
+        nodes.dedup();
+        nodes
+    };
+    assert_eq!(nodes_of("only-a"), ["na"], "{}", logs.join("\n"));
+    assert_eq!(nodes_of("only-b"), ["nb"]);
+    assert_eq!(nodes_of("both"), ["na", "nb"]);
+    assert!(nodes_of("neither").is_empty());
+    // Each node registered the address of its own namespace.
+    let nodes = runtime.block_on(async {
+        cronfleet::store::Store::connect(&db.url).await.unwrap().nodes().await.unwrap()
+    });
+    let addresses = |name: &str| -> Vec<String> {
+        let node = nodes.iter().find(|n| n.name == name).unwrap();
+        // (The veth's IPv6 link-local address is there too.)
+        node.addresses.iter().filter(|a| !a.contains(':')).cloned().collect()
+    };
+    assert_eq!(addresses("na"), ["10.77.91.2"]);
+    assert_eq!(addresses("nb"), ["10.77.92.2"]);
+    let _ = std::fs::remove_file(&file);
     runtime.block_on(db.drop_database());
 }
