@@ -954,6 +954,24 @@ impl Store {
         Ok(row.try_get::<Option<i64>, _>(0).ok().flatten())
     }
 
+    /// The latest slot recorded for each task (any node, any outcome), among slots at or
+    /// after `since` (Unix seconds).
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn latest_slots(
+        &self,
+        since: i64,
+    ) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+        let rows =
+            sqlx::query("SELECT task, MAX(slot_ts) FROM runs WHERE slot_ts >= $1 GROUP BY task")
+                .bind(since)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(self.sql())?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     /// Runs, newest slot first: at most `filter.limit` of them.
     ///
     /// # Errors

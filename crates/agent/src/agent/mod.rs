@@ -862,12 +862,18 @@ fn write_identity(options: &Options) {
 /// How often a node checks whether it does the fleet's chores, and does them.
 const CHORES_EVERY: Duration = Duration::from_secs(5);
 
+/// A slot with no record this long after it is missed (claims and starts take a second).
+const DEAD_MAN_AFTER: Duration = Duration::from_secs(10);
+
 /// The fleet's chores, done by one node at a time (with SQLite, by every agent for itself):
-/// runs of nodes silent for [`LOST_AFTER`] become `lost`, and old runs are pruned hourly.
-fn chores(store: Store, keep_runs: u32, keep_for: Duration) {
+/// runs of nodes silent for [`LOST_AFTER`] become `lost`, slots nobody ran are recorded as
+/// missed and alerted (a dead man's switch, [`dead_man`]), and old runs are pruned hourly.
+fn chores(agent: std::sync::Weak<Agent>, store: Store, keep_runs: u32, keep_for: Duration) {
     tokio::spawn(async move {
         let mut leader: Option<crate::store::Leader> = None;
         let mut last_prune: Option<std::time::Instant> = None;
+        let mut leading_since = crate::clock::now();
+        let mut known = HashMap::new();
         loop {
             if let Some(lead) = leader.as_mut() {
                 if !lead.holds().await {
@@ -882,6 +888,7 @@ fn chores(store: Store, keep_runs: u32, keep_for: Duration) {
                 });
                 if leader.is_some() && store.shared() {
                     tracing::info!("this node does the fleet's chores");
+                    leading_since = crate::clock::now();
                 }
             }
             if leader.is_some() {
@@ -911,6 +918,8 @@ fn chores(store: Store, keep_runs: u32, keep_for: Duration) {
                         }
                         Err(e) => tracing::error!(error = %e, "cannot mark lost runs"),
                     }
+                    let Some(agent) = agent.upgrade() else { return };
+                    dead_man(&agent, leading_since, &mut known).await;
                 }
                 if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
                     last_prune = Some(std::time::Instant::now());
@@ -947,6 +956,82 @@ fn flush_spool(store: Store, node: String) {
             }
         }
     });
+}
+
+/// The dead man's switch of a shared store: each task's latest slot (at least
+/// [`DEAD_MAN_AFTER`] old, and from after this node began to lead) that no node recorded
+/// anything for (no run, skip or miss: its nodes are all down, or none matches) is recorded
+/// as missed, once in the fleet (claimed as seat 0 of the slot), and alerted.
+///
+/// `known` remembers since when the leader has known each task with its schedule (a task
+/// added or rescheduled later is not missed for slots before then).
+async fn dead_man(agent: &Arc<Agent>, since: Timestamp, known: &mut HashMap<String, Timestamp>) {
+    let services = &agent.services;
+    let latest = match services.store.latest_slots(since.as_second()).await {
+        Ok(latest) => latest,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot look for missed slots");
+            return;
+        }
+    };
+    let now = crate::clock::zoned_now();
+    let Ok(horizon) =
+        now.checked_sub(jiff::SignedDuration::try_from(DEAD_MAN_AFTER).unwrap_or_default())
+    else {
+        return;
+    };
+    let views = agent.tasks().await;
+    let current: std::collections::HashSet<String> = views
+        .iter()
+        .filter_map(|v| match &v.task.kind {
+            Kind::Cron(schedule) => Some(format!("{}\n{schedule}", v.task.name)),
+            Kind::Daemon => None,
+        })
+        .collect();
+    known.retain(|k, _| current.contains(k));
+    for view in views {
+        let task = &view.task;
+        let Kind::Cron(schedule) = &task.kind else { continue };
+        let key = format!("{}\n{schedule}", task.name);
+        if !task.enabled || view.paused.is_some() {
+            // Slots of a paused task are not missed, nor those before it resumes.
+            known.insert(key, crate::clock::now());
+            continue;
+        }
+        let first = *known.entry(key).or_insert_with(crate::clock::now);
+        let Some(slot) = schedule.prev_before(&horizon) else { continue };
+        let slot_ts = slot.timestamp().as_second();
+        if slot.timestamp() < since.max(first)
+            || latest.get(&task.name).is_some_and(|l| *l >= slot_ts)
+        {
+            continue;
+        }
+        let at = crate::clock::now().to_string();
+        match services.store.claim(&task.name, slot_ts, 0, &services.node, &at).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim a missed slot");
+                continue;
+            }
+        }
+        let reason =
+            "no node ran this slot (none of the task's nodes is alive, or none matches it)";
+        tracing::warn!(task = %task.name, slot = %slot, "{reason}");
+        let record = RunRecord::not_run(
+            &task.name,
+            &slot,
+            Outcome::Missed,
+            reason.into(),
+            &services.node,
+            true,
+        );
+        services.metrics.not_run(&task.name, Outcome::Missed.as_str());
+        if let Err(e) = services.store.put(&record).await {
+            tracing::error!(error = %e, "cannot record a missed slot");
+        }
+        services.alerts.missed(&record);
+    }
 }
 
 /// Records the slots the scheduler did not run (skipped by policy, missed while stalled).
@@ -1191,7 +1276,6 @@ pub async fn start(options: Options) -> Result<Arc<Agent>, StartError> {
     let scheduler =
         Scheduler::builder().time_zone(TimeZone::system()).clock(crate::clock::AgentClock).build();
     record_skips(&scheduler, services.clone());
-    chores(store.clone(), options.keep_runs, options.keep_for);
     if store.shared() {
         flush_spool(store.clone(), options.host.name.clone());
     }
@@ -1235,6 +1319,7 @@ pub async fn start(options: Options) -> Result<Arc<Agent>, StartError> {
     for (name, until) in timed {
         agent.resume_at(&name, until);
     }
+    chores(Arc::downgrade(&agent), store, agent.options.keep_runs, agent.options.keep_for);
     Ok(agent)
 }
 

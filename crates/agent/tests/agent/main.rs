@@ -1515,3 +1515,34 @@ fn hosts_by_address_with_agents_in_network_namespaces() {
     let _ = std::fs::remove_file(&file);
     runtime.block_on(db.drop_database());
 }
+
+#[test]
+fn the_leader_records_slots_nobody_ran_as_missed() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let Some(db) = runtime.block_on(cronfleet::testing::TestDb::create("deadman")) else {
+        return;
+    };
+    let tasks = "[[task]]\nname = \"orphan\"\nschedule = \"*/2 * * * * *\"\nhosts = [\"no-such-host\"]\ncommand = \"true\"\n\n\
+                 [[task]]\nname = \"fine\"\nschedule = \"* * * * * *\"\nrun_on = \"one\"\ncommand = \"true\"\n";
+    let agents: Vec<Agent> = ["m1", "m2"]
+        .iter()
+        .map(|n| Agent::start(&format!("deadman-{n}"), tasks, &["--store", &db.url, "--node", n]))
+        .collect();
+    sleep(19.0);
+    for agent in agents {
+        let (code, _, log) = agent.stop();
+        assert_eq!(code, Some(0), "{log}");
+    }
+    let runs = all_runs(&runtime, &db.url);
+    let orphan: Vec<_> = runs.iter().filter(|r| r.task == "orphan").collect();
+    // No node runs `orphan`: its slots from 10 s after the start on are missed, once each.
+    assert!(!orphan.is_empty(), "{runs:?}");
+    assert!(orphan.iter().all(|r| r.outcome.as_str() == "missed"), "{orphan:?}");
+    let mut slots: Vec<i64> = orphan.iter().map(|r| r.slot_ts).collect();
+    slots.dedup();
+    assert_eq!(slots.len(), orphan.len(), "once each: {orphan:?}");
+    assert!(orphan[0].reason.as_deref().unwrap_or("").contains("no node ran this slot"));
+    // A task that runs is never missed.
+    assert!(runs.iter().filter(|r| r.task == "fine").all(|r| r.outcome.as_str() == "succeeded"));
+    runtime.block_on(db.drop_database());
+}
