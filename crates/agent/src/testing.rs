@@ -2,9 +2,11 @@
 //! own (to stop and start under running agents).
 //!
 //! The server is `CRONFLEET_TEST_DATABASE_URL` (any database on it; the tests create their
-//! own), else `postgres://postgres@127.0.0.1:5432/postgres`. Without a reachable server the
-//! PostgreSQL tests are skipped, except under CI (`CI` set), where they fail: `.ci/run`
-//! installs and starts PostgreSQL when the machine has none.
+//! own), else `postgres://postgres@127.0.0.1:5432/postgres` when it answers, else a
+//! throwaway server of the test process (`initdb` into a temporary directory, on a free
+//! port) when PostgreSQL's server programs are installed. Without any, the PostgreSQL tests
+//! are skipped, except under CI (`CI` set), where they fail: `.ci/run` installs and starts
+//! PostgreSQL when the machine has none.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -17,6 +19,43 @@ pub struct TestDb {
     pub url: String,
     server: String,
     name: String,
+}
+
+/// Without `CRONFLEET_TEST_DATABASE_URL`: the server on 127.0.0.1:5432 if one answers there,
+/// else a server of this test process's own (when PostgreSQL's server programs are
+/// installed), started once and stopped when the process exits.
+async fn default_server() -> String {
+    const LOCAL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+    static OWN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    if let Some(url) = OWN.get() {
+        return url.clone().unwrap_or_else(|| LOCAL.to_owned());
+    }
+    let local = AnyPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(std::time::Duration::from_secs(2))
+        .connect(LOCAL)
+        .await;
+    if let Ok(pool) = local {
+        pool.close().await;
+        return LOCAL.to_owned();
+    }
+    let own = OWN.get_or_init(|| {
+        if pg_bin().is_none() {
+            return None;
+        }
+        // The server lives as long as this thread: as long as the process.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let server = PgServer::start("shared");
+            let _ = tx.send(server.as_ref().map(|s| s.url.clone()));
+            let _keep = server;
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv().ok().flatten()
+    });
+    own.clone().unwrap_or_else(|| LOCAL.to_owned())
 }
 
 /// The server's URL with `database` instead of its own.
@@ -39,8 +78,10 @@ impl TestDb {
     pub async fn create(label: &str) -> Option<TestDb> {
         static N: AtomicU32 = AtomicU32::new(0);
         sqlx::any::install_default_drivers();
-        let server = std::env::var("CRONFLEET_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let server = match std::env::var("CRONFLEET_TEST_DATABASE_URL") {
+            Ok(url) => url,
+            Err(_) => default_server().await,
+        };
         let admin = match AnyPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(std::time::Duration::from_secs(5))
@@ -145,6 +186,16 @@ impl PgServer {
         };
         let dir = std::env::temp_dir().join(format!("cronfleet-pg-{label}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        // Servers of test processes that have exited left their directories.
+        for entry in std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name.strip_prefix("cronfleet-pg-").and_then(|r| r.rsplit('-').next());
+            if let Some(pid) = pid.and_then(|p| p.parse::<u32>().ok()) {
+                if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
         std::fs::create_dir_all(dir.join("data")).expect("server directory");
         if nix::unistd::geteuid().is_root() {
             let user = nix::unistd::User::from_name("postgres")
@@ -198,7 +249,30 @@ impl PgServer {
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "already running");
         let log = std::fs::File::create(self.dir.join("server.log")).expect("log");
-        let child = Self::as_server_user(&self.bin.join("postgres"))
+        let mut command = std::process::Command::new(self.bin.join("postgres"));
+        let user = nix::unistd::geteuid()
+            .is_root()
+            .then(|| nix::unistd::User::from_name("postgres").ok().flatten())
+            .flatten()
+            .map(|u| (u.uid.as_raw(), u.gid.as_raw()));
+        // SAFETY: only async-signal-safe system calls between fork and exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+                if let Some((uid, gid)) = user {
+                    // PostgreSQL refuses root; then (credentials changed) the death signal.
+                    if libc::setgroups(0, std::ptr::null()) != 0
+                        || libc::setgid(gid) != 0
+                        || libc::setuid(uid) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                // The server stops (fast shutdown) when the thread that started it ends.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT);
+                Ok(())
+            });
+        }
+        let child = command
             .arg("-D")
             .arg(self.dir.join("data"))
             .args(["-p", &self.port.to_string(), "-c", "listen_addresses=127.0.0.1"])
@@ -231,12 +305,7 @@ impl PgServer {
     /// Stops the server (fast shutdown: clients are disconnected) and waits for it to exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // The postmaster's pid (under root, `child` is runuser, which waits for it).
-            let pid = std::fs::read_to_string(self.dir.join("data/postmaster.pid"))
-                .ok()
-                .and_then(|text| text.lines().next()?.trim().parse::<i32>().ok())
-                .unwrap_or(child.id() as i32);
-            let pid = nix::unistd::Pid::from_raw(pid);
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
             let _ = child.wait();
         }

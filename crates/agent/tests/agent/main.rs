@@ -737,7 +737,7 @@ fn two_agents_share_a_postgres_store() {
 }
 
 #[test]
-fn run_on_one_runs_each_slot_exactly_once_across_three_agents() {
+fn run_on_one_runs_each_slot_exactly_once_for_a_minute_across_three_agents() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let Some(db) = runtime.block_on(cronfleet::testing::TestDb::create("claims")) else { return };
     let tasks = "[[task]]\nname = \"solo\"\nschedule = \"* * * * * *\"\nrun_on = \"one\"\ncommand = \"true\"\n\n\
@@ -747,7 +747,8 @@ fn run_on_one_runs_each_slot_exactly_once_across_three_agents() {
         .iter()
         .map(|n| Agent::start(&format!("claims-{n}"), tasks, &["--store", &db.url, "--node", n]))
         .collect();
-    sleep(6.5);
+    // A minute of slots.
+    sleep(62.0);
     for agent in agents {
         let (code, _, log) = agent.stop();
         assert_eq!(code, Some(0), "{log}");
@@ -769,7 +770,7 @@ fn run_on_one_runs_each_slot_exactly_once_across_three_agents() {
     // Slots when all three agents ran (the first and last are partial for `everyone`).
     let everyone = per_slot("everyone");
     let full: Vec<i64> = everyone.iter().filter(|(_, n)| n.len() == 3).map(|(s, _)| *s).collect();
-    assert!(full.len() >= 4, "{everyone:?}");
+    assert!(full.len() >= 58, "{everyone:?}");
     let solo = per_slot("solo");
     let pair = per_slot("pair");
     for slot in &full {
