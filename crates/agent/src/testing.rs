@@ -40,9 +40,7 @@ async fn default_server() -> String {
         return LOCAL.to_owned();
     }
     let own = OWN.get_or_init(|| {
-        if pg_bin().is_none() {
-            return None;
-        }
+        pg_bin()?;
         // The server lives as long as this thread: as long as the process.
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
