@@ -71,6 +71,9 @@ pub struct Present {
     pub next: BTreeMap<String, f64>,
     /// Tasks this node runs.
     pub tasks: usize,
+    /// With a shared store: whether its database is away (runs are being spooled), and how
+    /// many claim statements this node has sent.
+    pub fleet: Option<(bool, u64)>,
 }
 
 /// The agent's metrics.
@@ -217,6 +220,22 @@ impl Metrics {
         }
         head(&mut out, "cronfleet_tasks", "gauge", "Tasks this node runs.");
         let _ = writeln!(out, "cronfleet_tasks {}", present.tasks);
+        if let Some((away, claims)) = present.fleet {
+            head(
+                &mut out,
+                "cronfleet_database_away",
+                "gauge",
+                "1 while the shared database is away (run records are spooled locally).",
+            );
+            let _ = writeln!(out, "cronfleet_database_away {}", u8::from(away));
+            head(
+                &mut out,
+                "cronfleet_claim_statements_total",
+                "counter",
+                "Claim statements sent to the shared database (each carries many claims).",
+            );
+            let _ = writeln!(out, "cronfleet_claim_statements_total {claims}");
+        }
         out
     }
 }
@@ -242,5 +261,9 @@ mod tests {
         assert!(text.contains("cronfleet_run_duration_seconds_count{task=\"a\\\"b\"} 2"));
         assert!(text.contains("cronfleet_task_last_success_timestamp_seconds{task=\"a\\\"b\"} 100"));
         assert!(text.contains("cronfleet_reloads_total{result=\"error\"} 0"));
+        assert!(!text.contains("cronfleet_database_away"), "only with a shared store");
+        let fleet = m.render(&Present { fleet: Some((true, 7)), ..Present::default() });
+        assert!(fleet.contains("cronfleet_database_away 1\n"));
+        assert!(fleet.contains("cronfleet_claim_statements_total 7\n"));
     }
 }

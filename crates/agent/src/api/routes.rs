@@ -584,7 +584,12 @@ pub async fn metrics(State(api): State<Arc<Api>>) -> Response {
                 .insert(view.task.name.clone(), next.timestamp().as_millisecond() as f64 / 1000.0);
         }
     }
-    let text = agent.services.metrics.render(&present);
+    let services = &agent.services;
+    if services.store.shared() {
+        let claims = services.claim_round_trips.load(std::sync::atomic::Ordering::Relaxed);
+        present.fleet = Some((services.store.away(), claims));
+    }
+    let text = services.metrics.render(&present);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
