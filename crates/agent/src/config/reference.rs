@@ -195,7 +195,7 @@ pub const TASK_FIELDS: &[FieldDoc] = &[
         name: "retry_elsewhere",
         kind: r#"boolean"#,
         default: r#"false"#,
-        meaning: r#"With `run_on`: when a slot's run fails (after its `retries`) or is lost with its node, the slot runs once more on another matching node (picked up within 5 s; attempt numbers go on). A lost run may have finished after all on a node cut off from the database, so a retried slot may have run twice."#,
+        meaning: r#"With `run_on`: when a slot's run fails (after its `retries`) or is lost with its node, the slot runs once more on another matching node (picked up within a second or two; attempt numbers go on). A lost run may have finished after all on a node cut off from the database, so a retried slot may have run twice."#,
     },
 ];
 
