@@ -853,10 +853,25 @@ fn write_identity(options: &Options) {
         "tags": options.host.tags,
         "started_at": crate::clock::now().to_string(),
         "version": env!("CARGO_PKG_VERSION"),
+        // Where its tasks and history are, password hidden.
+        "store": options.store.as_deref().map(crate::store::redact),
     });
     if let Err(e) = std::fs::write(options.state_dir.join("agent.json"), identity.to_string()) {
         tracing::warn!(error = %e, "cannot write agent.json in the state directory");
     }
+}
+
+/// When the agent of `dir` keeps its history in a shared database: why the state directory
+/// alone cannot answer (for `status`, `runs` and `logs` while that agent is stopped).
+pub fn shared_store_hint(dir: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("agent.json")).ok()?;
+    let identity: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let store = identity["store"].as_str()?;
+    Some(format!(
+        "the agent of {} keeps its tasks and history in {store}, and is not running: ask \
+         another agent of the fleet (--server URL --token-file FILE)",
+        dir.display()
+    ))
 }
 
 /// How often a node checks whether it does the fleet's chores, and does them.

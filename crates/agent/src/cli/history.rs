@@ -51,6 +51,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 async fn open(dir: Option<PathBuf>) -> Result<Store, String> {
     let dir = dir.unwrap_or_else(crate::agent::default_state_dir);
+    if let Some(hint) = crate::agent::shared_store_hint(&dir) {
+        return Err(hint);
+    }
     if !dir.join("state.db").exists() {
         return Err(format!(
             "no run history in {} (has the agent run with this --state-dir?)",

@@ -36,6 +36,11 @@ pub fn run(args: StatusArgs) -> Result<ExitCode, String> {
         }
     }
     let dir = args.remote.dir();
+    if args.config.is_none() {
+        if let Some(hint) = crate::agent::shared_store_hint(&dir) {
+            return Err(hint);
+        }
+    }
     let identity: Option<serde_json::Value> = std::fs::read_to_string(dir.join("agent.json"))
         .ok()
         .and_then(|text| serde_json::from_str(&text).ok());

@@ -1393,9 +1393,20 @@ fn a_task_file_applied_to_the_store_reaches_every_agent_at_once() {
     assert_eq!(runtime.block_on(store.task_file()).unwrap().unwrap().1, 3);
     let t5 = now();
     wait_for("every agent runs hello again", &|| ran("hello", t5).len() == 3);
+    let dirs: Vec<String> = (0..3).map(state).collect();
     for agent in agents {
         let (code, _, log) = agent.stop();
         assert_eq!(code, Some(0), "{log}");
+    }
+    // With the agent stopped, its state directory says where to ask instead.
+    for command in ["status", "runs"] {
+        let out = cronfleet(&[command, "--state-dir", &dirs[0]]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("keeps its tasks and history in postgres://"),
+            "{err}"
+        );
+        assert!(err.contains("--server"), "{err}");
     }
     runtime.block_on(db.drop_database());
 }
