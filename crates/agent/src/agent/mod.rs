@@ -495,6 +495,12 @@ impl Agent {
                     errors = errors.0.len(),
                     "reload failed; keeping the previous tasks"
                 );
+                if self.services.store.shared() {
+                    // The file's tasks stay as they were; API tasks and pauses changed by
+                    // other agents still apply.
+                    running.apply(&self.options.host).await;
+                    self.sync_pauses(&mut running).await;
+                }
                 Err(errors)
             }
         };
