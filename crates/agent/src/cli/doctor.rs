@@ -62,6 +62,14 @@ pub fn run(args: DoctorArgs) -> Result<ExitCode, String> {
             "task file",
             "none given (--config) and no agent has run with this state directory",
         ),
+        Some(path) if path == std::path::Path::new(crate::agent::STORE_FILE) => report.add(
+            Level::Ok,
+            "task file",
+            format!(
+                "the fleet's, kept in {} (cronfleet plan/apply FILE --store URL)",
+                identity.as_ref().and_then(|i| i["store"].as_str()).unwrap_or("the database")
+            ),
+        ),
         Some(path) => match config::load(path) {
             Ok(set) => report.add(
                 Level::Ok,
@@ -108,7 +116,24 @@ pub fn run(args: DoctorArgs) -> Result<ExitCode, String> {
     }
 
     // The store, read without changing it.
-    if dir.join("state.db").exists() {
+    let shared = identity.as_ref().and_then(|i| i["store"].as_str()).map(str::to_owned);
+    if let Some(url) = shared {
+        let spool = dir.join("spool");
+        let spooled = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) if spool.join("state.db").exists() => {
+                rt.block_on(Store::inspect(&spool)).map(|(_, _, runs)| runs).unwrap_or(0)
+            }
+            _ => 0,
+        };
+        match spooled {
+            0 => report.add(Level::Ok, "store", format!("{url} (shared; nothing spooled here)")),
+            n => report.add(
+                Level::Warn,
+                "store",
+                format!("{url} (shared); {n} run records spooled here, written when the agent reaches it"),
+            ),
+        }
+    } else if dir.join("state.db").exists() {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -1408,6 +1408,10 @@ fn a_task_file_applied_to_the_store_reaches_every_agent_at_once() {
         );
         assert!(err.contains("--server"), "{err}");
     }
+    let out = cronfleet(&["doctor", "--state-dir", &dirs[0]]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("the fleet's, kept in postgres://"), "{report}");
+    assert!(report.contains("nothing spooled here"), "{report}");
     runtime.block_on(db.drop_database());
 }
 
