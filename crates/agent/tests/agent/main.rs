@@ -82,6 +82,16 @@ impl Agent {
     }
 }
 
+/// A test that fails midway leaves no agent running.
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// The binary, with the API on a free port (agents of parallel tests must not share 7070).
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cronfleet"));
