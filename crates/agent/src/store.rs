@@ -1419,22 +1419,19 @@ impl Store {
         wanted.dedup();
         // 5 parameters a row; PostgreSQL takes at most 65,535 in a statement.
         for chunk in wanted.chunks(1000) {
+            // (PostgreSQL types the columns of a VALUES list from its values.)
+            let int = if self.backend == Backend::Postgres { "::BIGINT" } else { "" };
             let rows: Vec<String> = (0..chunk.len())
                 .map(|i| {
                     let p = i * 5;
-                    match self.backend {
-                        Backend::Postgres => format!(
-                            "(${}, ${}::BIGINT, ${}::BIGINT, ${}, ${})",
-                            p + 1,
-                            p + 2,
-                            p + 3,
-                            p + 4,
-                            p + 5
-                        ),
-                        Backend::Sqlite => {
-                            format!("(${}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 5)
-                        }
-                    }
+                    format!(
+                        "(${}, ${}{int}, ${}{int}, ${}, ${})",
+                        p + 1,
+                        p + 2,
+                        p + 3,
+                        p + 4,
+                        p + 5
+                    )
                 })
                 .collect();
             let sql = match self.backend {
@@ -1493,25 +1490,8 @@ impl Store {
         node: &str,
         at: &str,
     ) -> Result<bool, StoreError> {
-        let query = sqlx::query(
-            "INSERT INTO claims (task, slot_ts, seat, node, claimed_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (task, slot_ts, seat) DO UPDATE SET claimed_at = claims.claimed_at \
-             WHERE claims.node = excluded.node",
-        )
-        .bind(task)
-        .bind(slot_ts)
-        .bind(i64::from(seat))
-        .bind(node)
-        .bind(at)
-        .execute(&self.pool);
-        let done = match self.spool {
-            None => query.await,
-            Some(_) => tokio::time::timeout(SHARED_WRITE_TIMEOUT, query)
-                .await
-                .unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut)),
-        }
-        .map_err(self.sql())?;
-        Ok(done.rows_affected() == 1)
+        let wanted = [(task.to_owned(), slot_ts, seat)];
+        Ok(!self.claim_many(&wanted, node, at).await?.is_empty())
     }
 
     /// The tasks paused by hand, with the instant each resumes by itself, if any.

@@ -324,6 +324,34 @@ impl Running {
         }
     }
 
+    /// Pauses a task here (until `until`): no more slots, its daemon stopped.
+    async fn hold(&mut self, name: &str, until: Option<Timestamp>) {
+        self.paused.insert(name.to_owned(), until);
+        if let Some((_, id)) = self.tasks.get(name) {
+            let _ = self.scheduler.pause(*id);
+        }
+        if let Some((_, supervisor)) = self.daemons.get_mut(name) {
+            if let Some(supervisor) = supervisor.take() {
+                supervisor.stop().await;
+            }
+        }
+    }
+
+    /// Lets a paused task run here again (a daemon is started); false when it was not paused.
+    fn release(&mut self, name: &str) -> bool {
+        if self.paused.remove(name).is_none() {
+            return false;
+        }
+        if let Some((_, id)) = self.tasks.get(name) {
+            let _ = self.scheduler.resume(*id);
+        }
+        let services = self.services.clone();
+        if let Some((task, supervisor @ None)) = self.daemons.get_mut(name) {
+            *supervisor = Some(daemon::Supervisor::start(task, services));
+        }
+        true
+    }
+
     /// A task of this node by name, or why not.
     fn here(&self, name: &str) -> Result<(), ControlError> {
         if self.tasks.contains_key(name) || self.daemons.contains_key(name) {
@@ -523,29 +551,14 @@ impl Agent {
         let resumed: Vec<String> =
             running.paused.keys().filter(|t| !stored.contains_key(*t)).cloned().collect();
         for name in resumed {
-            running.paused.remove(&name);
-            if let Some((_, id)) = running.tasks.get(&name) {
-                let _ = running.scheduler.resume(*id);
-            }
-            let services = running.services.clone();
-            if let Some((task, supervisor @ None)) = running.daemons.get_mut(&name) {
-                *supervisor = Some(daemon::Supervisor::start(task, services));
-            }
+            running.release(&name);
             tracing::info!(task = %name, "task resumed (by another agent)");
         }
         for (name, until) in stored {
             if running.paused.get(&name) == Some(&until) {
                 continue;
             }
-            running.paused.insert(name.clone(), until);
-            if let Some((_, id)) = running.tasks.get(&name) {
-                let _ = running.scheduler.pause(*id);
-            }
-            if let Some((_, supervisor)) = running.daemons.get_mut(&name) {
-                if let Some(supervisor) = supervisor.take() {
-                    supervisor.stop().await;
-                }
-            }
+            running.hold(&name, until).await;
             tracing::info!(task = %name, until = ?until, "task paused (by another agent)");
             if let Some(until) = until {
                 self.resume_at(&name, until);
@@ -591,15 +604,7 @@ impl Agent {
         running.here(name)?;
         let until_text = until.map(|u| u.to_string());
         self.services.store.set_paused(name, Some(until_text.as_deref())).await?;
-        running.paused.insert(name.to_owned(), until);
-        if let Some((_, id)) = running.tasks.get(name) {
-            let _ = self.scheduler.pause(*id);
-        }
-        if let Some((_, supervisor)) = running.daemons.get_mut(name) {
-            if let Some(supervisor) = supervisor.take() {
-                supervisor.stop().await;
-            }
-        }
+        running.hold(name, until).await;
         tracing::info!(task = name, until = ?until_text, "task paused");
         if let Some(until) = until {
             self.resume_at(name, until);
@@ -643,17 +648,11 @@ impl Agent {
     }
 
     async fn resume_locked(running: &mut Running, name: &str) -> Result<(), ControlError> {
-        if running.paused.remove(name).is_none() {
+        if !running.paused.contains_key(name) {
             return Ok(());
         }
         running.services.store.set_paused(name, None).await?;
-        if let Some((_, id)) = running.tasks.get(name) {
-            let _ = running.scheduler.resume(*id);
-        }
-        let services = running.services.clone();
-        if let Some((task, supervisor @ None)) = running.daemons.get_mut(name) {
-            *supervisor = Some(daemon::Supervisor::start(task, services));
-        }
+        running.release(name);
         tracing::info!(task = name, "task resumed");
         Ok(())
     }
@@ -1001,19 +1000,24 @@ async fn dead_man(agent: &Arc<Agent>, since: Timestamp, known: &mut HashMap<Stri
     else {
         return;
     };
-    let views = agent.tasks().await;
-    let current: std::collections::HashSet<String> = views
-        .iter()
+    // Each cron task with its key in `known`: its name and schedule.
+    let views: Vec<(TaskView, String)> = agent
+        .tasks()
+        .await
+        .into_iter()
         .filter_map(|v| match &v.task.kind {
-            Kind::Cron(schedule) => Some(format!("{}\n{schedule}", v.task.name)),
+            Kind::Cron(schedule) => {
+                let key = format!("{}\n{schedule}", v.task.name);
+                Some((v, key))
+            }
             Kind::Daemon => None,
         })
         .collect();
-    known.retain(|k, _| current.contains(k));
-    for view in views {
+    let current: std::collections::HashSet<&str> = views.iter().map(|(_, k)| k.as_str()).collect();
+    known.retain(|k, _| current.contains(k.as_str()));
+    for (view, key) in views {
         let task = &view.task;
         let Kind::Cron(schedule) = &task.kind else { continue };
-        let key = format!("{}\n{schedule}", task.name);
         if !task.enabled || view.paused.is_some() {
             // Slots of a paused task are not missed, nor those before it resumes.
             known.insert(key, crate::clock::now());

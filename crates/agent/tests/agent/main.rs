@@ -18,15 +18,31 @@ struct Agent {
     dir: PathBuf,
 }
 
+/// An empty directory for agent `name`.
+fn agent_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cronfleet-agent-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 impl Agent {
+    /// Runs `command` (an agent) with its log in `dir`.
+    fn spawn(dir: PathBuf, mut command: Command) -> Agent {
+        let child = command
+            .stderr(std::fs::File::create(dir.join("agent.log")).unwrap())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        Agent { child, dir }
+    }
+
     fn start(name: &str, tasks: &str, extra: &[&str]) -> Agent {
-        let dir =
-            std::env::temp_dir().join(format!("cronfleet-agent-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = agent_dir(name);
         std::fs::write(dir.join("tasks.toml"), tasks.replace("DIR", dir.to_str().unwrap()))
             .unwrap();
-        let child = bin()
+        let mut command = bin();
+        command
             .args(["agent", "--config", dir.join("tasks.toml").to_str().unwrap()])
             .args(if extra.contains(&"--node") { &[][..] } else { &["--node", "test-node"][..] })
             .args(extra)
@@ -35,12 +51,8 @@ impl Agent {
                 vec![]
             } else {
                 vec!["--state-dir".to_owned(), dir.join("state").display().to_string()]
-            })
-            .stderr(std::fs::File::create(dir.join("agent.log")).unwrap())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        Agent { child, dir }
+            });
+        Agent::spawn(dir, command)
     }
 
     fn signal(&self, sig: Signal) {
@@ -908,6 +920,27 @@ fn in_a_shared_store_each_node_catches_up_on_its_own_slots() {
     runtime.block_on(db.drop_database());
 }
 
+/// Runs by (task, slot): the node and outcome of each.
+type BySlot<'a> = std::collections::BTreeMap<(&'a str, i64), Vec<(&'a str, &'a str)>>;
+
+fn by_slot(runs: &[cronfleet::store::RunRecord]) -> BySlot<'_> {
+    let mut slots = BySlot::new();
+    for r in runs {
+        slots.entry((&r.task, r.slot_ts)).or_default().push((&r.node, r.outcome.as_str()));
+    }
+    slots
+}
+
+/// The first and the last slot at which `nodes` nodes all recorded `task`.
+fn window(slots: &BySlot, task: &str, nodes: usize) -> (i64, i64) {
+    let full: Vec<i64> = slots
+        .iter()
+        .filter(|((t, _), n)| *t == task && n.len() == nodes)
+        .map(|((_, slot), _)| *slot)
+        .collect();
+    (full[0], *full.last().unwrap())
+}
+
 /// The runs of the store, newest first.
 fn all_runs(runtime: &tokio::runtime::Runtime, url: &str) -> Vec<cronfleet::store::RunRecord> {
     runtime.block_on(async {
@@ -948,18 +981,9 @@ fn the_database_restarted_under_three_agents_loses_nothing() {
         assert_eq!(code, Some(0), "{log}");
     }
     let runs = all_runs(&runtime, &server.url);
-    let mut by_slot: std::collections::BTreeMap<(&str, i64), Vec<(&str, &str)>> =
-        Default::default();
-    for r in &runs {
-        by_slot.entry((&r.task, r.slot_ts)).or_default().push((&r.node, r.outcome.as_str()));
-    }
+    let by_slot = by_slot(&runs);
     // The slots when every agent was up: from the first slot all three ran to the last.
-    let full: Vec<i64> = by_slot
-        .iter()
-        .filter(|((task, _), nodes)| *task == "everyone" && nodes.len() == 3)
-        .map(|((_, slot), _)| *slot)
-        .collect();
-    let (first, last) = (full[0], *full.last().unwrap());
+    let (first, last) = window(&by_slot, "everyone", 3);
     assert!(last - first >= 14, "{by_slot:?}");
     for slot in first..=last {
         // Every node has exactly one record of every slot of `everyone`, outage or not.
@@ -1135,17 +1159,8 @@ fn an_agent_cut_off_from_the_database_and_healed() {
     let long = long_of_c().unwrap();
     assert_eq!((long.outcome.as_str(), long.output.as_slice()), ("succeeded", &b"done\n"[..]));
     let runs = all_runs(&runtime, &db.url);
-    let mut by_slot: std::collections::BTreeMap<(&str, i64), Vec<(&str, &str)>> =
-        Default::default();
-    for r in &runs {
-        by_slot.entry((&r.task, r.slot_ts)).or_default().push((&r.node, r.outcome.as_str()));
-    }
-    let full: Vec<i64> = by_slot
-        .iter()
-        .filter(|((task, _), nodes)| *task == "everyone" && nodes.len() == 3)
-        .map(|((_, slot), _)| *slot)
-        .collect();
-    let (first, last) = (full[0], *full.last().unwrap());
+    let by_slot = by_slot(&runs);
+    let (first, last) = window(&by_slot, "everyone", 3);
     assert!(last - first >= 25, "{first}..{last}");
     for slot in first..=last {
         // pc went on running `everyone` through the partition; all of it reached the database.
@@ -1295,17 +1310,12 @@ fn a_failed_run_is_retried_on_another_node() {
 
 /// An agent with a shared store and no task file of its own: it runs the fleet's.
 fn fleet_agent(name: &str, url: &str) -> Agent {
-    let dir = std::env::temp_dir().join(format!("cronfleet-agent-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let child = bin()
+    let dir = agent_dir(name);
+    let mut command = bin();
+    command
         .args(["agent", "--store", url, "--node", name])
-        .args(["--state-dir", dir.join("state").to_str().unwrap()])
-        .stderr(std::fs::File::create(dir.join("agent.log")).unwrap())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    Agent { child, dir }
+        .args(["--state-dir", dir.join("state").to_str().unwrap()]);
+    Agent::spawn(dir, command)
 }
 
 #[test]
@@ -1495,19 +1505,14 @@ fn hosts_by_address_with_agents_in_network_namespaces() {
     let out = cronfleet(&["apply", file.to_str().unwrap(), "--store", &db.url]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let start = |ns: &str, subnet: u8, node: &str| {
-        let dir = std::env::temp_dir().join(format!("cronfleet-agent-{tag}-netns-{node}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new("ip")
+        let dir = agent_dir(&format!("netns-{node}"));
+        let mut command = Command::new("ip");
+        command
             .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_cronfleet"), "agent"])
             .args(["--store", &url_from(subnet), "--node", node])
             .args(["--state-dir", dir.join("state").to_str().unwrap()])
-            .env("CRONFLEET_LISTEN", "127.0.0.1:0")
-            .stderr(std::fs::File::create(dir.join("agent.log")).unwrap())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        Agent { child, dir }
+            .env("CRONFLEET_LISTEN", "127.0.0.1:0");
+        Agent::spawn(dir, command)
     };
     let agents = [start(&a, 91, "na"), start(&b, 92, "nb")];
     sleep(4.0);
