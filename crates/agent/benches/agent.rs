@@ -71,7 +71,7 @@ fn launch_lateness(rt: &tokio::runtime::Runtime, tasks: usize) -> Vec<f64> {
                     let ms = Timestamp::now().duration_since(ctx.slot.timestamp()).as_secs_f64()
                         * 1000.0;
                     late.lock().unwrap().push(ms);
-                    let _ = runner::run(&spec(), ctx.cancel.clone()).await;
+                    let _ = runner::run(&spec(), ctx.cancel.token()).await;
                 }
             });
         }

@@ -57,6 +57,6 @@ impl Clock for AgentClock {
     fn sleep_until(&self, deadline: Timestamp) -> Sleep {
         let wait = deadline.duration_since(now());
         let wait = std::time::Duration::try_from(wait).unwrap_or_default();
-        Box::pin(tokio::time::sleep(wait))
+        cronfleet_scheduler::precise_sleep(wait)
     }
 }

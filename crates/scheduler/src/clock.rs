@@ -1,6 +1,16 @@
 //! Where the scheduler gets the time: the wall clock, or tokio's (pausable) clock in tests.
 
-use std::{future::Future, pin::Pin, time::Duration};
+use std::{
+    collections::BTreeMap,
+    future::Future,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Condvar, Mutex, OnceLock,
+    },
+    task::{Context, Poll, Waker},
+    time::{Duration, Instant},
+};
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -28,7 +38,7 @@ pub trait Clock: Send + Sync + 'static {
     fn sleep_until(&self, deadline: Timestamp) -> Sleep;
 }
 
-/// The system's wall clock, with tokio timers for sleeping.
+/// The system's wall clock, sleeping with [`precise_sleep`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
 
@@ -38,8 +48,155 @@ impl Clock for SystemClock {
     }
 
     fn sleep_until(&self, deadline: Timestamp) -> Sleep {
-        let wait = deadline.duration_since(Timestamp::now());
-        Box::pin(tokio::time::sleep(to_std(wait)))
+        precise_sleep(to_std(deadline.duration_since(Timestamp::now())))
+    }
+}
+
+/// A sleep that ends within about 0.1 ms of `wait` (tokio's timers have a resolution of 1 ms
+/// and end up to 1 ms late).
+///
+/// One thread per process, started on first use, waits on a condition variable with a timeout
+/// until the earliest deadline asked for, and wakes the sleeps that are due: nanosecond
+/// timeouts, so a sleep ends as late as the kernel's timer slack (50 µs by default) plus the
+/// time to wake a tokio worker. The thread makes no wakeups while no deadline is due.
+/// Dropping the sleep withdraws its deadline.
+///
+/// # Example
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+/// let start = Instant::now();
+/// cronfleet_scheduler::precise_sleep(Duration::from_millis(3)).await;
+/// assert!(start.elapsed() >= Duration::from_millis(3));
+/// # });
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn precise_sleep(wait: Duration) -> Sleep {
+    let now = Instant::now();
+    let deadline = now.checked_add(wait).unwrap_or_else(|| now + Duration::from_secs(1 << 30));
+    let state = Arc::new(SleepState { done: AtomicBool::new(false), waker: Mutex::new(None) });
+    if wait.is_zero() {
+        state.done.store(true, Ordering::Release);
+        return Box::pin(PreciseSleep { key: None, state });
+    }
+    let timer = PreciseTimer::get();
+    let mut waiting = timer.lock();
+    waiting.next_key += 1;
+    let key = (deadline, waiting.next_key);
+    let earliest = waiting.sleeps.first_key_value().is_none_or(|(first, _)| key < *first);
+    waiting.sleeps.insert(key, state.clone());
+    drop(waiting);
+    if earliest {
+        timer.changed.notify_one();
+    }
+    Box::pin(PreciseSleep { key: Some(key), state })
+}
+
+struct SleepState {
+    done: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+struct PreciseSleep {
+    key: Option<(Instant, u64)>,
+    state: Arc<SleepState>,
+}
+
+impl Future for PreciseSleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.state.done.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        let mut waker = self.state.waker.lock().unwrap_or_else(|p| p.into_inner());
+        match waker.as_mut() {
+            Some(w) => w.clone_from(cx.waker()),
+            None => *waker = Some(cx.waker().clone()),
+        }
+        drop(waker);
+        // The timer may have fired between the first check and storing the waker.
+        if self.state.done.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for PreciseSleep {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            if !self.state.done.load(Ordering::Acquire) {
+                PreciseTimer::get().lock().sleeps.remove(&key);
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Waiting {
+    sleeps: BTreeMap<(Instant, u64), Arc<SleepState>>,
+    next_key: u64,
+}
+
+struct PreciseTimer {
+    waiting: Mutex<Waiting>,
+    /// Signalled when a new earliest deadline arrives.
+    changed: Condvar,
+}
+
+impl PreciseTimer {
+    fn get() -> &'static PreciseTimer {
+        static TIMER: OnceLock<&'static PreciseTimer> = OnceLock::new();
+        TIMER.get_or_init(|| {
+            let timer: &'static PreciseTimer = Box::leak(Box::new(PreciseTimer {
+                waiting: Mutex::new(Waiting::default()),
+                changed: Condvar::new(),
+            }));
+            std::thread::Builder::new()
+                .name("cronfleet-timer".into())
+                .spawn(move || timer.run())
+                .expect("cannot start the timer thread");
+            timer
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn run(&self) {
+        let mut due = Vec::new();
+        let mut waiting = self.lock();
+        loop {
+            let now = Instant::now();
+            while let Some(entry) = waiting.sleeps.first_entry() {
+                if entry.key().0 > now {
+                    break;
+                }
+                due.push(entry.remove());
+            }
+            if !due.is_empty() {
+                drop(waiting);
+                for state in due.drain(..) {
+                    state.done.store(true, Ordering::Release);
+                    let waker = state.waker.lock().unwrap_or_else(|p| p.into_inner()).take();
+                    if let Some(waker) = waker {
+                        waker.wake();
+                    }
+                }
+                waiting = self.lock();
+                continue;
+            }
+            waiting = match waiting.sleeps.first_key_value().map(|((at, _), _)| *at) {
+                Some(at) => {
+                    let wait = at.saturating_duration_since(now);
+                    self.changed.wait_timeout(waiting, wait).unwrap_or_else(|p| p.into_inner()).0
+                }
+                None => self.changed.wait(waiting).unwrap_or_else(|p| p.into_inner()),
+            };
+        }
     }
 }
 

@@ -93,12 +93,58 @@ pub struct RunContext {
     /// 1 for the first attempt; retries count up.
     pub attempt: u32,
     /// Cancelled when the run times out, is killed, or the scheduler shuts down past its grace.
-    pub cancel: CancellationToken,
+    /// The scheduler's token is shared by the runs it started together: to cancel one run
+    /// alone, give it a child token (as [`crate::wrap::timeout`] does), do not cancel this one.
+    pub cancel: RunToken,
     /// Cancelled as soon as the scheduler starts shutting down: a run still waiting for its
     /// turn (a queue) should give up rather than start.
-    pub stopping: CancellationToken,
+    pub stopping: RunToken,
     /// The scheduler, so a job can change entries (its own too) while it runs.
     pub scheduler: Scheduler,
+}
+
+/// A run's cancellation token: a [`CancellationToken`] (it derefs to one) that is cheap to
+/// clone and drop.
+///
+/// Cloning a `CancellationToken` locks it; the runs of a slot share their scheduler's tokens,
+/// and thousands of runs starting at once would queue on those locks. Make a token of a run's
+/// own with [`CancellationToken::child_token`], and pass it on with `.into()`.
+///
+/// # Example
+/// ```
+/// use cronfleet_scheduler::RunToken;
+/// use tokio_util::sync::CancellationToken;
+///
+/// let parent = CancellationToken::new();
+/// let token: RunToken = parent.child_token().into();
+/// let copy = token.clone();
+/// parent.cancel();
+/// assert!(copy.is_cancelled());
+/// let plain: CancellationToken = token.token(); // for APIs that take one
+/// assert!(plain.is_cancelled());
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct RunToken(Arc<CancellationToken>);
+
+impl RunToken {
+    /// The token itself, for APIs that take a `CancellationToken`.
+    pub fn token(&self) -> CancellationToken {
+        (*self.0).clone()
+    }
+}
+
+impl std::ops::Deref for RunToken {
+    type Target = CancellationToken;
+
+    fn deref(&self) -> &CancellationToken {
+        &self.0
+    }
+}
+
+impl From<CancellationToken> for RunToken {
+    fn from(token: CancellationToken) -> RunToken {
+        RunToken(Arc::new(token))
+    }
 }
 
 /// Why a run did not succeed.
@@ -157,14 +203,16 @@ impl Future for CatchPanic {
         let fut = &mut self.0;
         match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
             Ok(poll) => poll,
-            Err(panic) => {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic without a message".into());
-                Poll::Ready(Err(JobError::Panicked(message)))
-            }
+            Err(panic) => Poll::Ready(Err(JobError::Panicked(panic_message(panic)))),
         }
     }
+}
+
+/// What a panic said.
+pub(crate) fn panic_message(panic: Box<dyn Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }

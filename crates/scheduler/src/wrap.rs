@@ -149,7 +149,7 @@ impl Job for Timed {
         let limit = self.limit;
         // A child token: a timed-out attempt is cancelled without cancelling the whole run.
         let token = ctx.cancel.child_token();
-        let fut = self.job.run(RunContext { cancel: token.clone(), ..ctx });
+        let fut = self.job.run(RunContext { cancel: token.clone().into(), ..ctx });
         Box::pin(async move {
             match tokio::time::timeout(limit, fut).await {
                 Ok(result) => result,

@@ -466,7 +466,7 @@ pub fn job(
             }
             if !fleet {
                 let (_, result) = services
-                    .execute(&task.name, &spec, &ctx.slot, ctx.attempt, ctx.cancel, true)
+                    .execute(&task.name, &spec, &ctx.slot, ctx.attempt, ctx.cancel.token(), true)
                     .await;
                 return result;
             }
@@ -501,8 +501,9 @@ pub fn job(
                     }
                 })
             };
-            let (record, result) =
-                services.execute(&task.name, &spec, &ctx.slot, ctx.attempt, ctx.cancel, true).await;
+            let (record, result) = services
+                .execute(&task.name, &spec, &ctx.slot, ctx.attempt, ctx.cancel.token(), true)
+                .await;
             renew.abort();
             if let Err(e) = services.store.renew_lease(&task.name, seat, &run_id, None).await {
                 tracing::warn!(task = %task.name, error = %e, "cannot give the run lease back");
@@ -639,7 +640,7 @@ impl Wrapper for Replace {
                         return Err(JobError::Skipped("the agent is stopping".into()));
                     }
                 };
-                job.run(RunContext { cancel: mine, ..ctx }).await
+                job.run(RunContext { cancel: mine.into(), ..ctx }).await
             }
         })
     }

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod ahead;
 mod churn;
 mod entries;
 mod late;
