@@ -948,8 +948,16 @@ impl Shared {
         self.running.fetch_add(runs.len(), Ordering::AcqRel);
         let mut ended = 0;
         let mut leftovers = Vec::with_capacity(runs.len());
-        for prepared in runs {
-            if let Some(leftover) = self.start(prepared, &tokens, &handle, observed) {
+        let began = std::time::Instant::now();
+        let mut in_place = true;
+        for (i, prepared) in runs.into_iter().enumerate() {
+            // Jobs whose first poll is heavy (one that spawns a process, say) would start one
+            // after the other here: past a budget, the rest start in tasks of their own, on
+            // every worker. Checked after 4, 8, 16... runs, to keep the clock out of the loop.
+            if in_place && i >= 4 && i.is_power_of_two() {
+                in_place = began.elapsed() < IN_PLACE_BUDGET * i as u32;
+            }
+            if let Some(leftover) = self.start(prepared, &tokens, &handle, observed, in_place) {
                 ended += 1;
                 leftovers.push(leftover);
             }
@@ -967,6 +975,7 @@ impl Shared {
         tokens: &Tokens,
         handle: &Arc<Handle>,
         observed: bool,
+        in_place: bool,
     ) -> Option<Leftover> {
         let Prepared { fire, run } = prepared;
         if fire.overtaken() {
@@ -986,6 +995,17 @@ impl Shared {
             stopping: tokens.stopping.clone(),
             scheduler: Scheduler { shared: handle.clone() },
         };
+        let shared = self.clone();
+        if !in_place {
+            tokio::spawn(async move {
+                let outcome = match catch_unwind(AssertUnwindSafe(|| fire.job.run(ctx))) {
+                    Ok(fut) => shared.run_to_end(CatchPanic(fut)).await,
+                    Err(panic) => Err(JobError::Panicked(panic_message(panic))),
+                };
+                shared.ended_in_task(run, fire, began, outcome);
+            });
+            return None;
+        }
         let mut fut = match catch_unwind(AssertUnwindSafe(|| fire.job.run(ctx))) {
             Ok(fut) => CatchPanic(fut),
             Err(panic) => {
@@ -999,21 +1019,29 @@ impl Shared {
             self.ended(run, &fire, began, outcome);
             return Some(Leftover::Ended(fire, fut));
         }
-        let shared = self.clone();
         tokio::spawn(async move {
-            let outcome = tokio::select! {
-                outcome = &mut fut => outcome,
-                // Shutdown past both graces: the job ignored its cancellation; drop it.
-                _ = shared.abort_runs.cancelled() => Err(JobError::Cancelled),
-            };
-            drop(fut);
-            let began = began.or_else(|| shared.observed().then(|| shared.clock.now()));
-            shared.ended(run, &fire, began, outcome);
-            if shared.running.fetch_sub(1, Ordering::AcqRel) == 1 {
-                shared.idle.notify_waiters();
-            }
+            let outcome = shared.run_to_end(fut).await;
+            shared.ended_in_task(run, fire, began, outcome);
         });
         None
+    }
+
+    /// Polls a run's future to its end, unless the shutdown drops it.
+    async fn run_to_end(&self, mut fut: CatchPanic) -> JobResult {
+        tokio::select! {
+            outcome = &mut fut => outcome,
+            // Shutdown past both graces: the job ignored its cancellation; drop it.
+            _ = self.abort_runs.cancelled() => Err(JobError::Cancelled),
+        }
+    }
+
+    /// Records the end of a run that went on in a task of its own.
+    fn ended_in_task(&self, run: RunId, fire: Fire, began: Option<Timestamp>, outcome: JobResult) {
+        let began = began.or_else(|| self.observed().then(|| self.clock.now()));
+        self.ended(run, &fire, began, outcome);
+        if self.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
+        }
     }
 
     /// Records the end of a run (the caller counts it out of `running`). `began` is known
@@ -1067,6 +1095,9 @@ const MIN_LEAD: SignedDuration = SignedDuration::from_millis(1);
 const MAX_LEAD: SignedDuration = SignedDuration::from_millis(250);
 /// A slot with at least this many runs is started by several tasks, one per runtime worker.
 const SPLIT_AT: usize = 512;
+/// What starting runs in place may cost on average: past it, the rest of a slot's runs start
+/// in tasks of their own.
+const IN_PLACE_BUDGET: Duration = Duration::from_micros(20);
 /// How long before a large slot the threads starting its shares spin, waiting for it.
 const SPIN: SignedDuration = SignedDuration::from_micros(300);
 

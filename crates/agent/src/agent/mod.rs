@@ -951,7 +951,8 @@ fn chores(agent: std::sync::Weak<Agent>, store: Store, keep_runs: u32, keep_for:
                     }
                 }
             }
-            tokio::time::sleep(CHORES_EVERY).await;
+            // A store of its own has nothing to do but prune: the agent sleeps until then.
+            tokio::time::sleep(if store.shared() { CHORES_EVERY } else { PRUNE_EVERY }).await;
         }
     });
 }
@@ -1144,8 +1145,21 @@ impl Agent {
         }
     }
 
-    /// Registers this node in the store (with its API's URL), then says it is alive every
-    /// [`HEARTBEAT`] until the agent stops.
+    /// The nodes registered in the store. With a store of its own (SQLite) this agent is the
+    /// only node and makes no heartbeats (an idle agent wakes for nothing): its record is
+    /// brought up to date when asked for.
+    pub async fn nodes(&self) -> Result<Vec<crate::store::NodeRecord>, crate::store::StoreError> {
+        let store = &self.services.store;
+        if !store.shared() {
+            let at = crate::clock::now().to_string();
+            store.heartbeat(&self.options.host.name, &at, false).await?;
+        }
+        store.nodes().await
+    }
+
+    /// Registers this node in the store (with its API's URL). With a shared store it then says
+    /// it is alive every [`HEARTBEAT`] until the agent stops, and takes the slots other nodes
+    /// hand over; a store of its own needs neither.
     pub async fn register(self: &Arc<Self>, api: Option<String>) {
         let host = &self.options.host;
         let now = crate::clock::now().to_string();
@@ -1163,6 +1177,9 @@ impl Agent {
             tracing::error!(error = %e, "cannot register this node");
         }
         self.refresh_nodes().await;
+        if !self.services.store.shared() {
+            return;
+        }
         let agent = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {

@@ -345,7 +345,7 @@ async fn timeline(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
 async fn nodes_page(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
     let Some(role) = visitor(&api, &headers) else { return to_login("/nodes") };
     let now = crate::clock::now();
-    let nodes = api.agent.services.store.nodes().await.unwrap_or_default();
+    let nodes = api.agent.nodes().await.unwrap_or_default();
     let mut body = String::from(
         "<h1>Nodes</h1><p>The agents registered in this store (a shared PostgreSQL store holds \
          the whole fleet).</p><div class=\"scroll\"><table id=\"nodes\"><thead><tr><th>Node</th>\

@@ -551,8 +551,6 @@ pub async fn nodes(State(api): State<Arc<Api>>) -> Result<Json<Value>> {
     let now = crate::clock::now();
     let nodes: Vec<Value> = api
         .agent
-        .services
-        .store
         .nodes()
         .await?
         .iter()
