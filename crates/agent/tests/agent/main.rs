@@ -710,6 +710,31 @@ fn a_task_runs_as_its_user() {
 }
 
 #[test]
+fn an_agent_on_its_own_store_is_alive_without_heartbeats() {
+    // An agent on SQLite makes no heartbeats (an idle agent never wakes up), yet it is never
+    // shown as lost: its record is brought up to date when the nodes are asked for.
+    let agent = Agent::start(
+        "own-store-node",
+        "[[task]]\nname = \"t\"\nschedule = \"@yearly\"\ncommand = \"true\"\n",
+        &[],
+    );
+    sleep(16.0); // longer than a node may stay silent in a fleet (15 s)
+    let state = agent.dir.join("state");
+    let out = cronfleet(&["nodes", "--state-dir", state.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let nodes: Vec<(String, String)> = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["name"].as_str().unwrap().into(), n["status"].as_str().unwrap().into()))
+        .collect();
+    assert_eq!(nodes, [("test-node".to_string(), "alive".to_string())], "{}", agent.log());
+    let (code, _, log) = agent.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[test]
 fn two_agents_share_a_postgres_store() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let Some(db) = runtime.block_on(cronfleet::testing::TestDb::create("agents")) else { return };

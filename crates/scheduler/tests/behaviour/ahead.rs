@@ -165,3 +165,36 @@ async fn several_workers_start_a_large_slot_each_run_once() {
         assert!(started >= slot, "a run started before its slot");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_with_a_heavy_start_are_started_on_every_worker() {
+    // Each job blocks its thread for 2 ms before returning its future (think of a process
+    // being spawned): started one after the other in place, 20 of them would take 40 ms on
+    // one thread; past the first few, the scheduler hands them to tasks on both workers.
+    let origin: Timestamp = ORIGIN.parse().unwrap();
+    let clock = LeapClock(Arc::new(AtomicI64::new(origin.as_nanosecond() as i64)));
+    let s = Scheduler::builder().clock(clock.clone()).time_zone(TimeZone::UTC).build();
+    let threads: Arc<Mutex<Vec<(String, std::thread::ThreadId)>>> = Arc::default();
+    for _ in 0..20 {
+        let threads = threads.clone();
+        s.add(Timing::parse("* * * * * *").unwrap(), move |ctx: RunContext| {
+            std::thread::sleep(Duration::from_millis(2));
+            let slot = ctx.slot.time().to_string();
+            threads.lock().unwrap().push((slot, std::thread::current().id()));
+            std::future::ready(())
+        });
+    }
+    s.start();
+    let waited = std::time::Instant::now();
+    while threads.lock().unwrap().iter().filter(|(slot, _)| slot == "00:00:01").count() < 20
+        && waited.elapsed() < Duration::from_secs(30)
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    s.shutdown(Duration::from_secs(5)).await;
+    let first: Vec<_> =
+        threads.lock().unwrap().iter().filter(|(slot, _)| slot == "00:00:01").cloned().collect();
+    assert_eq!(first.len(), 20);
+    let distinct: std::collections::HashSet<_> = first.iter().map(|(_, t)| *t).collect();
+    assert!(distinct.len() >= 2, "all 20 heavy starts ran on one thread");
+}
