@@ -32,8 +32,16 @@ use crate::spec::CronSpec;
 const ONE_NANO: SignedDuration = SignedDuration::from_nanos(1);
 
 /// No gap or fold reaches further than the largest difference of two offsets (jiff bounds
-/// offsets to ±25:59:59) from its transition.
-const MARGIN: i128 = 52 * 3600 * 1_000_000_000;
+/// offsets to ±25:59:59) from its transition, in seconds.
+const MARGIN: i64 = 52 * 3600;
+
+/// Whether `t` is at or after the whole second `secs` (without 128-bit nanoseconds: the
+/// second and its fraction have the same sign in jiff).
+#[inline]
+fn at_or_after(t: Timestamp, secs: i64) -> bool {
+    let s = t.as_second();
+    s > secs || (s == secs && t.subsec_nanosecond() >= 0)
+}
 
 /// A stretch of time with one offset: from one transition (or the beginning of time) to the
 /// next, in seconds.
@@ -55,20 +63,14 @@ impl Segment {
         Segment { start, end, offset: tz.to_offset(t) }
     }
 
-    fn nanos(secs: i64) -> i128 {
-        i128::from(secs) * 1_000_000_000
-    }
-
     fn contains(&self, t: Timestamp) -> bool {
-        let n = t.as_nanosecond();
-        Self::nanos(self.start) <= n && n < Self::nanos(self.end)
+        at_or_after(t, self.start) && !at_or_after(t, self.end)
     }
 
     /// Far enough inside that no local time mapping here is ambiguous.
     fn deep_inside(&self, t: Timestamp) -> bool {
-        let n = t.as_nanosecond();
-        Self::nanos(self.start).saturating_add(MARGIN) <= n
-            && n < Self::nanos(self.end).saturating_sub(MARGIN)
+        at_or_after(t, self.start.saturating_add(MARGIN))
+            && !at_or_after(t, self.end.saturating_sub(MARGIN))
     }
 }
 
@@ -187,7 +189,9 @@ pub(crate) fn next_after(
                 // The local time may lie in a later segment (a yearly job, say): it is the
                 // answer if it is unambiguous there. Remember that segment for the next call.
                 let there = cache.segment(tz, found);
-                let found = there.offset.to_timestamp(dt).ok()?;
+                // `dt` read with the other offset: the same civil time, the offsets apart.
+                let apart = i64::from(seg.offset.seconds() - there.offset.seconds());
+                let found = found.checked_add(SignedDuration::from_secs(apart)).ok()?;
                 if there.deep_inside(found) && found > local.t {
                     return Some(found);
                 }
@@ -215,7 +219,7 @@ pub(crate) fn prev_before(
         Some(cache) => {
             let seg = cache.segment(tz, t);
             // Instants just before `t` are in this segment only if it started before `t`.
-            if Segment::nanos(seg.start) < t.as_nanosecond() {
+            if t > Timestamp::from_second(seg.start).unwrap_or(Timestamp::MIN) {
                 let local = Local::new(at, seg.offset);
                 let dt = spec.prev_civil(local.dt, false)?;
                 let found = seg.offset.to_timestamp(dt).ok()?;
@@ -351,6 +355,19 @@ mod tests {
         assert!(cache.clone().slots.iter().all(|s| s.get().is_none()));
         assert!(seg.contains(Timestamp::from_second(-5).unwrap()));
         assert!(!seg.contains(Timestamp::from_second(1_000).unwrap()));
+    }
+
+    #[test]
+    fn at_or_after_whole_seconds_also_before_1970() {
+        let t = |s: &str| s.parse::<Timestamp>().unwrap();
+        assert!(at_or_after(t("1970-01-01T00:00:05Z"), 5));
+        assert!(at_or_after(t("1970-01-01T00:00:05.5Z"), 5));
+        assert!(!at_or_after(t("1970-01-01T00:00:04.999Z"), 5));
+        // -1.5 s: second -1, fraction -0.5.
+        assert!(!at_or_after(t("1969-12-31T23:59:58.5Z"), -1));
+        assert!(at_or_after(t("1969-12-31T23:59:58.5Z"), -2));
+        assert!(at_or_after(t("1969-12-31T23:59:59Z"), -1));
+        assert!(!at_or_after(t("1969-12-31T23:59:59.999Z"), 0));
     }
 
     #[test]
