@@ -1417,44 +1417,25 @@ impl Store {
         let mut wanted = wanted.to_vec();
         wanted.sort();
         wanted.dedup();
-        // 5 parameters a row; PostgreSQL takes at most 65,535 in a statement.
+        if self.backend == Backend::Postgres {
+            return self.claim_many_pg(&wanted, node, at).await;
+        }
+        // 5 parameters a row; SQLite takes at most 32,766 in a statement.
         for chunk in wanted.chunks(1000) {
-            // (PostgreSQL types the columns of a VALUES list from its values.)
-            let int = if self.backend == Backend::Postgres { "::BIGINT" } else { "" };
             let rows: Vec<String> = (0..chunk.len())
                 .map(|i| {
                     let p = i * 5;
-                    format!(
-                        "(${}, ${}{int}, ${}{int}, ${}, ${})",
-                        p + 1,
-                        p + 2,
-                        p + 3,
-                        p + 4,
-                        p + 5
-                    )
+                    format!("(${}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 5)
                 })
                 .collect();
-            let sql = match self.backend {
-                // Seats taken by others are left alone (not locked): new ones are inserted,
-                // and those this node held already (from before this statement) are read.
-                Backend::Postgres => format!(
-                    "WITH wanted (task, slot_ts, seat, node, claimed_at) AS (VALUES {}), \
-                     inserted AS (INSERT INTO claims (task, slot_ts, seat, node, claimed_at) \
-                         SELECT * FROM wanted ON CONFLICT (task, slot_ts, seat) DO NOTHING \
-                         RETURNING task, slot_ts, seat) \
-                     SELECT task, slot_ts, seat FROM inserted UNION ALL \
-                     SELECT c.task, c.slot_ts, c.seat FROM claims c JOIN wanted w \
-                         ON c.task = w.task AND c.slot_ts = w.slot_ts AND c.seat = w.seat \
-                         AND c.node = w.node",
-                    rows.join(", ")
-                ),
-                Backend::Sqlite => format!(
-                    "INSERT INTO claims (task, slot_ts, seat, node, claimed_at) VALUES {} \
-                     ON CONFLICT (task, slot_ts, seat) DO UPDATE SET claimed_at = claims.claimed_at \
-                     WHERE claims.node = excluded.node RETURNING task, slot_ts, seat",
-                    rows.join(", ")
-                ),
-            };
+            // SQLite writes lock the whole file anyway: an upsert that touches only this node's
+            // own seats returns them along with the new ones, in one statement.
+            let sql = format!(
+                "INSERT INTO claims (task, slot_ts, seat, node, claimed_at) VALUES {} \
+                 ON CONFLICT (task, slot_ts, seat) DO UPDATE SET claimed_at = claims.claimed_at \
+                 WHERE claims.node = excluded.node RETURNING task, slot_ts, seat",
+                rows.join(", ")
+            );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (task, slot_ts, seat) in chunk {
                 query = query.bind(task).bind(*slot_ts).bind(i64::from(*seat)).bind(node).bind(at);
@@ -1471,6 +1452,55 @@ impl Store {
                 let seat: i64 = row.get(2);
                 got.insert((row.get(0), row.get(1), seat.clamp(0, i64::from(u32::MAX)) as u32));
             }
+        }
+        Ok(got)
+    }
+
+    /// [`Store::claim_many`] on PostgreSQL: the seats go as one JSON parameter, so that the
+    /// statement's text is the same for every batch (prepared once per connection, planned
+    /// once) instead of a `VALUES` list of five parameters a row that the server parses and
+    /// plans anew for every batch size. `wanted` is sorted.
+    async fn claim_many_pg(
+        &self,
+        wanted: &[(String, i64, u32)],
+        node: &str,
+        at: &str,
+    ) -> Result<std::collections::HashSet<(String, i64, u32)>, StoreError> {
+        let seats: Vec<serde_json::Value> = wanted
+            .iter()
+            .map(|(task, slot_ts, seat)| serde_json::json!([task, slot_ts, seat]))
+            .collect();
+        // Seats taken by others are left alone (not locked): new ones are inserted, and those
+        // this node held already (from before this statement) are read, each by its key (a
+        // lateral lookup: the planner cannot know how many seats the array holds, and a join
+        // it planned for a guess could scan the whole table). Rows go in the array's (sorted)
+        // order, so batches that overlap cannot deadlock.
+        let sql = "WITH wanted AS (\
+                 SELECT s->>0 AS task, (s->>1)::BIGINT AS slot_ts, (s->>2)::BIGINT AS seat \
+                 FROM json_array_elements($1::json) AS s), \
+             inserted AS (INSERT INTO claims (task, slot_ts, seat, node, claimed_at) \
+                 SELECT task, slot_ts, seat, $2, $3 FROM wanted \
+                 ON CONFLICT (task, slot_ts, seat) DO NOTHING RETURNING task, slot_ts, seat) \
+             SELECT task, slot_ts, seat FROM inserted UNION ALL \
+             SELECT w.task, w.slot_ts, w.seat FROM wanted w CROSS JOIN LATERAL \
+                 (SELECT 1 FROM claims c WHERE c.task = w.task AND c.slot_ts = w.slot_ts \
+                     AND c.seat = w.seat AND c.node = $2 LIMIT 1) AS own";
+        let fetch = sqlx::query(sql)
+            .bind(serde_json::Value::Array(seats).to_string())
+            .bind(node)
+            .bind(at)
+            .fetch_all(&self.pool);
+        let rows = match self.spool {
+            None => fetch.await,
+            Some(_) => tokio::time::timeout(SHARED_WRITE_TIMEOUT, fetch)
+                .await
+                .unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut)),
+        }
+        .map_err(self.sql())?;
+        let mut got = std::collections::HashSet::new();
+        for row in rows {
+            let seat: i64 = row.get(2);
+            got.insert((row.get(0), row.get(1), seat.clamp(0, i64::from(u32::MAX)) as u32));
         }
         Ok(got)
     }
@@ -2067,6 +2097,11 @@ mod tests {
         got.sort();
         assert_eq!(got, [("t".into(), 100, 0), ("t".into(), 102, 0), ("u".into(), 101, 0)]);
         assert!(store.claim_many(&wanted[1..3], "d", "now").await.unwrap().is_empty());
+        // Names travel intact, whatever they hold (PostgreSQL gets the seats as JSON).
+        let odd: Vec<(String, i64, u32)> = vec![("we\"ird, [name] ✓".into(), 7, 2)];
+        assert_eq!(store.claim_many(&odd, "c", "now").await.unwrap().len(), 1);
+        assert_eq!(store.claim_many(&odd, "c", "again").await.unwrap().len(), 1, "its own");
+        assert!(store.claim_many(&odd, "d", "now").await.unwrap().is_empty());
     });
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
