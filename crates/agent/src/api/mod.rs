@@ -242,8 +242,13 @@ pub async fn start(agent: Arc<Agent>, config: Config) -> Result<SocketAddr, Stri
         });
     }
     let url = format!("{scheme}://{local}");
-    std::fs::write(state_dir.join("api-addr"), format!("{url}\n"))
-        .map_err(|e| format!("cannot write {}: {e}", state_dir.join("api-addr").display()))?;
+    // Written whole or not at all (a new file renamed into place): the CLI reading it while
+    // the agent starts must never see an empty or half-written address.
+    let addr_file = state_dir.join("api-addr");
+    let partial = state_dir.join("api-addr.partial");
+    std::fs::write(&partial, format!("{url}\n"))
+        .and_then(|()| std::fs::rename(&partial, &addr_file))
+        .map_err(|e| format!("cannot write {}: {e}", addr_file.display()))?;
     let api =
         Arc::new(Api { agent, tokens, public_metrics: config.public_metrics, tls: tls.is_some() });
     api.agent.register(Some(url.clone())).await;
