@@ -1412,7 +1412,6 @@ impl Store {
         node: &str,
         at: &str,
     ) -> Result<std::collections::HashSet<(String, i64, u32)>, StoreError> {
-        let mut got = std::collections::HashSet::new();
         // Every node inserts in the same order (no deadlock between batches that overlap).
         let mut wanted = wanted.to_vec();
         wanted.sort();
@@ -1420,6 +1419,7 @@ impl Store {
         if self.backend == Backend::Postgres {
             return self.claim_many_pg(&wanted, node, at).await;
         }
+        let mut got = std::collections::HashSet::new();
         // 5 parameters a row; SQLite takes at most 32,766 in a statement.
         for chunk in wanted.chunks(1000) {
             let rows: Vec<String> = (0..chunk.len())
@@ -1440,18 +1440,7 @@ impl Store {
             for (task, slot_ts, seat) in chunk {
                 query = query.bind(task).bind(*slot_ts).bind(i64::from(*seat)).bind(node).bind(at);
             }
-            let fetch = query.fetch_all(&self.pool);
-            let rows = match self.spool {
-                None => fetch.await,
-                Some(_) => tokio::time::timeout(SHARED_WRITE_TIMEOUT, fetch)
-                    .await
-                    .unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut)),
-            }
-            .map_err(self.sql())?;
-            for row in rows {
-                let seat: i64 = row.get(2);
-                got.insert((row.get(0), row.get(1), seat.clamp(0, i64::from(u32::MAX)) as u32));
-            }
+            self.claimed(query.fetch_all(&self.pool), &mut got).await?;
         }
         Ok(got)
     }
@@ -1490,6 +1479,19 @@ impl Store {
             .bind(node)
             .bind(at)
             .fetch_all(&self.pool);
+        let mut got = std::collections::HashSet::new();
+        self.claimed(fetch, &mut got).await?;
+        Ok(got)
+    }
+
+    /// Waits for a claim statement's rows (no longer than [`SHARED_WRITE_TIMEOUT`] when the
+    /// store spools: an unreachable database is not waited for) and adds the (task, slot,
+    /// seat) each names to `got`.
+    async fn claimed(
+        &self,
+        fetch: impl std::future::Future<Output = Result<Vec<AnyRow>, sqlx::Error>>,
+        got: &mut std::collections::HashSet<(String, i64, u32)>,
+    ) -> Result<(), StoreError> {
         let rows = match self.spool {
             None => fetch.await,
             Some(_) => tokio::time::timeout(SHARED_WRITE_TIMEOUT, fetch)
@@ -1497,12 +1499,11 @@ impl Store {
                 .unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut)),
         }
         .map_err(self.sql())?;
-        let mut got = std::collections::HashSet::new();
         for row in rows {
             let seat: i64 = row.get(2);
             got.insert((row.get(0), row.get(1), seat.clamp(0, i64::from(u32::MAX)) as u32));
         }
-        Ok(got)
+        Ok(())
     }
 
     /// Claims seat `seat` of a task's slot for `node`: true for exactly one claimant per

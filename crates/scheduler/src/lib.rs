@@ -997,6 +997,9 @@ impl Shared {
         };
         let shared = self.clone();
         if !in_place {
+            // A run that goes on in a task may outlast a subscriber's arrival: it always knows
+            // when it began, so its `Finished` event has its real duration.
+            let began = began.or_else(|| Some(self.clock.now()));
             tokio::spawn(async move {
                 let outcome = match catch_unwind(AssertUnwindSafe(|| fire.job.run(ctx))) {
                     Ok(fut) => shared.run_to_end(CatchPanic(fut)).await,
@@ -1019,6 +1022,7 @@ impl Shared {
             self.ended(run, &fire, began, outcome);
             return Some(Leftover::Ended(fire, fut));
         }
+        let began = began.or_else(|| Some(self.clock.now()));
         tokio::spawn(async move {
             let outcome = shared.run_to_end(fut).await;
             shared.ended_in_task(run, fire, began, outcome);
@@ -1037,7 +1041,6 @@ impl Shared {
 
     /// Records the end of a run that went on in a task of its own.
     fn ended_in_task(&self, run: RunId, fire: Fire, began: Option<Timestamp>, outcome: JobResult) {
-        let began = began.or_else(|| self.observed().then(|| self.clock.now()));
         self.ended(run, &fire, began, outcome);
         if self.running.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.idle.notify_waiters();
@@ -1045,7 +1048,8 @@ impl Shared {
     }
 
     /// Records the end of a run (the caller counts it out of `running`). `began` is known
-    /// when someone listens to events.
+    /// when someone listened to events at its start, and for every run that went on in a
+    /// task of its own.
     fn ended(&self, run: RunId, fire: &Fire, began: Option<Timestamp>, outcome: JobResult) {
         let (entry, slot) = (fire.entry, &fire.slot);
         match outcome {

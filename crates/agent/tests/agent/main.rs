@@ -709,6 +709,28 @@ fn a_task_runs_as_its_user() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// (name, status) of every node, as `cronfleet nodes --json` shows them through the agent of
+/// this state directory.
+fn nodes_seen(state: &std::path::Path) -> Vec<(String, String)> {
+    let out = cronfleet(&["nodes", "--state-dir", state.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["name"].as_str().unwrap().to_owned(), n["status"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// Stops every agent; each must exit 0.
+fn stop_all(agents: impl IntoIterator<Item = Agent>) {
+    for agent in agents {
+        let (code, _, log) = agent.stop();
+        assert_eq!(code, Some(0), "{log}");
+    }
+}
+
 #[test]
 fn an_agent_on_its_own_store_is_alive_without_heartbeats() {
     // An agent on SQLite makes no heartbeats (an idle agent never wakes up), yet it is never
@@ -719,16 +741,7 @@ fn an_agent_on_its_own_store_is_alive_without_heartbeats() {
         &[],
     );
     sleep(16.0); // longer than a node may stay silent in a fleet (15 s)
-    let state = agent.dir.join("state");
-    let out = cronfleet(&["nodes", "--state-dir", state.to_str().unwrap(), "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let nodes: Vec<(String, String)> = v["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| (n["name"].as_str().unwrap().into(), n["status"].as_str().unwrap().into()))
-        .collect();
+    let nodes = nodes_seen(&agent.dir.join("state"));
     assert_eq!(nodes, [("test-node".to_string(), "alive".to_string())], "{}", agent.log());
     let (code, _, log) = agent.stop();
     assert_eq!(code, Some(0), "{log}");
@@ -744,19 +757,7 @@ fn two_agents_share_a_postgres_store() {
     sleep(2.5);
     // Each node sees the other: `cronfleet nodes` through node a's API.
     let state_a = a.dir.join("state");
-    let nodes = || {
-        let out = cronfleet(&["nodes", "--state-dir", state_a.to_str().unwrap(), "--json"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| {
-                (n["name"].as_str().unwrap().to_owned(), n["status"].as_str().unwrap().to_owned())
-            })
-            .collect::<Vec<_>>()
-    };
+    let nodes = || nodes_seen(&state_a);
     assert_eq!(nodes(), [("node-a".into(), "alive".into()), ("node-b".into(), "alive".into())]);
     let (code_b, _, log_b) = b.stop();
     assert_eq!(nodes(), [("node-a".into(), "alive".into()), ("node-b".into(), "stopped".into())]);
@@ -797,10 +798,7 @@ fn run_on_one_runs_each_slot_exactly_once_for_a_minute_across_three_agents() {
         .collect();
     // A minute of slots.
     sleep(62.0);
-    for agent in agents {
-        let (code, _, log) = agent.stop();
-        assert_eq!(code, Some(0), "{log}");
-    }
+    stop_all(agents);
     let runs = runtime.block_on(async {
         let store = cronfleet::store::Store::connect(&db.url).await.unwrap();
         store
@@ -875,10 +873,7 @@ fn max_running_holds_across_the_fleet() {
         .map(|n| Agent::start(&format!("leases-{n}"), tasks, &["--store", &db.url, "--node", n]))
         .collect();
     sleep(7.0);
-    for agent in agents {
-        let (code, _, log) = agent.stop();
-        assert_eq!(code, Some(0), "{log}");
-    }
+    stop_all(agents);
     let runs = runtime.block_on(async {
         let store = cronfleet::store::Store::connect(&db.url).await.unwrap();
         store
@@ -1001,10 +996,7 @@ fn the_database_restarted_under_three_agents_loses_nothing() {
         assert!(agent.log().contains("the database is back"), "{}", agent.log());
     }
     let spools: Vec<PathBuf> = agents.iter().map(|a| a.dir.join("state/spool")).collect();
-    for agent in agents {
-        let (code, _, log) = agent.stop();
-        assert_eq!(code, Some(0), "{log}");
-    }
+    stop_all(agents);
     let runs = all_runs(&runtime, &server.url);
     let by_slot = by_slot(&runs);
     // The slots when every agent was up: from the first slot all three ran to the last.
@@ -1310,10 +1302,7 @@ fn a_failed_run_is_retried_on_another_node() {
         .map(|n| Agent::start(&format!("elsewhere-{n}"), tasks, &["--store", &db.url, "--node", n]))
         .collect();
     sleep(16.0);
-    for agent in agents {
-        let (code, _, log) = agent.stop();
-        assert_eq!(code, Some(0), "{log}");
-    }
+    stop_all(agents);
     let runs = all_runs(&runtime, &db.url);
     let failed: Vec<_> = runs.iter().filter(|r| r.outcome.as_str() == "failed").collect();
     assert!(failed.iter().all(|r| r.attempt == 1), "{failed:?}");
@@ -1440,10 +1429,7 @@ fn a_task_file_applied_to_the_store_reaches_every_agent_at_once() {
     let t5 = now();
     wait_for("every agent runs hello again", &|| ran("hello", t5).len() == 3);
     let dirs: Vec<String> = (0..3).map(state).collect();
-    for agent in agents {
-        let (code, _, log) = agent.stop();
-        assert_eq!(code, Some(0), "{log}");
-    }
+    stop_all(agents);
     // With the agent stopped, its state directory says where to ask instead.
     for command in ["status", "runs"] {
         let out = cronfleet(&[command, "--state-dir", &dirs[0]]);
@@ -1542,10 +1528,7 @@ fn hosts_by_address_with_agents_in_network_namespaces() {
     let agents = [start(&a, 91, "na"), start(&b, 92, "nb")];
     sleep(4.0);
     let logs: Vec<String> = agents.iter().map(Agent::log).collect();
-    for agent in agents {
-        let (code, _, log) = agent.stop();
-        assert_eq!(code, Some(0), "{log}");
-    }
+    stop_all(agents);
     let runs = all_runs(&runtime, &db.url);
     let nodes_of = |task: &str| {
         let mut nodes: Vec<String> =
@@ -1587,10 +1570,7 @@ fn the_leader_records_slots_nobody_ran_as_missed() {
         .collect();
     // The leader checks every 5 s for slots at least 10 s old, from when it knew the task.
     sleep(23.0);
-    for agent in agents {
-        let (code, _, log) = agent.stop();
-        assert_eq!(code, Some(0), "{log}");
-    }
+    stop_all(agents);
     let runs = all_runs(&runtime, &db.url);
     let orphan: Vec<_> = runs.iter().filter(|r| r.task == "orphan").collect();
     // No node runs `orphan`: its slots from 10 s after the start on are missed, once each.
