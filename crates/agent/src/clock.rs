@@ -59,4 +59,8 @@ impl Clock for AgentClock {
         let wait = std::time::Duration::try_from(wait).unwrap_or_default();
         cronfleet_scheduler::precise_sleep(wait)
     }
+
+    fn in_real_time(&self) -> bool {
+        true
+    }
 }

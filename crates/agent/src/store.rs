@@ -1459,11 +1459,13 @@ impl Store {
             .iter()
             .map(|(task, slot_ts, seat)| serde_json::json!([task, slot_ts, seat]))
             .collect();
-        // Seats taken by others are left alone (not locked): new ones are inserted, and those
-        // this node held already (from before this statement) are read, each by its key (a
-        // lateral lookup: the planner cannot know how many seats the array holds, and a join
-        // it planned for a guess could scan the whole table). Rows go in the array's (sorted)
-        // order, so batches that overlap cannot deadlock.
+        // Seats taken by others are left alone (not locked): new ones are inserted, and of
+        // the others, those this node held already (from before this statement) are read,
+        // each by its key (a lateral lookup: the planner cannot know how many seats the array
+        // holds, and a join it planned for a guess could scan the whole table; for a seat
+        // just inserted the lookup does not even run, a one-time filter, so the preferred
+        // node's batch at the slot costs the server no lookups). Rows go in the array's
+        // (sorted) order, so batches that overlap cannot deadlock.
         let sql = "WITH wanted AS (\
                  SELECT s->>0 AS task, (s->>1)::BIGINT AS slot_ts, (s->>2)::BIGINT AS seat \
                  FROM json_array_elements($1::json) AS s), \
@@ -1471,9 +1473,12 @@ impl Store {
                  SELECT task, slot_ts, seat, $2, $3 FROM wanted \
                  ON CONFLICT (task, slot_ts, seat) DO NOTHING RETURNING task, slot_ts, seat) \
              SELECT task, slot_ts, seat FROM inserted UNION ALL \
-             SELECT w.task, w.slot_ts, w.seat FROM wanted w CROSS JOIN LATERAL \
-                 (SELECT 1 FROM claims c WHERE c.task = w.task AND c.slot_ts = w.slot_ts \
-                     AND c.seat = w.seat AND c.node = $2 LIMIT 1) AS own";
+             SELECT w.task, w.slot_ts, w.seat FROM wanted w \
+                 LEFT JOIN inserted i ON i.task = w.task AND i.slot_ts = w.slot_ts \
+                     AND i.seat = w.seat \
+                 CROSS JOIN LATERAL \
+                 (SELECT 1 FROM claims c WHERE i.task IS NULL AND c.task = w.task \
+                     AND c.slot_ts = w.slot_ts AND c.seat = w.seat AND c.node = $2 LIMIT 1) AS own";
         let fetch = sqlx::query(sql)
             .bind(serde_json::Value::Array(seats).to_string())
             .bind(node)
@@ -1504,6 +1509,27 @@ impl Store {
             got.insert((row.get(0), row.get(1), seat.clamp(0, i64::from(u32::MAX)) as u32));
         }
         Ok(())
+    }
+
+    /// The node holding seat `seat` of a task's slot, if any node claimed it.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn claim_holder(
+        &self,
+        task: &str,
+        slot_ts: i64,
+        seat: u32,
+    ) -> Result<Option<String>, StoreError> {
+        let row =
+            sqlx::query("SELECT node FROM claims WHERE task = $1 AND slot_ts = $2 AND seat = $3")
+                .bind(task)
+                .bind(slot_ts)
+                .bind(i64::from(seat))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(self.sql())?;
+        Ok(row.map(|r| r.get(0)))
     }
 
     /// Claims seat `seat` of a task's slot for `node`: true for exactly one claimant per
@@ -2103,6 +2129,8 @@ mod tests {
         assert_eq!(store.claim_many(&odd, "c", "now").await.unwrap().len(), 1);
         assert_eq!(store.claim_many(&odd, "c", "again").await.unwrap().len(), 1, "its own");
         assert!(store.claim_many(&odd, "d", "now").await.unwrap().is_empty());
+        assert_eq!(store.claim_holder(&odd[0].0, 7, 2).await.unwrap().as_deref(), Some("c"));
+        assert_eq!(store.claim_holder(&odd[0].0, 7, 3).await.unwrap(), None);
     });
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

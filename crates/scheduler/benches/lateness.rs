@@ -75,7 +75,7 @@ impl Recorder {
 type Samples = Arc<Recorder>;
 
 fn report(name: &str, samples: &Samples) {
-    let mut v = samples.values();
+    let mut v: Vec<i64> = samples.values().into_iter().map(untagged).collect();
     v.sort_unstable();
     if v.is_empty() {
         println!("{name}: no samples");
@@ -89,6 +89,38 @@ fn report(name: &str, samples: &Samples) {
         pct(0.99),
         *v.last().unwrap() as f64 / 1e6
     );
+}
+
+/// Lateness samples carry their slot's second in their upper bits (lateness stays under
+/// 2^40 ns, 18 minutes), so that `LATENESS_DETAIL=1` can show each second on its own.
+const TAG_SHIFT: u32 = 40;
+
+fn tagged(slot: Timestamp, nanos: i64) -> i64 {
+    ((slot.as_second() % (1 << 20)) << TAG_SHIFT) | nanos.clamp(0, (1 << TAG_SHIFT) - 1)
+}
+
+fn untagged(v: i64) -> i64 {
+    v & ((1 << TAG_SHIFT) - 1)
+}
+
+/// Per-second p50 / p99 / max of tagged samples.
+fn detail(samples: &Samples) {
+    let mut by_second = std::collections::BTreeMap::<i64, Vec<i64>>::new();
+    for v in samples.values() {
+        by_second.entry(v >> TAG_SHIFT).or_default().push(untagged(v));
+    }
+    for (second, mut v) in by_second {
+        v.sort_unstable();
+        let pct = |p: f64| v[((v.len() - 1) as f64 * p) as usize] as f64 / 1e6;
+        println!(
+            "  second {second}: {} runs, first {:.3} ms, p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            v.len(),
+            pct(0.0),
+            pct(0.5),
+            pct(0.99),
+            pct(1.0)
+        );
+    }
 }
 
 /// Lateness of "now" behind the whole second it belongs to.
@@ -109,7 +141,7 @@ fn ours(secs: u64) -> Samples {
             let samples = samples.clone();
             s.add(timing.clone(), move |ctx: RunContext| {
                 let late = Timestamp::now().duration_since(ctx.slot.timestamp());
-                samples.push(late.as_nanos() as i64);
+                samples.push(tagged(ctx.slot.timestamp(), late.as_nanos() as i64));
                 std::future::ready(())
             });
         }
@@ -173,7 +205,11 @@ fn main() {
         report("tokio timer alone (1 task)", &baseline(secs));
     }
     if run("ours") {
-        report("cronfleet-scheduler", &ours(secs));
+        let samples = ours(secs);
+        report("cronfleet-scheduler", &samples);
+        if std::env::var_os("LATENESS_DETAIL").is_some() {
+            detail(&samples);
+        }
     }
     if run("theirs") {
         report("tokio-cron-scheduler 0.15", &theirs(secs));

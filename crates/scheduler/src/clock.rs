@@ -36,6 +36,16 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Timestamp;
     /// A future that completes at (or after) `deadline`.
     fn sleep_until(&self, deadline: Timestamp) -> Sleep;
+
+    /// Whether this clock's time passes as real time does (the system's clock, or it shifted by
+    /// a constant), so that a thread can wait for a deadline by sleeping for the distance to it.
+    ///
+    /// The threads that start the shares of a large slot (see the crate's docs) then sleep so,
+    /// each woken by the kernel on its own CPU; otherwise they wait on [`Clock::sleep_until`].
+    /// Default `false`, right for clocks that do not move in real time (virtual clocks).
+    fn in_real_time(&self) -> bool {
+        false
+    }
 }
 
 /// The system's wall clock, sleeping with [`precise_sleep`].
@@ -49,6 +59,10 @@ impl Clock for SystemClock {
 
     fn sleep_until(&self, deadline: Timestamp) -> Sleep {
         precise_sleep(to_std(deadline.duration_since(Timestamp::now())))
+    }
+
+    fn in_real_time(&self) -> bool {
+        true
     }
 }
 
@@ -245,7 +259,7 @@ impl Clock for TokioClock {
 }
 
 /// Negative durations become zero; huge ones are capped at about 30 years (tokio's limit).
-fn to_std(d: SignedDuration) -> Duration {
+pub(crate) fn to_std(d: SignedDuration) -> Duration {
     Duration::try_from(d).unwrap_or(Duration::ZERO).min(Duration::from_secs(30 * 365 * 86_400))
 }
 

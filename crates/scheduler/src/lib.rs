@@ -81,17 +81,20 @@
 //! # Theory of operation
 //!
 //! One timer task owns nothing but a sleep: entries live in a map under a mutex, their next
-//! deadlines in a binary heap (`heap.rs`, O(log n) add, remove and fire). The task sleeps until
-//! the earliest deadline or until an entry changes (a `Notify`), pops what is due, computes
-//! each entry's next deadline, and starts the runs. There is no polling interval: an idle
-//! scheduler makes no wakeups.
+//! deadlines in a timer queue (`heap.rs`: an ordered map of deadlines, each a bucket of the
+//! entries due then; O(log b) add, remove and fire, `b` the number of distinct deadlines).
+//! The task sleeps until the earliest deadline or until an entry changes (a `Notify`), pops
+//! what is due, computes each entry's next deadline, and starts the runs. There is no polling
+//! interval: an idle scheduler makes no wakeups.
 //!
 //! Starting a run is its job's first poll, right there; a job that does not finish in it goes
 //! on in a tokio task of its own. When many entries share a deadline, the timer decides their
 //! runs a little before it (the *lead*: twice the measured time to decide the whole heap, at
-//! most 250 ms, none under 1 ms), sleeps precisely to the deadline ([`precise_sleep`]: tokio's
-//! timers end up to 1 ms late) and only starts them then; slots of 512 runs or more are split
-//! between the timer and threads of tokio's blocking pool, one per further worker. A snapshot
+//! most 250 ms, plus 5 ms; none when under 1 ms), builds their contexts, sleeps precisely to
+//! the deadline ([`precise_sleep`]: tokio's timers end up to 1 ms late) and only starts them
+//! then. Slots of 512 runs or more are split into one share per runtime worker, each started
+//! by a thread of tokio's blocking pool pinned to a CPU of its own while it sleeps to 1 ms
+//! before the slot (in real time when [`Clock::in_real_time`]) and spins to it. A snapshot
 //! taken during the lead already shows such a slot as the entry's previous fire time; a change
 //! made to an entry during the lead (pause, remove, new schedule or next time) still wins: its
 //! decided run does not start. The runs started together share their `cancel` and `stopping`
@@ -102,6 +105,7 @@ mod clock;
 mod event;
 mod heap;
 mod job;
+mod pin;
 mod timing;
 pub mod wrap;
 
@@ -379,6 +383,7 @@ impl Builder {
                 running: AtomicUsize::new(0),
                 idle: Notify::new(),
                 next_run: AtomicU64::new(1),
+                changes: AtomicU64::new(0),
             }))),
         }
     }
@@ -427,6 +432,9 @@ struct Shared {
     /// Notified when the last running run ends.
     idle: Notify,
     next_run: AtomicU64,
+    /// Counts changes made to entries by hand (see [`Shared::changed`]); changed only under
+    /// the state lock.
+    changes: AtomicU64,
 }
 
 #[derive(Default)]
@@ -440,67 +448,56 @@ struct State {
 struct Entry {
     name: Option<String>,
     timing: Timing,
-    job: SharedJob,
     prev: Option<Zoned>,
     next: Option<Zoned>,
     paused: bool,
     late: LatePolicy,
     tolerance: SignedDuration,
-    counters: Arc<Counters>,
+    runs: Arc<EntryRuns>,
 }
 
-/// What an entry's runs count, shared with them.
-#[derive(Default)]
-struct Counters {
+/// What an entry shares with its runs: its job, when it was last changed by hand, how many
+/// of its runs are going. One `Arc` per run instead of two, and small: at the slot, the starts
+/// of 10,000 runs read 10,000 of these (aligning it to a cache line of its own, apart from its
+/// reference counts, made that slower: three times the memory to go through).
+struct EntryRuns {
+    job: SharedJob,
+    /// The scheduler's change count ([`Shared::changes`]) after the entry's last change by
+    /// hand (new schedule or next time, pause, removal): a run decided before does not start.
+    changed_at: AtomicU64,
     /// Runs going.
     running: AtomicUsize,
-    /// Changes made by hand (new schedule or next time, pause, removal): a run decided before
-    /// one of them does not start.
-    changes: AtomicU64,
 }
 
-impl Entry {
-    fn changed(&self) {
-        self.counters.changes.fetch_add(1, Ordering::AcqRel);
+impl EntryRuns {
+    fn new(job: SharedJob) -> Arc<EntryRuns> {
+        Arc::new(EntryRuns { job, changed_at: AtomicU64::new(0), running: AtomicUsize::new(0) })
     }
 }
 
 /// A run to start, decided by the timer.
 struct Fire {
     entry: EntryId,
-    job: SharedJob,
+    runs: Arc<EntryRuns>,
     slot: Zoned,
-    counters: Arc<Counters>,
-    /// The entry's change count when the run was decided (`None` for runs started by hand).
+    /// The scheduler's change count when the run was decided (`None` for runs started by
+    /// hand).
     decided: Option<u64>,
 }
 
-impl Fire {
-    /// Whether the entry was changed by hand since this run was decided.
-    fn overtaken(&self) -> bool {
-        self.decided.is_some_and(|seen| self.counters.changes.load(Ordering::Acquire) != seen)
-    }
-}
-
-/// A run with its id, waiting for its slot.
+/// A run with its id and its context, waiting for its slot; once started, what it leaves.
+///
+/// A slot's runs are prepared before it (the timer's lead), started at it in place, and what
+/// the ones that ended at once leave (their futures, their fires) is dropped with the whole
+/// batch after all of them started: no memory is allocated, moved or freed between two starts.
 struct Prepared {
-    fire: Fire,
     run: RunId,
-}
-
-/// What a run that ended at once (or never started) leaves behind: dropped once the whole
-/// slot has started, so that freeing memory does not delay the runs after it.
-#[allow(dead_code)] // held only to be dropped later
-enum Leftover {
-    Overtaken(Fire),
-    Panicked(Fire),
-    Ended(Fire, CatchPanic),
-}
-
-/// The `cancel` and `stopping` tokens of the runs started together.
-struct Tokens {
-    cancel: RunToken,
-    stopping: RunToken,
+    /// Taken by a run that goes on in a task of its own.
+    fire: Option<Fire>,
+    /// Built before the slot; taken by the start.
+    ctx: Option<RunContext>,
+    /// The future of a run that ended in its first poll.
+    ended: Option<CatchPanic>,
 }
 
 impl Scheduler {
@@ -553,14 +550,13 @@ impl Scheduler {
             Entry {
                 name: options.name,
                 timing,
-                job,
                 prev: None,
                 next: None,
                 paused: false,
                 late: options.late,
                 tolerance: SignedDuration::try_from(options.tolerance)
                     .unwrap_or(SignedDuration::MAX),
-                counters: Arc::default(),
+                runs: EntryRuns::new(job),
             },
         );
         shared.set_next(&mut st, id, next);
@@ -573,7 +569,8 @@ impl Scheduler {
     /// [`Error::UnknownEntry`].
     pub fn remove(&self, id: EntryId) -> Result<(), Error> {
         let mut st = self.shared.lock();
-        st.entries.remove(&id).ok_or(Error::UnknownEntry(id))?.changed();
+        let entry = st.entries.remove(&id).ok_or(Error::UnknownEntry(id))?;
+        self.shared.changed(&entry);
         st.heap.remove(id);
         if st.started {
             self.shared.wake.notify_one();
@@ -608,7 +605,7 @@ impl Scheduler {
         let entry = st.entries.get_mut(&id).ok_or(Error::UnknownEntry(id))?;
         entry.paused = true;
         entry.next = None;
-        entry.changed();
+        self.shared.changed(entry);
         st.heap.remove(id);
         Ok(())
     }
@@ -649,13 +646,7 @@ impl Scheduler {
         let shared = &self.shared;
         let st = shared.lock();
         let entry = st.entries.get(&id).ok_or(Error::UnknownEntry(id))?;
-        let fire = Fire {
-            entry: id,
-            job: entry.job.clone(),
-            slot,
-            counters: entry.counters.clone(),
-            decided: None,
-        };
+        let fire = Fire { entry: id, runs: entry.runs.clone(), slot, decided: None };
         drop(st);
         Ok(shared.launch(fire))
     }
@@ -778,7 +769,7 @@ fn snapshot(id: EntryId, e: &Entry) -> EntrySnapshot {
         prev: e.prev.clone(),
         next: e.next.clone(),
         state,
-        running: e.counters.running.load(Ordering::Acquire),
+        running: e.runs.running.load(Ordering::Acquire),
     }
 }
 
@@ -803,10 +794,27 @@ impl Shared {
         self.events.receiver_count() > 0
     }
 
+    /// Marks an entry changed by hand (the caller holds the state lock): its runs decided
+    /// before do not start.
+    fn changed(&self, entry: &Entry) {
+        let count = self.changes.fetch_add(1, Ordering::AcqRel) + 1;
+        entry.runs.changed_at.store(count, Ordering::Release);
+    }
+
+    /// Whether the fire's entry was changed by hand since the run was decided. Only an entry
+    /// changed after the last look at the scheduler's count needs a look at its own (so that
+    /// a slot's starts do not read 10,000 entries' lines for nothing).
+    fn overtaken(&self, fire: &Fire) -> bool {
+        fire.decided.is_some_and(|decided| {
+            self.changes.load(Ordering::Acquire) != decided
+                && fire.runs.changed_at.load(Ordering::Acquire) > decided
+        })
+    }
+
     /// Sets (or clears) an entry's next deadline, tells observers and wakes the timer.
     fn set_next(&self, st: &mut State, id: EntryId, next: Option<Zoned>) {
         let Some(entry) = st.entries.get_mut(&id) else { return };
-        entry.changed();
+        self.changed(entry);
         entry.next.clone_from(&next);
         match next {
             Some(next) => {
@@ -832,6 +840,8 @@ impl Shared {
         let mut fires = Vec::new();
         let mut events = Vec::new();
         let mut st = self.lock();
+        // Changes by hand happen under the lock: none can come between this and the runs.
+        let decided = Some(self.changes.load(Ordering::Acquire));
         while let Some((at, id)) = st.heap.peek() {
             if at > due_by || fires.len() == BATCH {
                 break;
@@ -880,13 +890,7 @@ impl Shared {
             entry.prev = Some(last.clone());
             let next = entry.timing.next_after(&last);
             if let Some(slot) = run_slot {
-                fires.push(Fire {
-                    entry: id,
-                    job: entry.job.clone(),
-                    slot,
-                    counters: entry.counters.clone(),
-                    decided: Some(entry.counters.changes.load(Ordering::Acquire)),
-                });
+                fires.push(Fire { entry: id, runs: entry.runs.clone(), slot, decided });
             }
             let once = entry.timing.is_once();
             entry.next.clone_from(&next);
@@ -917,7 +921,8 @@ impl Shared {
 
     /// Gives a run its id.
     fn prepare(&self, fire: Fire) -> Prepared {
-        Prepared { fire, run: RunId(self.next_run.fetch_add(1, Ordering::Relaxed)) }
+        let run = RunId(self.next_run.fetch_add(1, Ordering::Relaxed));
+        Prepared { run, fire: Some(fire), ctx: None, ended: None }
     }
 
     /// Starts one run now.
@@ -928,106 +933,119 @@ impl Shared {
         run
     }
 
-    /// Starts prepared runs, except those whose entry was changed by hand since they were
-    /// decided. Each job's first poll happens here, at once, one after the other; a job that
-    /// does not finish there goes on in a tokio task of its own (which polls it again, with
-    /// its own waker). What the finished ones leave behind is dropped after all have started.
+    /// Builds the contexts of runs that will start together.
     ///
-    /// The runs started together share their `cancel` and `stopping` tokens: the scheduler
-    /// cancels these only for all runs at once (at shutdown), and a token per run would cost
-    /// each run two locks of the scheduler's own tokens (a wrapper that cancels one run, like
-    /// [`wrap::timeout`], gives it a child token of its own).
-    fn start_all(self: &Arc<Self>, runs: Vec<Prepared>) {
-        let tokens = Tokens {
-            cancel: self.cancel_runs.child_token().into(),
-            stopping: self.stop.child_token().into(),
-        };
+    /// They share their `cancel` and `stopping` tokens: the scheduler cancels these only for
+    /// all runs at once (at shutdown), and a token per run would cost each run two locks of
+    /// the scheduler's own tokens (a wrapper that cancels one run, like [`wrap::timeout`],
+    /// gives it a child token of its own). They share one `Scheduler` handle too, so the runs
+    /// started on one CPU do not bounce a reference count with those started on another.
+    fn contexts(self: &Arc<Self>, runs: &mut [Prepared]) {
+        let cancel: RunToken = self.cancel_runs.child_token().into();
+        let stopping: RunToken = self.stop.child_token().into();
         let handle = Arc::new(Handle(self.clone()));
+        for prepared in runs {
+            let Some(fire) = &prepared.fire else { continue };
+            prepared.ctx = Some(RunContext {
+                entry: fire.entry,
+                slot: fire.slot.clone(),
+                attempt: 1,
+                cancel: cancel.clone(),
+                stopping: stopping.clone(),
+                scheduler: Scheduler { shared: handle.clone() },
+            });
+        }
+    }
+
+    /// Builds the runs' contexts and starts them ([`Shared::start_prepared`]).
+    fn start_all(self: &Arc<Self>, mut runs: Vec<Prepared>) {
+        self.contexts(&mut runs);
+        self.start_prepared(runs);
+    }
+
+    /// Starts runs whose contexts are built, except those whose entry was changed by hand
+    /// since they were decided. Each job's first poll happens here, at once, one after the
+    /// other; a job that does not finish there goes on in a tokio task of its own (which polls
+    /// it again, with its own waker). What the finished ones leave behind is dropped after all
+    /// have started.
+    fn start_prepared(self: &Arc<Self>, mut runs: Vec<Prepared>) {
         let observed = self.observed();
         // Counted as running from the start, so that the count never touches zero midway.
         self.running.fetch_add(runs.len(), Ordering::AcqRel);
         let mut ended = 0;
-        let mut leftovers = Vec::with_capacity(runs.len());
         let began = std::time::Instant::now();
         let mut in_place = true;
-        for (i, prepared) in runs.into_iter().enumerate() {
+        for (i, prepared) in runs.iter_mut().enumerate() {
             // Jobs whose first poll is heavy (one that spawns a process, say) would start one
             // after the other here: past a budget, the rest start in tasks of their own, on
             // every worker. Checked after 4, 8, 16... runs, to keep the clock out of the loop.
             if in_place && i >= 4 && i.is_power_of_two() {
                 in_place = began.elapsed() < IN_PLACE_BUDGET * i as u32;
             }
-            if let Some(leftover) = self.start(prepared, &tokens, &handle, observed, in_place) {
+            if self.start(prepared, observed, in_place) {
                 ended += 1;
-                leftovers.push(leftover);
             }
         }
         if ended > 0 && self.running.fetch_sub(ended, Ordering::AcqRel) == ended {
             self.idle.notify_waiters();
         }
-        drop(leftovers);
+        drop(runs);
     }
 
-    /// Starts one run; returns what is left of it if it ended (or never started) at once.
-    fn start(
-        self: &Arc<Self>,
-        prepared: Prepared,
-        tokens: &Tokens,
-        handle: &Arc<Handle>,
-        observed: bool,
-        in_place: bool,
-    ) -> Option<Leftover> {
-        let Prepared { fire, run } = prepared;
-        if fire.overtaken() {
-            return Some(Leftover::Overtaken(fire));
+    /// Starts one run; true if it ended (or never started) at once.
+    /// A run that ended at once leaves its fire and future in `prepared`, freed with the batch.
+    fn start(self: &Arc<Self>, prepared: &mut Prepared, observed: bool, in_place: bool) -> bool {
+        let run = prepared.run;
+        let (Some(fire), Some(ctx)) = (prepared.fire.take(), prepared.ctx.take()) else {
+            return true;
+        };
+        if self.overtaken(&fire) {
+            prepared.fire = Some(fire);
+            return true;
         }
-        fire.counters.running.fetch_add(1, Ordering::AcqRel);
+        fire.runs.running.fetch_add(1, Ordering::AcqRel);
         let began = observed.then(|| self.clock.now());
         if let Some(began) = began {
             let late_by = began.duration_since(fire.slot.timestamp()).max(SignedDuration::ZERO);
             self.emit(Event::Started { entry: fire.entry, run, slot: fire.slot.clone(), late_by });
         }
-        let ctx = RunContext {
-            entry: fire.entry,
-            slot: fire.slot.clone(),
-            attempt: 1,
-            cancel: tokens.cancel.clone(),
-            stopping: tokens.stopping.clone(),
-            scheduler: Scheduler { shared: handle.clone() },
-        };
-        let shared = self.clone();
         if !in_place {
             // A run that goes on in a task may outlast a subscriber's arrival: it always knows
             // when it began, so its `Finished` event has its real duration.
             let began = began.or_else(|| Some(self.clock.now()));
+            let shared = self.clone();
             tokio::spawn(async move {
-                let outcome = match catch_unwind(AssertUnwindSafe(|| fire.job.run(ctx))) {
+                let outcome = match catch_unwind(AssertUnwindSafe(|| fire.runs.job.run(ctx))) {
                     Ok(fut) => shared.run_to_end(CatchPanic(fut)).await,
                     Err(panic) => Err(JobError::Panicked(panic_message(panic))),
                 };
                 shared.ended_in_task(run, fire, began, outcome);
             });
-            return None;
+            return false;
         }
-        let mut fut = match catch_unwind(AssertUnwindSafe(|| fire.job.run(ctx))) {
+        let mut fut = match catch_unwind(AssertUnwindSafe(|| fire.runs.job.run(ctx))) {
             Ok(fut) => CatchPanic(fut),
             Err(panic) => {
                 let outcome = Err(JobError::Panicked(panic_message(panic)));
                 self.ended(run, &fire, began, outcome);
-                return Some(Leftover::Panicked(fire));
+                prepared.fire = Some(fire);
+                return true;
             }
         };
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         if let Poll::Ready(outcome) = Pin::new(&mut fut).poll(&mut cx) {
             self.ended(run, &fire, began, outcome);
-            return Some(Leftover::Ended(fire, fut));
+            prepared.fire = Some(fire);
+            prepared.ended = Some(fut);
+            return true;
         }
         let began = began.or_else(|| Some(self.clock.now()));
+        let shared = self.clone();
         tokio::spawn(async move {
             let outcome = shared.run_to_end(fut).await;
             shared.ended_in_task(run, fire, began, outcome);
         });
-        None
+        false
     }
 
     /// Polls a run's future to its end, unless the shutdown drops it.
@@ -1073,7 +1091,7 @@ impl Shared {
                 }
             }
         }
-        fire.counters.running.fetch_sub(1, Ordering::AcqRel);
+        fire.runs.running.fetch_sub(1, Ordering::AcqRel);
     }
 
     async fn until_idle(&self) {
@@ -1095,6 +1113,8 @@ const BATCH: usize = 256;
 
 /// Below this lead the timer decides a slot's runs at the slot: it would save next to nothing.
 const MIN_LEAD: SignedDuration = SignedDuration::from_millis(1);
+/// Added to a lead: deciding 10,000 runs takes about 10 ms, and now and then a few more.
+const LEAD_MARGIN: SignedDuration = SignedDuration::from_millis(5);
 /// The timer decides a slot's runs at most this long before the slot.
 const MAX_LEAD: SignedDuration = SignedDuration::from_millis(250);
 /// A slot with at least this many runs is started by several tasks, one per runtime worker.
@@ -1102,16 +1122,19 @@ const SPLIT_AT: usize = 512;
 /// What starting runs in place may cost on average: past it, the rest of a slot's runs start
 /// in tasks of their own.
 const IN_PLACE_BUDGET: Duration = Duration::from_micros(20);
+/// How often a thread waiting for a large slot looks whether the scheduler stops.
+const STOP_CHECK: Duration = Duration::from_millis(20);
 /// How long before a large slot the threads starting its shares spin, waiting for it.
-const SPIN: SignedDuration = SignedDuration::from_micros(300);
+const SPIN: SignedDuration = SignedDuration::from_micros(1000);
 
 /// The one timer: sleeps until the earliest deadline or a change, fires what is due.
 ///
 /// With many entries, shortly before a deadline (the *lead*: twice the time to decide every
-/// entry in the heap at the last measured cost per entry, at most [`MAX_LEAD`]; none when
-/// under [`MIN_LEAD`]) it decides the slot's runs and builds their contexts, then sleeps
-/// until the slot and only starts them: the work of rescheduling 10,000 entries is done
-/// before their slot, not after.
+/// entry in the heap at the last measured cost per entry, at most [`MAX_LEAD`], plus
+/// [`LEAD_MARGIN`]; none when under [`MIN_LEAD`]) it decides the slot's runs and builds their
+/// contexts, then sleeps until the slot and only starts them: the work of rescheduling 10,000
+/// entries is done before their slot, not after. Slots of [`SPLIT_AT`] runs or more are
+/// started by one thread per runtime worker ([`start_on_thread`]), the others by the timer.
 async fn timer(shared: Arc<Shared>) {
     let workers = tokio::runtime::Handle::current().metrics().num_workers().max(1);
     // Deciding one entry costs about a microsecond; measured on every slot from then on.
@@ -1139,7 +1162,8 @@ async fn timer(shared: Arc<Shared>) {
             .and_then(|d| d.checked_mul(2))
             .unwrap_or(MAX_LEAD)
             .min(MAX_LEAD);
-        let lead = if lead < MIN_LEAD { SignedDuration::ZERO } else { lead };
+        // A margin for a timer thread the kernel (or a virtual machine's host) sets aside.
+        let lead = if lead < MIN_LEAD { SignedDuration::ZERO } else { lead + LEAD_MARGIN };
         if pending.is_none() {
             if let Some(at) = next.filter(|at| !lead.is_zero() && at.duration_since(now) <= lead) {
                 let began = std::time::Instant::now();
@@ -1157,12 +1181,14 @@ async fn timer(shared: Arc<Shared>) {
                     per_entry = spent / i32::try_from(runs.len()).unwrap_or(i32::MAX);
                 }
                 if workers > 1 && runs.len() >= SPLIT_AT {
-                    // The timer starts one share; threads beside it start the others.
+                    // One thread per worker starts a share, each spinning to the slot.
                     let share = runs.len().div_ceil(workers);
-                    while runs.len() > share {
-                        let part = runs.split_off(runs.len() - share);
-                        start_on_thread(shared.clone(), at, part);
+                    for nth in 0..runs.len().div_ceil(share) {
+                        let mut part = runs.split_off(runs.len().saturating_sub(share));
+                        shared.contexts(&mut part);
+                        start_on_thread(shared.clone(), at, part, nth);
                     }
+                    continue;
                 }
                 pending = Some((at, runs));
                 continue;
@@ -1185,16 +1211,34 @@ async fn timer(shared: Arc<Shared>) {
 }
 
 /// Starts a share of a large slot's prepared runs at the slot, on a thread of tokio's
-/// blocking pool (with the runtime entered, so jobs can spawn tasks and use timers).
+/// blocking pool (with the runtime entered, so jobs can spawn tasks and use timers), pinned
+/// to the `nth` CPU the process may use while it waits and starts them ([`pin`]).
 ///
 /// Why not a task: a tokio worker parked until the slot can take a millisecond to get going
 /// on a virtual machine, and tasks woken together can end up queued behind each other on one
 /// worker. A thread of its own sleeps (with the scheduler's clock) to just before the slot and
-/// spins to it, on whichever core the kernel gives it.
-fn start_on_thread(shared: Arc<Shared>, at: Timestamp, runs: Vec<Prepared>) {
+/// spins to it.
+fn start_on_thread(shared: Arc<Shared>, at: Timestamp, runs: Vec<Prepared>, nth: usize) {
     let runtime = tokio::runtime::Handle::current();
     drop(tokio::task::spawn_blocking(move || {
+        let _pinned = pin::Pinned::nth_cpu(nth);
         let until = |at: Timestamp| {
+            if shared.clock.in_real_time() {
+                // Each thread sleeps on its own: woken by one sleeper thread one after the
+                // other, the second waits while the first spins on the waker's CPU.
+                loop {
+                    let now = shared.clock.now();
+                    if shared.stop.is_cancelled() {
+                        return false;
+                    }
+                    if now >= at {
+                        return true;
+                    }
+                    // In steps, so that a shutdown is not kept waiting for the whole lead.
+                    let step = clock::to_std(at.duration_since(now)).min(STOP_CHECK);
+                    std::thread::sleep(step);
+                }
+            }
             runtime.block_on(async {
                 while shared.clock.now() < at {
                     tokio::select! {
@@ -1214,7 +1258,7 @@ fn start_on_thread(shared: Arc<Shared>, at: Timestamp, runs: Vec<Prepared>) {
             std::hint::spin_loop();
         }
         if until(at) {
-            shared.start_all(runs);
+            shared.start_prepared(runs);
         }
     }));
 }

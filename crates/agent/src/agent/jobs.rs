@@ -19,11 +19,23 @@ use crate::{
 /// How long a run gets between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(10);
 
+/// Whether a task's slots are claimed in a fleet: a `run_on` task in a shared store. Its runs
+/// then take fleet-wide run leases.
+pub fn in_fleet(task: &Task, store: &Store) -> bool {
+    task.run_on.is_some() && store.shared()
+}
+
 /// The entry options of a task: concurrency policy and retries as wrappers, catch-up as the
-/// late policy.
-pub fn options(task: &Task) -> EntryOptions {
+/// late policy. `fleet`: [`in_fleet`].
+///
+/// A task in a fleet with `forbid` or `allow` gets no concurrency wrapper: the node that
+/// claims a slot takes a fleet-wide run lease ([`max_running`](Task::max_running) of them, one
+/// for `forbid`) and skips the slot, recording it, when it finds none. A local wrapper would
+/// have every busy node skip (and record) every slot, its own or not.
+pub fn options(task: &Task, fleet: bool) -> EntryOptions {
     let mut options = EntryOptions::new().name(task.name.clone());
     options = match task.concurrency {
+        Concurrency::Forbid | Concurrency::Allow if fleet => options,
         Concurrency::Forbid => options.wrap(wrap::skip_if_running()),
         Concurrency::Queue => options.wrap(wrap::queue_up_to(task.max_running as usize)),
         Concurrency::Allow => options.wrap(wrap::max_concurrent(task.max_running as usize)),
@@ -446,7 +458,7 @@ pub fn job(
         let task = task.clone();
         let services = services.clone();
         Box::pin(async move {
-            let fleet = task.run_on.is_some() && services.store.shared();
+            let fleet = in_fleet(&task, &services.store);
             // A slot another node handed over (its run failed or was lost): no claim; the
             // attempts go on from where it stopped.
             let handed = if fleet {
@@ -473,16 +485,19 @@ pub fn job(
             // max_running across the fleet: a lease per run, renewed while it runs.
             let run_id = store::run_id(&task.name, &ctx.slot, ctx.attempt, Some(&services.node));
             let now = crate::clock::now().as_second();
+            let seats = match task.concurrency {
+                Concurrency::Forbid => 1,
+                _ => task.max_running,
+            };
             let lease = services
                 .store
-                .lease(&task.name, task.max_running, &services.node, &run_id, now, now + LEASE_SECS)
+                .lease(&task.name, seats, &services.node, &run_id, now, now + LEASE_SECS)
                 .await;
             let seat = match lease {
                 Ok(Some(seat)) => seat,
                 Ok(None) => {
                     return Err(JobError::Skipped(format!(
-                        "{} run(s) of the task are already running across the fleet (max_running)",
-                        task.max_running
+                        "{seats} run(s) of the task are already running across the fleet (max_running)"
                     )));
                 }
                 Err(e) => {

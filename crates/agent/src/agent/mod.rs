@@ -220,7 +220,7 @@ impl Running {
             let id = self.scheduler.add_with(
                 Timing::Schedule(schedule.clone()),
                 jobs::job(&task, self.services.clone()),
-                jobs::options(&task),
+                jobs::options(&task, jobs::in_fleet(&task, &self.services.store)),
             );
             if self.paused.contains_key(&task.name) {
                 let _ = self.scheduler.pause(id);
@@ -982,7 +982,9 @@ fn flush_spool(store: Store, node: String) {
 /// The dead man's switch of a shared store: each task's latest slot (at least
 /// [`DEAD_MAN_AFTER`] old, and from after this node began to lead) that no node recorded
 /// anything for (no run, skip or miss: its nodes are all down, or none matches) is recorded
-/// as missed, once in the fleet (claimed as seat 0 of the slot), and alerted.
+/// as missed, once in the fleet (claimed as seat 0 of the slot), and alerted. So is a slot
+/// whose seat 0 a node claimed and recorded nothing for, when that node is no longer alive
+/// (it went between its claim and its run's record; then [`DEAD_MAN_SEAT`] makes it once).
 ///
 /// `known` remembers since when the leader has known each task with its schedule (a task
 /// added or rescheduled later is not missed for slots before then).
@@ -1016,6 +1018,8 @@ async fn dead_man(agent: &Arc<Agent>, since: Timestamp, known: &mut HashMap<Stri
         .collect();
     let current: std::collections::HashSet<&str> = views.iter().map(|(_, k)| k.as_str()).collect();
     known.retain(|k, _| current.contains(k.as_str()));
+    // The store's nodes, read when a claimed slot with no record needs them.
+    let mut nodes = None;
     for (view, key) in views {
         let task = &view.task;
         let Kind::Cron(schedule) = &task.kind else { continue };
@@ -1033,31 +1037,71 @@ async fn dead_man(agent: &Arc<Agent>, since: Timestamp, known: &mut HashMap<Stri
             continue;
         }
         let at = crate::clock::now().to_string();
-        match services.store.claim(&task.name, slot_ts, 0, &services.node, &at).await {
-            Ok(true) => {}
-            Ok(false) => continue,
+        let claimed = |seat| services.store.claim(&task.name, slot_ts, seat, &services.node, &at);
+        let reason = match claimed(0).await {
+            Ok(true) => {
+                "no node ran this slot (none of the task's nodes is alive, or none matches it)"
+                    .to_owned()
+            }
+            Ok(false) => {
+                // A node claimed the slot and recorded nothing: if it is gone, it went before
+                // it could run the slot (or record it). Recorded once, by a seat of its own.
+                let Some(gone) = gone_holder(agent, &task.name, slot_ts, &mut nodes).await else {
+                    continue;
+                };
+                match claimed(DEAD_MAN_SEAT).await {
+                    Ok(true) => format!(
+                        "node {gone} claimed this slot and went silent before it recorded a run"
+                    ),
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot claim a missed slot");
+                        continue;
+                    }
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot claim a missed slot");
                 continue;
             }
-        }
-        let reason =
-            "no node ran this slot (none of the task's nodes is alive, or none matches it)";
+        };
         tracing::warn!(task = %task.name, slot = %slot, "{reason}");
-        let record = RunRecord::not_run(
-            &task.name,
-            &slot,
-            Outcome::Missed,
-            reason.into(),
-            &services.node,
-            true,
-        );
+        let record =
+            RunRecord::not_run(&task.name, &slot, Outcome::Missed, reason, &services.node, true);
         services.metrics.not_run(&task.name, Outcome::Missed.as_str());
         if let Err(e) = services.store.put(&record).await {
             tracing::error!(error = %e, "cannot record a missed slot");
         }
         services.alerts.missed(&record);
     }
+}
+
+/// The seat the dead man's switch claims to record a slot missed whose seat 0 a node took
+/// and never recorded (so that the fleet records it once); no task has this many seats.
+const DEAD_MAN_SEAT: u32 = u32::MAX;
+
+/// The node holding seat 0 of a task's slot, when it is no longer alive (lost or stopped).
+/// `nodes` caches the store's nodes for one pass of the dead man's switch.
+async fn gone_holder(
+    agent: &Arc<Agent>,
+    task: &str,
+    slot_ts: i64,
+    nodes: &mut Option<Vec<crate::store::NodeRecord>>,
+) -> Option<String> {
+    let store = &agent.services.store;
+    let holder = match store.claim_holder(task, slot_ts, 0).await {
+        Ok(holder) => holder?,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read a slot's claim");
+            return None;
+        }
+    };
+    if nodes.is_none() {
+        *nodes = Some(store.nodes().await.ok()?);
+    }
+    let now = crate::clock::now();
+    let alive = nodes.as_ref()?.iter().any(|n| n.name == holder && node_status(n, now) == "alive");
+    (!alive).then_some(holder)
 }
 
 /// Records the slots the scheduler did not run (skipped by policy, missed while stalled).

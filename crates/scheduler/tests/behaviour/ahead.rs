@@ -198,3 +198,46 @@ async fn jobs_with_a_heavy_start_are_started_on_every_worker() {
     let distinct: std::collections::HashSet<_> = first.iter().map(|(_, t)| *t).collect();
     assert!(distinct.len() >= 2, "all 20 heavy starts ran on one thread");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_system_clock_a_large_slot_runs_each_entry_once_never_early() {
+    // The real clock: the threads starting a large slot's shares sleep in real time, pinned
+    // one to each CPU, and spin to the slot. (That they start together is measured by the
+    // lateness benchmark; a loaded machine may start a slot on one thread.)
+    let s = Scheduler::builder().time_zone(TimeZone::UTC).build();
+    /// (entry, slot, started) of every run.
+    type Seen = Vec<(EntryId, Timestamp, Timestamp)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    for _ in 0..MANY {
+        let seen = seen.clone();
+        s.add(Timing::parse("* * * * * *").unwrap(), move |ctx: RunContext| {
+            let started = Timestamp::now();
+            seen.lock().unwrap().push((ctx.entry, ctx.slot.timestamp(), started));
+            std::future::ready(())
+        });
+    }
+    s.start();
+    let began = Timestamp::now();
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let stopping = Timestamp::now();
+    s.shutdown(Duration::from_secs(5)).await;
+    let seen = seen.lock().unwrap().clone();
+    let mut per_slot: HashMap<Timestamp, (std::collections::HashSet<EntryId>, usize)> =
+        HashMap::new();
+    for (entry, slot, started) in &seen {
+        assert!(started >= slot, "a run started before its slot");
+        let (entries, runs) = per_slot.entry(*slot).or_default();
+        entries.insert(*entry);
+        *runs += 1;
+    }
+    // The slots wholly inside the test, well before the shutdown (which stops a slot that a
+    // loaded machine has not started yet): every entry ran once in each.
+    let settled = stopping.checked_sub(SignedDuration::from_secs(1)).unwrap();
+    let whole: Vec<_> =
+        per_slot.keys().filter(|slot| **slot > began && **slot < settled).copied().collect();
+    assert!(whole.len() >= 2, "{} slots", whole.len());
+    for slot in whole {
+        let (entries, runs) = &per_slot[&slot];
+        assert_eq!((entries.len(), *runs), (MANY, MANY), "slot {slot}");
+    }
+}
