@@ -1532,6 +1532,30 @@ impl Store {
         Ok(row.map(|r| r.get(0)))
     }
 
+    /// Gives back seat `seat` of a task's slot, if `node` holds it: another node may claim it.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub async fn unclaim(
+        &self,
+        task: &str,
+        slot_ts: i64,
+        seat: u32,
+        node: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM claims WHERE task = $1 AND slot_ts = $2 AND seat = $3 AND node = $4",
+        )
+        .bind(task)
+        .bind(slot_ts)
+        .bind(i64::from(seat))
+        .bind(node)
+        .execute(&self.pool)
+        .await
+        .map_err(self.sql())?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Claims seat `seat` of a task's slot for `node`: true for exactly one claimant per
     /// (task, slot, seat), whoever asks and whenever (the primary key decides). Asking again
     /// for a seat it holds answers true (a claim whose answer was lost is not lost). In a

@@ -2,6 +2,8 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
+use jiff::SignedDuration;
+
 use cronfleet_scheduler::{
     wrap, EntryOptions, JobError, LatePolicy, RunContext, SharedJob, Wrapper,
 };
@@ -113,6 +115,10 @@ pub struct Services {
     claims: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<ClaimRequest>>,
     /// Claim statements sent to the database (round trips), for the benchmark and metrics.
     pub claim_round_trips: std::sync::atomic::AtomicU64,
+    /// How long each claim statement took, kept only when set to `Some` (by the benchmark).
+    pub claim_times: std::sync::Mutex<Option<Vec<Duration>>>,
+    /// Slots claimed ahead of their time.
+    pub ahead: super::ahead::Ahead,
 }
 
 /// One seat a job wants, and where its answer goes.
@@ -155,6 +161,8 @@ impl Services {
             handed: std::sync::Mutex::default(),
             claims: std::sync::OnceLock::new(),
             claim_round_trips: std::sync::atomic::AtomicU64::new(0),
+            claim_times: std::sync::Mutex::default(),
+            ahead: super::ahead::Ahead::default(),
         }
     }
 
@@ -173,6 +181,27 @@ impl Services {
             .send(ClaimRequest { seat, answer })
             .map_err(|_| "the agent is stopping".to_owned())?;
         reply.await.unwrap_or_else(|_| Err("the agent is stopping".to_owned()))
+    }
+
+    /// Claims seats now, in one statement: those of `wanted` (task, slot, seat) this node
+    /// holds.
+    pub async fn claim_now(
+        &self,
+        wanted: &[(String, i64, u32)],
+    ) -> Result<std::collections::HashSet<(String, i64, u32)>, String> {
+        let now = crate::clock::now().to_string();
+        self.claim_round_trips.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let began = std::time::Instant::now();
+        let result = self.store.claim_many(wanted, &self.node, &now).await;
+        if let Some(times) = self.claim_times.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            times.push(began.elapsed());
+        }
+        result.map_err(|e| e.to_string())
+    }
+
+    /// The nodes claims choose from, as last read.
+    pub fn candidates(&self) -> Arc<Vec<Candidate>> {
+        self.nodes.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Remembers a slot taken over from another node, to run from `attempt` on.
@@ -300,6 +329,13 @@ pub const LEASE_SECS: i64 = 30;
 /// of a `run_on` task itself.
 pub const CLAIM_GRACE: Duration = Duration::from_millis(300);
 
+/// How long the `k`-th backup node (1: the first after the preferred ones) waits after a
+/// slot before it claims a seat left free: a grace for each node before it, and a spread of
+/// its own (the backups of many slots, on many nodes, do not all ask at the same instant).
+pub fn backup_wait(k: u32, node: &str) -> Duration {
+    CLAIM_GRACE * k + super::ahead::spread(node)
+}
+
 /// FNV-1a with a finalizer: a hash every node computes the same.
 fn fnv1a(parts: &[&[u8]]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -371,12 +407,32 @@ pub fn rendezvous_among(task: &Task, slot_ts: i64, nodes: &[Candidate], me: &str
     ranked.into_iter().map(|(_, n)| n.to_owned()).collect()
 }
 
+/// This node's place in [`rendezvous_among`]'s order (0: preferred), without building the
+/// order: what a claim needs, at every slot of every `run_on` task.
+pub fn rank_among(task: &Task, slot_ts: i64, nodes: &[Candidate], me: &str) -> usize {
+    let slot = slot_ts.to_be_bytes();
+    let mine = fnv1a(&[task.name.as_bytes(), &slot, me.as_bytes()]);
+    nodes
+        .iter()
+        .filter(|n| n.host.name != me && n.alive && n.host.runs(task))
+        .filter(|n| {
+            let theirs = fnv1a(&[task.name.as_bytes(), &slot, n.host.name.as_bytes()]);
+            // The order sorts (hash, name) pairs, greatest first.
+            (theirs, n.host.name.as_str()) > (mine, me)
+        })
+        .count()
+}
+
 /// Sends the queued claims in batches, one statement each, and answers them.
 async fn claim_batches(
     services: std::sync::Weak<Services>,
     mut queue: tokio::sync::mpsc::UnboundedReceiver<ClaimRequest>,
 ) {
     while let Some(first) = queue.recv().await {
+        // The jobs woken together (by the same slot, or the same grace) send their claims one
+        // after the other, and the first wakes this task at once: letting the other woken
+        // tasks run first puts their claims in this batch rather than in many small ones.
+        tokio::task::yield_now().await;
         let mut batch = vec![first];
         while batch.len() < 1000 {
             match queue.try_recv() {
@@ -386,13 +442,11 @@ async fn claim_batches(
         }
         let Some(services) = services.upgrade() else { return };
         let wanted: Vec<(String, i64, u32)> = batch.iter().map(|r| r.seat.clone()).collect();
-        let now = crate::clock::now().to_string();
-        services.claim_round_trips.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let result = services.store.claim_many(&wanted, &services.node, &now).await;
+        let result = services.claim_now(&wanted).await;
         for request in batch {
             let answer = match &result {
                 Ok(got) => Ok(got.contains(&request.seat)),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e.clone()),
             };
             let _ = request.answer.send(answer);
         }
@@ -409,16 +463,35 @@ impl Services {
     /// seats. The top N nodes of the slot's rendezvous order claim at once; the next
     /// [`CLAIM_BACKUPS`] wait their turn, so they take a seat only when a preferred node did
     /// not; the others leave the slot to them.
-    pub async fn claim_seat(self: &Arc<Self>, task: &Task, seats: u32, slot: &jiff::Zoned) -> bool {
+    ///
+    /// `next`: the task's next slot, claimed ahead of its time when this node is its
+    /// preferred node (see [`super::ahead`]); a slot claimed so is this node's at once.
+    pub async fn claim_seat(
+        self: &Arc<Self>,
+        task: &Arc<Task>,
+        seats: u32,
+        slot: &jiff::Zoned,
+        next: Option<&jiff::Zoned>,
+    ) -> bool {
+        if let Some(next) = next {
+            self.ahead.ask(self, task, seats, next);
+        }
         let slot_ts = slot.timestamp().as_second();
-        let nodes = self.nodes.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let order = rendezvous_among(task, slot_ts, &nodes, &self.node);
-        let rank = order.iter().position(|n| *n == self.node).unwrap_or(0) as u32;
+        if let Some(Ok(true)) = self.ahead.take(&task.name, slot_ts).await {
+            return true;
+        }
+        let rank = rank_among(task, slot_ts, &self.candidates(), &self.node) as u32;
         if rank >= seats + CLAIM_BACKUPS {
             return false;
         }
         if rank >= seats {
-            tokio::time::sleep(CLAIM_GRACE * (rank - seats + 1)).await;
+            // Counted from the slot, so that the backups of a slot on this node wake together
+            // (one claim statement for all of them).
+            let wait = backup_wait(rank - seats + 1, &self.node);
+            let since = crate::clock::now().duration_since(slot.timestamp());
+            let left =
+                Duration::try_from(SignedDuration::try_from(wait).unwrap_or_default() - since);
+            tokio::time::sleep(left.unwrap_or_default()).await;
         }
         if self.store.away() {
             // Never run a slot without a claim; it is recorded as missed once the database is
@@ -471,7 +544,11 @@ pub fn job(
                 None => ctx,
             };
             if let (Some(seats), true, 1, None) = (task.run_on, fleet, ctx.attempt, handed) {
-                if !services.claim_seat(&task, seats, &ctx.slot).await {
+                let next = match &task.kind {
+                    crate::config::Kind::Cron(schedule) => schedule.next_after(&ctx.slot),
+                    crate::config::Kind::Daemon => None,
+                };
+                if !services.claim_seat(&task, seats, &ctx.slot, next.as_ref()).await {
                     tracing::debug!(task = %task.name, slot = %ctx.slot, "slot taken by other nodes");
                     return Ok(());
                 }
@@ -690,6 +767,10 @@ mod tests {
             let order = rendezvous(&task, slot, &nodes, "a");
             assert_eq!(order, rendezvous(&task, slot, &nodes, "c"), "every node agrees");
             assert_eq!(order.len(), 3);
+            let ready = candidates(&nodes, crate::clock::now());
+            for (place, node) in order.iter().enumerate() {
+                assert_eq!(rank_among(&task, slot, &ready, node), place, "a node knows its place");
+            }
             *first.entry(order[0].clone()).or_insert(0) += 1;
         }
         for node in ["a", "b", "c"] {
@@ -700,5 +781,14 @@ mod tests {
         let mut lost = nodes.clone();
         lost[1].last_seen = "2000-01-01T00:00:00Z".into();
         assert!(rendezvous(&task, 7, &lost, "a").iter().all(|n| n != "b"));
+        let ready = candidates(&lost, crate::clock::now());
+        for slot in 0..100 {
+            let order = rendezvous(&task, slot, &lost, "a");
+            let place = order.iter().position(|n| n == "a").unwrap();
+            assert_eq!(rank_among(&task, slot, &ready, "a"), place);
+            // A lost node still knows its place among the live (it may run what it fires).
+            let place = rendezvous(&task, slot, &lost, "b").iter().position(|n| n == "b");
+            assert_eq!(Some(rank_among(&task, slot, &ready, "b")), place);
+        }
     }
 }

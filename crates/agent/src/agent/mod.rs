@@ -11,6 +11,7 @@
 //! tasks keep their timers and running processes, changed ones continue from their last slot,
 //! and removed ones stop being scheduled while their running processes finish.
 
+pub mod ahead;
 mod catchup;
 mod daemon;
 pub mod dynamic;
@@ -214,6 +215,8 @@ impl Running {
                 let _ = self.scheduler.remove(id);
                 tracing::info!(task = %name, "task unscheduled; a run in progress finishes");
             }
+            // Its next slot, if claimed ahead under the old definition, goes back to the fleet.
+            self.services.ahead.give_back(&self.services, Some(name)).await;
         }
         for task in crons.fresh {
             let Kind::Cron(schedule) = &task.kind else { continue };
@@ -329,6 +332,7 @@ impl Running {
         self.paused.insert(name.to_owned(), until);
         if let Some((_, id)) = self.tasks.get(name) {
             let _ = self.scheduler.pause(*id);
+            self.services.ahead.give_back(&self.services, Some(name)).await;
         }
         if let Some((_, supervisor)) = self.daemons.get_mut(name) {
             if let Some(supervisor) = supervisor.take() {
@@ -1446,6 +1450,8 @@ pub async fn serve(
     crate::sd_notify::notify("STOPPING=1");
     let at = crate::clock::now().to_string();
     let _ = agent.services.store.heartbeat(&agent.options.host.name, &at, true).await;
+    // Slots claimed ahead that this node will not run go back to the fleet.
+    agent.services.ahead.give_back(&agent.services, None).await;
     let grace = agent.options.shutdown_grace;
     tracing::info!(grace_s = grace.as_secs(), running = agent.scheduler.running(), "stopping");
     // Daemons never finish on their own: they are stopped at once, while scheduled runs get

@@ -1,0 +1,245 @@
+//! Claims made ahead of their slots.
+//!
+//! A `run_on` task's slot is claimed in the database before it runs. Claimed at the slot, the
+//! claim delays the run by a round trip, and every node of the fleet sends its claims at the
+//! same instant (the slots are whole seconds), so the server answers all of them at once and
+//! the slowest answer waits for all the others. So when a slot of a `run_on` task runs, the
+//! node asks for the task's *next* slot to be claimed [`CLAIM_AHEAD`] before it, less a spread
+//! of its own (up to [`AHEAD_SPREAD`], from a hash of the node's name): the nodes' claims
+//! reach the server one after another, and at the slot the node that holds it starts at once.
+//!
+//! At the claim's time the node claims only if it is then the slot's preferred node (the
+//! rendezvous order of the nodes it then knows alive); the backups wait for the slot and
+//! their grace, as without claiming ahead. A claim made ahead that is no longer wanted (the
+//! task was removed, changed or paused, or the agent stops) is given back, so that the
+//! backups can take the slot.
+//!
+//! What claiming ahead costs: a node that dies in the half second between its claim and the
+//! slot leaves the slot unrun (the dead man's switch records it missed, naming the node),
+//! where without claiming ahead a backup would have run it.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex, Weak},
+    time::Duration,
+};
+
+use tokio::{sync::watch, time::Instant};
+
+use super::jobs::{rank_among, Services};
+use crate::config::Task;
+
+/// How long before its slot a claim is made ahead (less the node's spread).
+pub const CLAIM_AHEAD: Duration = Duration::from_millis(500);
+
+/// The claims of the fleet's nodes for the same slot go out over this long, each node at an
+/// offset of its own.
+pub const AHEAD_SPREAD: Duration = Duration::from_millis(250);
+
+/// A slot's answer: `None` while the claim is on its way.
+type Answer = watch::Receiver<Option<Result<bool, String>>>;
+
+/// One slot to claim ahead.
+#[derive(Debug)]
+struct Request {
+    task: Arc<Task>,
+    seats: u32,
+    slot_ts: i64,
+    /// The task's epoch when asked: a task given back since then is not claimed.
+    epoch: u64,
+}
+
+/// The claims made ahead of a node (in [`Services`]).
+#[derive(Debug, Default)]
+pub struct Ahead {
+    /// Requests, with the wall-clock millisecond to claim at.
+    sender: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<(i64, Request)>>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// (task, slot) → the seat asked for and its answer, until the slot's run takes it.
+    slots: HashMap<(String, i64), (u32, Answer)>,
+    /// Bumped when a task's claims are given back: requests from before are dropped.
+    epochs: HashMap<String, u64>,
+    /// The agent stops: nothing more is claimed ahead.
+    closed: bool,
+}
+
+impl Ahead {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The answer to a claim made ahead for a task's slot, if one was made (waiting for it if
+    /// it is on its way): true when this node holds a seat of the slot. Taken: asked twice,
+    /// the second gets `None`.
+    pub async fn take(&self, task: &str, slot_ts: i64) -> Option<Result<bool, String>> {
+        let (_, mut answer) = self.state().slots.remove(&(task.to_owned(), slot_ts))?;
+        let answer = answer.wait_for(Option::is_some).await.ok()?.clone();
+        answer
+    }
+
+    /// The task's claims made ahead are given back: the pending ones are not made, and the
+    /// ones made are deleted from the store (another node may take those slots).
+    pub async fn give_back(&self, services: &Services, task: Option<&str>) {
+        let held: Vec<(String, i64, u32)> = {
+            let mut state = self.state();
+            match task {
+                Some(task) => *state.epochs.entry(task.to_owned()).or_default() += 1,
+                None => state.closed = true,
+            }
+            let gone: Vec<(String, i64)> = state
+                .slots
+                .keys()
+                .filter(|(name, _)| task.is_none_or(|t| t == name))
+                .cloned()
+                .collect();
+            gone.into_iter()
+                .filter_map(|key| {
+                    let (seat, answer) = state.slots.remove(&key)?;
+                    // A claim still on its way is given back by the claimer when it lands.
+                    let held = matches!(*answer.borrow(), Some(Ok(true)));
+                    held.then_some((key.0, key.1, seat))
+                })
+                .collect()
+        };
+        release(services, &held).await;
+    }
+
+    /// Asks for a task's slot to be claimed ahead, if this node is its preferred node (one of
+    /// the first `seats` of its rendezvous order), now and at the claim's time. Nothing when
+    /// that time has passed already.
+    pub fn ask(&self, services: &Arc<Services>, task: &Arc<Task>, seats: u32, next: &jiff::Zoned) {
+        let slot_ts = next.timestamp().as_second();
+        if rank_among(task, slot_ts, &services.candidates(), &services.node) as u32 >= seats {
+            return;
+        }
+        // The claim's time, on the wall clock, in milliseconds: the same for every slot due
+        // together, so that their claims go together.
+        let ahead = CLAIM_AHEAD.saturating_sub(spread(&services.node)).as_millis() as i64;
+        let at = next.timestamp().as_millisecond() - ahead;
+        if at < crate::clock::now().as_millisecond() + 10 {
+            return;
+        }
+        let epoch = {
+            let state = self.state();
+            if state.closed || state.slots.contains_key(&(task.name.clone(), slot_ts)) {
+                return;
+            }
+            state.epochs.get(&task.name).copied().unwrap_or(0)
+        };
+        let sender = self.sender.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(claimer(Arc::downgrade(services), rx));
+            tx
+        });
+        let request = Request { task: task.clone(), seats, slot_ts, epoch };
+        let _ = sender.send((at, request));
+    }
+}
+
+/// A node's own offset within [`AHEAD_SPREAD`], the same at every start (FNV-1a of its name).
+pub fn spread(node: &str) -> Duration {
+    let hash = node
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    Duration::from_millis(hash % AHEAD_SPREAD.as_millis() as u64)
+}
+
+/// Deletes claims this node holds (best effort: a claim left stays this node's slot).
+async fn release(services: &Services, held: &[(String, i64, u32)]) {
+    for (task, slot_ts, seat) in held {
+        if let Err(e) = services.store.unclaim(task, *slot_ts, *seat, &services.node).await {
+            tracing::warn!(task, error = %e, "cannot give back a slot claimed ahead");
+        }
+    }
+}
+
+/// Makes the claims asked for, at their times: those due together in one statement.
+async fn claimer(
+    services: Weak<Services>,
+    mut requests: tokio::sync::mpsc::UnboundedReceiver<(i64, Request)>,
+) {
+    let mut due: BTreeMap<i64, Vec<Request>> = BTreeMap::new();
+    loop {
+        let first = due.keys().next().map(|at| {
+            let wait = (at - crate::clock::now().as_millisecond()).max(0);
+            Instant::now() + Duration::from_millis(wait as u64)
+        });
+        tokio::select! {
+            request = requests.recv() => match request {
+                Some((at, request)) => due.entry(at).or_default().push(request),
+                None => return,
+            },
+            _ = async { tokio::time::sleep_until(first.unwrap_or_else(Instant::now)).await },
+                if first.is_some() => {
+                // What is due now, or within a few milliseconds, goes in one statement.
+                let later = due.split_off(&(crate::clock::now().as_millisecond() + 5));
+                let batch: Vec<Request> =
+                    std::mem::replace(&mut due, later).into_values().flatten().collect();
+                let Some(services) = services.upgrade() else { return };
+                claim(&services, batch).await;
+            }
+        }
+    }
+}
+
+/// Claims the slots of `batch` this node is now preferred for, in one statement.
+async fn claim(services: &Arc<Services>, batch: Vec<Request>) {
+    if services.store.away() {
+        return;
+    }
+    let nodes = services.candidates();
+    let mut wanted = Vec::new();
+    let mut answers = Vec::new();
+    {
+        let mut state = services.ahead.state();
+        if state.closed {
+            return;
+        }
+        // A slot claimed and never run here (its run skipped by policy, say) is forgotten
+        // after a minute; its claim stays (the slot was this node's).
+        let old = crate::clock::now().as_second() - 60;
+        state.slots.retain(|(_, slot_ts), _| *slot_ts > old);
+        for request in batch {
+            let name = &request.task.name;
+            if state.epochs.get(name).copied().unwrap_or(0) != request.epoch {
+                continue;
+            }
+            let rank = rank_among(&request.task, request.slot_ts, &nodes, &services.node) as u32;
+            if rank >= request.seats {
+                continue;
+            }
+            let (tx, rx) = watch::channel(None);
+            state.slots.insert((name.clone(), request.slot_ts), (rank, rx));
+            wanted.push((name.clone(), request.slot_ts, rank));
+            answers.push((request.epoch, tx));
+        }
+    }
+    if wanted.is_empty() {
+        return;
+    }
+    let result = services.claim_now(&wanted).await;
+    // Claims made for a task given back meanwhile (or for an agent that stops) go back.
+    let mut stale = Vec::new();
+    {
+        let mut state = services.ahead.state();
+        for ((task, slot_ts, seat), (epoch, tx)) in wanted.into_iter().zip(answers) {
+            let answer = match &result {
+                Ok(got) => Ok(got.contains(&(task.clone(), slot_ts, seat))),
+                Err(e) => Err(e.clone()),
+            };
+            let gone = state.closed || state.epochs.get(&task).copied().unwrap_or(0) != epoch;
+            if gone {
+                state.slots.remove(&(task.clone(), slot_ts));
+                if matches!(answer, Ok(true)) {
+                    stale.push((task, slot_ts, seat));
+                }
+            }
+            let _ = tx.send(Some(answer));
+        }
+    }
+    release(services, &stale).await;
+}
