@@ -81,6 +81,19 @@ impl FromStr for Outcome {
     }
 }
 
+/// A seat of a `run_on` task's slot, claimed by a node (see [`Store::claim`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// The slot, in Unix seconds.
+    pub slot_ts: i64,
+    /// The seat (0 for `run_on = "one"`).
+    pub seat: u32,
+    /// The node that holds it.
+    pub node: String,
+    /// When it was claimed (RFC 3339).
+    pub claimed_at: String,
+}
+
 /// One run (or a slot without one).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunRecord {
@@ -1511,6 +1524,30 @@ impl Store {
         Ok(())
     }
 
+    /// The claims of a task's slots, oldest slot first: who holds which seat, since when.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn claims(&self, task: &str) -> Result<Vec<Claim>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT slot_ts, seat, node, claimed_at FROM claims WHERE task = $1 \
+             ORDER BY slot_ts, seat",
+        )
+        .bind(task)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.sql())?;
+        Ok(rows
+            .iter()
+            .map(|r| Claim {
+                slot_ts: r.get(0),
+                seat: r.get::<i64, _>(1).clamp(0, i64::from(u32::MAX)) as u32,
+                node: r.get(2),
+                claimed_at: r.get(3),
+            })
+            .collect())
+    }
+
     /// The node holding seat `seat` of a task's slot, if any node claimed it.
     ///
     /// # Errors
@@ -2155,6 +2192,16 @@ mod tests {
         assert!(store.claim_many(&odd, "d", "now").await.unwrap().is_empty());
         assert_eq!(store.claim_holder(&odd[0].0, 7, 2).await.unwrap().as_deref(), Some("c"));
         assert_eq!(store.claim_holder(&odd[0].0, 7, 3).await.unwrap(), None);
+        // A seat given back is free again; only its holder can give it back.
+        assert!(!store.unclaim("t", 102, 0, "d").await.unwrap());
+        assert!(store.unclaim("t", 102, 0, "c").await.unwrap());
+        assert!(store.claim("t", 102, 0, "d", "then").await.unwrap());
+        let claims = store.claims("t").await.unwrap();
+        let held: Vec<(i64, u32, &str, &str)> = claims
+            .iter()
+            .map(|c| (c.slot_ts, c.seat, c.node.as_str(), c.claimed_at.as_str()))
+            .collect();
+        assert_eq!(held, [(100, 0, "c", "now"), (101, 0, "b", "now"), (102, 0, "d", "then")]);
     });
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

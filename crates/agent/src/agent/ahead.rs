@@ -243,3 +243,102 @@ async fn claim(services: &Arc<Services>, batch: Vec<Request>) {
     }
     release(services, &stale).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NodeRecord, Store};
+
+    fn task() -> Arc<Task> {
+        let text = "[[task]]\nname = \"solo\"\nschedule = \"* * * * * *\"\nrun_on = \"one\"\ncommand = \"true\"\n";
+        Arc::new(
+            crate::config::parse(std::path::Path::new("t.toml"), text).unwrap().tasks.remove(0),
+        )
+    }
+
+    /// A fleet of one node: always the preferred one.
+    fn node(store: Store) -> Arc<Services> {
+        let services = Arc::new(Services::new(store, "a"));
+        let now = crate::clock::now().to_string();
+        services.set_nodes(&[NodeRecord {
+            name: "a".into(),
+            addresses: Vec::new(),
+            tags: Vec::new(),
+            version: "0".into(),
+            api: None,
+            started_at: now.clone(),
+            last_seen: now,
+            stopped_at: None,
+        }]);
+        services
+    }
+
+    /// A whole second at least `secs` seconds from now.
+    fn slot_in(secs: i64) -> jiff::Zoned {
+        let ts = crate::clock::now().as_second() + secs;
+        jiff::Timestamp::from_second(ts).unwrap().to_zoned(jiff::tz::TimeZone::UTC)
+    }
+
+    async fn until(slot: &jiff::Zoned, before: Duration) {
+        let left = crate::clock::now().duration_until(slot.timestamp());
+        let left = Duration::try_from(left).unwrap_or_default().saturating_sub(before);
+        tokio::time::sleep(left).await;
+    }
+
+    #[tokio::test]
+    async fn a_slot_is_claimed_before_it_is_due_and_given_back_when_not_wanted() {
+        let Some(db) = crate::testing::TestDb::create("ahead").await else { return };
+        let store = Store::connect(&db.url).await.unwrap();
+        let services = node(store.clone());
+        let task = task();
+
+        // Asked for a slot two seconds on: claimed before it (by CLAIM_AHEAD less the
+        // node's spread), and the slot's run finds it its own without asking the database.
+        let slot = slot_in(2);
+        services.ahead.ask(&services, &task, 1, &slot);
+        until(&slot, CLAIM_AHEAD.saturating_sub(AHEAD_SPREAD) - Duration::from_millis(50)).await;
+        let claims = store.claims("solo").await.unwrap();
+        assert_eq!(claims.len(), 1, "{claims:?}");
+        assert_eq!(
+            (claims[0].slot_ts, claims[0].node.as_str()),
+            (slot.timestamp().as_second(), "a")
+        );
+        let at: jiff::Timestamp = claims[0].claimed_at.parse().unwrap();
+        assert!(at < slot.timestamp(), "claimed at {at}, before {slot}");
+        let trips = services.claim_round_trips.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(services.claim_seat(&task, 1, &slot, None).await);
+        assert_eq!(services.claim_round_trips.load(std::sync::atomic::Ordering::Relaxed), trips);
+        assert_eq!(services.ahead.take("solo", slot.timestamp().as_second()).await, None, "taken");
+
+        // Claimed ahead, then the task is removed (or changed, or paused): the seat goes back.
+        let slot = slot_in(2);
+        services.ahead.ask(&services, &task, 1, &slot);
+        until(&slot, CLAIM_AHEAD.saturating_sub(AHEAD_SPREAD) - Duration::from_millis(50)).await;
+        assert_eq!(store.claims("solo").await.unwrap().len(), 2);
+        services.ahead.give_back(&services, Some("solo")).await;
+        assert_eq!(store.claims("solo").await.unwrap().len(), 1);
+        assert_eq!(services.ahead.take("solo", slot.timestamp().as_second()).await, None);
+
+        // Given back before its time: never claimed.
+        let slot = slot_in(2);
+        services.ahead.ask(&services, &task, 1, &slot);
+        services.ahead.give_back(&services, Some("solo")).await;
+        until(&slot, Duration::ZERO).await;
+        assert_eq!(store.claims("solo").await.unwrap().len(), 1);
+
+        // Too late to claim ahead (the time has passed): nothing is asked.
+        let slot = slot_in(0);
+        services.ahead.ask(&services, &task, 1, &slot);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(store.claims("solo").await.unwrap().len(), 1);
+
+        // The agent stops: nothing more is claimed ahead.
+        let slot = slot_in(2);
+        services.ahead.ask(&services, &task, 1, &slot);
+        services.ahead.give_back(&services, None).await;
+        services.ahead.ask(&services, &task, 1, &slot_in(3));
+        until(&slot, Duration::ZERO).await;
+        assert_eq!(store.claims("solo").await.unwrap().len(), 1);
+        db.drop_database().await;
+    }
+}
