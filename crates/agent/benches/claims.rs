@@ -2,15 +2,17 @@
 //!
 //! 10, 50 and 200 simulated agents (each its own `Services`, with its own connection pool to
 //! one real PostgreSQL server, a server of the benchmark's own) and 1,000 `run_on = "one"`
-//! tasks due every second, for 5 seconds. Each agent claims through the agent's own code
-//! (`Services::claim_seat`: rendezvous order, preferred node at once, backups after a grace,
-//! claims of a second batched into one statement per node). An agent ranked beyond the
-//! backups for a slot asks nothing, so the benchmark does not start its call at all (it
-//! would return at once).
+//! tasks due every second, for a warm-up second and 5 measured ones. Each agent claims
+//! through the agent's own code: `Services::claim_seat` (rendezvous rank, the slot's claim
+//! made ahead taken from memory, backups after their grace, claims due together batched into
+//! one statement per node) and `Ahead::ask` for the next slot on its preferred node. An agent
+//! ranked beyond the backups for a slot asks nothing, so the benchmark does not start its
+//! call at all (it would return at once).
 //!
-//! Reported: claim statements (round trips) per slot and per claiming node per slot, claim
-//! latency (from the node's claim to its answer, not counting the backups' deliberate grace),
-//! and slots claimed twice (must be 0) or by nobody.
+//! Reported: claim statements (round trips) per slot and per claiming node per slot, each
+//! claim statement's latency (from sending it to its answer), how long the preferred node's
+//! and the backups' jobs waited at the slot for their answer (less the backups' deliberate
+//! grace), and slots claimed twice (must be 0) or by nobody.
 
 use std::{
     sync::{atomic::Ordering, Arc},
