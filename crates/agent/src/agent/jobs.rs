@@ -28,14 +28,21 @@ pub fn in_fleet(task: &Task, store: &Store) -> bool {
 }
 
 /// The entry options of a task: concurrency policy and retries as wrappers, catch-up as the
-/// late policy. `fleet`: [`in_fleet`].
+/// late policy.
 ///
-/// A task in a fleet with `forbid` or `allow` gets no concurrency wrapper: the node that
-/// claims a slot takes a fleet-wide run lease ([`max_running`](Task::max_running) of them, one
-/// for `forbid`) and skips the slot, recording it, when it finds none. A local wrapper would
-/// have every busy node skip (and record) every slot, its own or not.
-pub fn options(task: &Task, fleet: bool) -> EntryOptions {
+/// A task whose slots are claimed in a fleet ([`in_fleet`]) gets the claim as its outermost
+/// wrapper: a node applies its concurrency policy only to the slots it claimed (a busy node
+/// does not queue, replace or skip for a slot that another node runs). With `forbid` or
+/// `allow` it gets no local concurrency wrapper: the node that claims a slot takes a
+/// fleet-wide run lease ([`max_running`](Task::max_running) of them, one for `forbid`) and
+/// skips the slot, recording it, when it finds none.
+pub fn options(task: &Task, services: &Arc<Services>) -> EntryOptions {
+    let fleet = in_fleet(task, &services.store);
     let mut options = EntryOptions::new().name(task.name.clone());
+    if fleet {
+        options = options
+            .wrap(Arc::new(Claim { task: Arc::new(task.clone()), services: services.clone() }));
+    }
     options = match task.concurrency {
         Concurrency::Forbid | Concurrency::Allow if fleet => options,
         Concurrency::Forbid => options.wrap(wrap::skip_if_running()),
@@ -543,62 +550,32 @@ pub fn job(
                 Some(from) => RunContext { attempt: from + ctx.attempt - 1, ..ctx },
                 None => ctx,
             };
-            if let (Some(seats), true, 1, None) = (task.run_on, fleet, ctx.attempt, handed) {
-                let next = match &task.kind {
-                    crate::config::Kind::Cron(schedule) => schedule.next_after(&ctx.slot),
-                    crate::config::Kind::Daemon => None,
-                };
-                if !services.claim_seat(&task, seats, &ctx.slot, next.as_ref()).await {
-                    tracing::debug!(task = %task.name, slot = %ctx.slot, "slot taken by other nodes");
-                    return Ok(());
-                }
-            }
             if !fleet {
                 let (_, result) = services
                     .execute(&task.name, &spec, &ctx.slot, ctx.attempt, ctx.cancel.token(), true)
                     .await;
                 return result;
             }
-            // max_running across the fleet: a lease per run, renewed while it runs.
-            let run_id = store::run_id(&task.name, &ctx.slot, ctx.attempt, Some(&services.node));
-            let now = crate::clock::now().as_second();
-            let seats = match task.concurrency {
-                Concurrency::Forbid => 1,
-                _ => task.max_running,
+            // max_running across the fleet (`forbid`, `allow`): a lease per run, renewed while
+            // it runs. `queue` and `replace` act on the node's own runs, through their wrappers
+            // (inside the claim).
+            let lease = match task.concurrency {
+                Concurrency::Forbid => Some(1),
+                Concurrency::Allow => Some(task.max_running),
+                Concurrency::Queue | Concurrency::Replace => None,
             };
-            let lease = services
-                .store
-                .lease(&task.name, seats, &services.node, &run_id, now, now + LEASE_SECS)
-                .await;
-            let seat = match lease {
-                Ok(Some(seat)) => seat,
-                Ok(None) => {
-                    return Err(JobError::Skipped(format!(
-                        "{seats} run(s) of the task are already running across the fleet (max_running)"
-                    )));
-                }
-                Err(e) => {
-                    tracing::error!(task = %task.name, error = %e, "cannot take a run lease");
-                    return Err(JobError::Skipped("no fleet-wide run lease (database)".into()));
-                }
-            };
-            let renew = {
-                let (services, name, run_id) =
-                    (services.clone(), task.name.clone(), run_id.clone());
-                tokio::spawn(async move {
-                    loop {
-                        tokio::time::sleep(Duration::from_secs(LEASE_SECS as u64 / 3)).await;
-                        let until = crate::clock::now().as_second() + LEASE_SECS;
-                        let _ = services.store.renew_lease(&name, seat, &run_id, Some(until)).await;
-                    }
-                })
+            let lease = match lease {
+                Some(seats) => Some(take_lease(&services, &task, seats, &ctx).await?),
+                None => None,
             };
             let (record, result) = services
                 .execute(&task.name, &spec, &ctx.slot, ctx.attempt, ctx.cancel.token(), true)
                 .await;
-            renew.abort();
-            if let Err(e) = services.store.renew_lease(&task.name, seat, &run_id, None).await {
-                tracing::warn!(task = %task.name, error = %e, "cannot give the run lease back");
+            if let Some((seat, run_id, renew)) = lease {
+                renew.abort();
+                if let Err(e) = services.store.renew_lease(&task.name, seat, &run_id, None).await {
+                    tracing::warn!(task = %task.name, error = %e, "cannot give the run lease back");
+                }
             }
             // The last local attempt failed: another node runs the slot once more.
             let last = ctx.attempt > task.retries && handed.is_none();
@@ -618,6 +595,46 @@ pub fn job(
             result
         })
     }
+}
+
+/// Takes one of a task's `seats` fleet-wide run leases for this run, renewed (by the task
+/// returned) until the run gives it back: the seat, the run id and the renewal. A slot that
+/// finds every seat held is skipped.
+async fn take_lease(
+    services: &Arc<Services>,
+    task: &Task,
+    seats: u32,
+    ctx: &RunContext,
+) -> Result<(u32, String, tokio::task::JoinHandle<()>), JobError> {
+    let run_id = store::run_id(&task.name, &ctx.slot, ctx.attempt, Some(&services.node));
+    let now = crate::clock::now().as_second();
+    let lease = services
+        .store
+        .lease(&task.name, seats, &services.node, &run_id, now, now + LEASE_SECS)
+        .await;
+    let seat = match lease {
+        Ok(Some(seat)) => seat,
+        Ok(None) => {
+            return Err(JobError::Skipped(format!(
+                "{seats} run(s) of the task are already running across the fleet (max_running)"
+            )));
+        }
+        Err(e) => {
+            tracing::error!(task = %task.name, error = %e, "cannot take a run lease");
+            return Err(JobError::Skipped("no fleet-wide run lease (database)".into()));
+        }
+    };
+    let renew = {
+        let (services, name, run_id) = (services.clone(), task.name.clone(), run_id.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(LEASE_SECS as u64 / 3)).await;
+                let until = crate::clock::now().as_second() + LEASE_SECS;
+                let _ = services.store.renew_lease(&name, seat, &run_id, Some(until)).await;
+            }
+        })
+    };
+    Ok((seat, run_id, renew))
 }
 
 /// The record of a run that is starting.
@@ -708,6 +725,37 @@ pub fn outcome(
 }
 
 /// `concurrency = "replace"`: a new run stops the one still running, then starts.
+/// The claim of a `run_on` task's slot in a fleet, around everything else: a node that does
+/// not get a seat of the slot leaves it (to the node that does), before any policy of its own
+/// sees it. A slot handed over by another node (`retry_elsewhere`) is this node's already.
+struct Claim {
+    task: Arc<Task>,
+    services: Arc<Services>,
+}
+
+impl Wrapper for Claim {
+    fn wrap(&self, job: SharedJob) -> SharedJob {
+        let (task, services) = (self.task.clone(), self.services.clone());
+        Arc::new(move |ctx: RunContext| {
+            let (job, task, services) = (job.clone(), task.clone(), services.clone());
+            async move {
+                let slot_ts = ctx.slot.timestamp().as_second();
+                if let (Some(seats), None) = (task.run_on, services.handed(&task.name, slot_ts)) {
+                    let next = match &task.kind {
+                        crate::config::Kind::Cron(schedule) => schedule.next_after(&ctx.slot),
+                        crate::config::Kind::Daemon => None,
+                    };
+                    if !services.claim_seat(&task, seats, &ctx.slot, next.as_ref()).await {
+                        tracing::debug!(task = %task.name, slot = %ctx.slot, "slot taken by other nodes");
+                        return Ok(());
+                    }
+                }
+                job.run(ctx).await
+            }
+        })
+    }
+}
+
 struct Replace;
 
 impl Wrapper for Replace {

@@ -223,7 +223,7 @@ impl Running {
             let id = self.scheduler.add_with(
                 Timing::Schedule(schedule.clone()),
                 jobs::job(&task, self.services.clone()),
-                jobs::options(&task, jobs::in_fleet(&task, &self.services.store)),
+                jobs::options(&task, &self.services),
             );
             if self.paused.contains_key(&task.name) {
                 let _ = self.scheduler.pause(id);

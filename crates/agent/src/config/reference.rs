@@ -93,7 +93,7 @@ pub const TASK_FIELDS: &[FieldDoc] = &[
         name: "max_running",
         kind: r#"integer 1-1000"#,
         default: r#"1"#,
-        meaning: r#"With `allow`/`queue`: at most this many runs at once. For a `run_on` task in a shared store with `allow` the limit holds across the fleet (a lease per run, renewed while it runs, freed 30 s after its holder dies; with `forbid`, one run in the whole fleet); a slot that finds it reached is skipped, and recorded once, by the node that claimed it."#,
+        meaning: r#"With `allow`/`queue`: at most this many runs at once. For a `run_on` task in a shared store with `allow` the limit holds across the fleet (a lease per run, renewed while it runs, freed 30 s after its holder dies; with `forbid`, one run in the whole fleet); a slot that finds it reached is skipped, and recorded once, by the node that claimed it. With `queue` and `replace` the policy acts on each node's own runs, for the slots that node claimed (runs on different nodes may overlap)."#,
     },
     FieldDoc {
         name: "timeout",

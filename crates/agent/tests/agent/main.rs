@@ -943,6 +943,42 @@ fn max_running_holds_across_the_fleet() {
 }
 
 #[test]
+fn in_a_fleet_replace_stops_only_a_run_the_node_itself_replaces() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let Some(db) = runtime.block_on(cronfleet::testing::TestDb::create("replace")) else { return };
+    // A slot a second, each run 10 s unless replaced, one of three nodes claims each slot.
+    let tasks = "[[task]]\nname = \"newest\"\nschedule = \"* * * * * *\"\nrun_on = \"one\"\nconcurrency = \"replace\"\ncommand = \"sleep 10\"\n";
+    let agents: Vec<Agent> = ["r1", "r2", "r3"]
+        .iter()
+        .map(|n| Agent::start(&format!("replace-{n}"), tasks, &["--store", &db.url, "--node", n]))
+        .collect();
+    sleep(9.0);
+    stop_all(agents);
+    let runs = all_runs(&runtime, &db.url);
+    // A node's run is replaced when that node claims the next slot, not whenever a slot comes
+    // (another node's slot): with three nodes a run often outlives the next slot or two.
+    let replaced: Vec<i64> = runs
+        .iter()
+        .filter(|r| r.task == "newest" && r.outcome.as_str() == "killed")
+        .filter_map(|r| r.duration_ms)
+        .collect();
+    assert!(replaced.len() >= 3, "{runs:?}");
+    assert!(replaced.iter().any(|ms| *ms >= 1900), "every run lasted under 2 s: {replaced:?}");
+    // `replace` limits a node's own runs; no fleet-wide lease skips a slot.
+    let lease_skips =
+        runs.iter().filter(|r| r.reason.as_deref().is_some_and(|r| r.contains("max_running")));
+    assert_eq!(lease_skips.count(), 0, "{runs:?}");
+    // And each slot ran once.
+    let mut slots: Vec<i64> =
+        runs.iter().filter(|r| r.outcome.as_str() != "skipped").map(|r| r.slot_ts).collect();
+    let all = slots.len();
+    slots.sort_unstable();
+    slots.dedup();
+    assert_eq!(slots.len(), all, "{runs:?}");
+    runtime.block_on(db.drop_database());
+}
+
+#[test]
 fn in_a_shared_store_each_node_catches_up_on_its_own_slots() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let Some(db) = runtime.block_on(cronfleet::testing::TestDb::create("catchup")) else { return };
