@@ -10,6 +10,8 @@ use std::{collections::BTreeMap, fmt::Write, sync::Mutex};
 /// Upper bounds of the run duration buckets, in seconds.
 const DURATION_BUCKETS: &[f64] =
     &[0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4.0 * 3600.0];
+/// Upper bounds of the claim statement buckets, in seconds.
+const CLAIM_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 2.0];
 /// Upper bounds of the launch lateness buckets, in seconds.
 const LATENESS_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0];
 
@@ -53,6 +55,8 @@ struct Inner {
     runs: BTreeMap<(String, String), u64>,
     durations: BTreeMap<String, Histogram>,
     lateness: Histogram,
+    /// How long claim statements took (shared store).
+    claims: Histogram,
     /// (task, outcome: skipped or missed) → slots.
     not_run: BTreeMap<(String, String), u64>,
     last_success: BTreeMap<String, f64>,
@@ -107,6 +111,11 @@ impl Metrics {
     /// A run started this long after its slot.
     pub fn launched(&self, late_seconds: f64) {
         self.lock().lateness.observe(LATENESS_BUCKETS, late_seconds.max(0.0));
+    }
+
+    /// A claim statement took this long (from sending it to its answer).
+    pub fn claimed(&self, seconds: f64) {
+        self.lock().claims.observe(CLAIM_BUCKETS, seconds.max(0.0));
     }
 
     /// A slot was not run (`skipped` or `missed`).
@@ -235,6 +244,13 @@ impl Metrics {
                 "Claim statements sent to the shared database (each carries many claims).",
             );
             let _ = writeln!(out, "cronfleet_claim_statements_total {claims}");
+            head(
+                &mut out,
+                "cronfleet_claim_statement_seconds",
+                "histogram",
+                "How long claim statements took, from sending to answer.",
+            );
+            m.claims.render(&mut out, "cronfleet_claim_statement_seconds", "", CLAIM_BUCKETS);
         }
         out
     }
@@ -262,8 +278,14 @@ mod tests {
         assert!(text.contains("cronfleet_task_last_success_timestamp_seconds{task=\"a\\\"b\"} 100"));
         assert!(text.contains("cronfleet_reloads_total{result=\"error\"} 0"));
         assert!(!text.contains("cronfleet_database_away"), "only with a shared store");
+        m.claimed(0.003);
+        m.claimed(0.03);
         let fleet = m.render(&Present { fleet: Some((true, 7)), ..Present::default() });
         assert!(fleet.contains("cronfleet_database_away 1\n"));
+        assert!(fleet.contains("cronfleet_claim_statement_seconds_bucket{le=\"0.0025\"} 0\n"));
+        assert!(fleet.contains("cronfleet_claim_statement_seconds_bucket{le=\"0.005\"} 1\n"));
+        assert!(fleet.contains("cronfleet_claim_statement_seconds_bucket{le=\"+Inf\"} 2\n"));
+        assert!(!text.contains("cronfleet_claim_statement_seconds"), "only with a shared store");
         assert!(fleet.contains("cronfleet_claim_statements_total 7\n"));
     }
 }

@@ -200,6 +200,7 @@ impl Services {
         self.claim_round_trips.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let began = std::time::Instant::now();
         let result = self.store.claim_many(wanted, &self.node, &now).await;
+        self.metrics.claimed(began.elapsed().as_secs_f64());
         if let Some(times) = self.claim_times.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
             times.push(began.elapsed());
         }
