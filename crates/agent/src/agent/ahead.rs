@@ -55,6 +55,8 @@ pub struct Ahead {
     /// Requests, with the wall-clock millisecond to claim at.
     sender: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<(i64, Request)>>,
     state: Mutex<State>,
+    /// Tells the runs waiting for slots being given back that it is done.
+    released: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default)]
@@ -65,6 +67,10 @@ struct State {
     epochs: HashMap<String, u64>,
     /// The agent stops: nothing more is claimed ahead.
     closed: bool,
+    /// Slots whose claims are being given back: a run of one waits until that is done, so
+    /// that it never finds a seat this node holds and is giving back (and runs it while
+    /// another node takes it).
+    releasing: std::collections::HashSet<(String, i64)>,
 }
 
 impl Ahead {
@@ -76,9 +82,40 @@ impl Ahead {
     /// it is on its way): true when this node holds a seat of the slot. Taken: asked twice,
     /// the second gets `None`.
     pub async fn take(&self, task: &str, slot_ts: i64) -> Option<Result<bool, String>> {
-        let (_, mut answer) = self.state().slots.remove(&(task.to_owned(), slot_ts))?;
+        let key = (task.to_owned(), slot_ts);
+        let mut answer = loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            {
+                let mut state = self.state();
+                if !state.releasing.contains(&key) {
+                    break state.slots.remove(&key)?.1;
+                }
+            }
+            released.await;
+        };
         let answer = answer.wait_for(Option::is_some).await.ok()?.clone();
         answer
+    }
+
+    /// Gives back claims this node holds (best effort: a claim left stays this node's slot),
+    /// while the runs of their slots wait.
+    async fn release(&self, services: &Services, held: Vec<(String, i64, u32)>) {
+        if held.is_empty() {
+            return;
+        }
+        for (task, slot_ts, seat) in &held {
+            if let Err(e) = services.store.unclaim(task, *slot_ts, *seat, &services.node).await {
+                tracing::warn!(task, error = %e, "cannot give back a slot claimed ahead");
+            }
+        }
+        let mut state = self.state();
+        for (task, slot_ts, _) in held {
+            state.releasing.remove(&(task, slot_ts));
+        }
+        drop(state);
+        self.released.notify_waiters();
     }
 
     /// The task's claims made ahead are given back: the pending ones are not made, and the
@@ -101,11 +138,14 @@ impl Ahead {
                     let (seat, answer) = state.slots.remove(&key)?;
                     // A claim still on its way is given back by the claimer when it lands.
                     let held = matches!(*answer.borrow(), Some(Ok(true)));
-                    held.then_some((key.0, key.1, seat))
+                    held.then(|| {
+                        state.releasing.insert(key.clone());
+                        (key.0, key.1, seat)
+                    })
                 })
                 .collect()
         };
-        release(services, &held).await;
+        self.release(services, held).await;
     }
 
     /// Asks for a task's slot to be claimed ahead, if this node is its preferred node (one of
@@ -146,15 +186,6 @@ pub fn spread(node: &str) -> Duration {
         .bytes()
         .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
     Duration::from_millis(hash % AHEAD_SPREAD.as_millis() as u64)
-}
-
-/// Deletes claims this node holds (best effort: a claim left stays this node's slot).
-async fn release(services: &Services, held: &[(String, i64, u32)]) {
-    for (task, slot_ts, seat) in held {
-        if let Err(e) = services.store.unclaim(task, *slot_ts, *seat, &services.node).await {
-            tracing::warn!(task, error = %e, "cannot give back a slot claimed ahead");
-        }
-    }
 }
 
 /// Makes the claims asked for, at their times: those due together in one statement.
@@ -222,8 +253,11 @@ async fn claim(services: &Arc<Services>, batch: Vec<Request>) {
         return;
     }
     let result = services.claim_now(&wanted).await;
-    // Claims made for a task given back meanwhile (or for an agent that stops) go back.
+    // Claims made for a task given back meanwhile (or for an agent that stops) go back, and
+    // a run already waiting for such a claim hears that it does not hold it (it may claim
+    // the slot anew), only once it is given back: never a seat both held here and free.
     let mut stale = Vec::new();
+    let mut replies = Vec::new();
     {
         let mut state = services.ahead.state();
         for ((task, slot_ts, seat), (epoch, tx)) in wanted.into_iter().zip(answers) {
@@ -232,16 +266,23 @@ async fn claim(services: &Arc<Services>, batch: Vec<Request>) {
                 Err(e) => Err(e.clone()),
             };
             let gone = state.closed || state.epochs.get(&task).copied().unwrap_or(0) != epoch;
-            if gone {
+            if gone && matches!(answer, Ok(true)) {
                 state.slots.remove(&(task.clone(), slot_ts));
-                if matches!(answer, Ok(true)) {
-                    stale.push((task, slot_ts, seat));
+                state.releasing.insert((task.clone(), slot_ts));
+                stale.push((task, slot_ts, seat));
+                replies.push((tx, Ok(false)));
+            } else {
+                if gone {
+                    state.slots.remove(&(task, slot_ts));
                 }
+                replies.push((tx, answer));
             }
-            let _ = tx.send(Some(answer));
         }
     }
-    release(services, &stale).await;
+    services.ahead.release(services, stale).await;
+    for (tx, answer) in replies {
+        let _ = tx.send(Some(answer));
+    }
 }
 
 #[cfg(test)]
