@@ -326,6 +326,17 @@ mod tests {
         tokio::time::sleep(left).await;
     }
 
+    /// The task's claims once there are `n` of them, or as they are at `slot`.
+    async fn claimed(store: &Store, n: usize, slot: &jiff::Zoned) -> Vec<crate::store::Claim> {
+        loop {
+            let claims = store.claims("solo").await.unwrap();
+            if claims.len() >= n || crate::clock::now() >= slot.timestamp() {
+                return claims;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     #[tokio::test]
     async fn a_slot_is_claimed_before_it_is_due_and_given_back_when_not_wanted() {
         let Some(db) = crate::testing::TestDb::create("ahead").await else { return };
@@ -337,8 +348,7 @@ mod tests {
         // node's spread), and the slot's run finds it its own without asking the database.
         let slot = slot_in(2);
         services.ahead.ask(&services, &task, 1, &slot);
-        until(&slot, CLAIM_AHEAD.saturating_sub(AHEAD_SPREAD) - Duration::from_millis(50)).await;
-        let claims = store.claims("solo").await.unwrap();
+        let claims = claimed(&store, 1, &slot).await;
         assert_eq!(claims.len(), 1, "{claims:?}");
         assert_eq!(
             (claims[0].slot_ts, claims[0].node.as_str()),
@@ -354,11 +364,25 @@ mod tests {
         // Claimed ahead, then the task is removed (or changed, or paused): the seat goes back.
         let slot = slot_in(2);
         services.ahead.ask(&services, &task, 1, &slot);
-        until(&slot, CLAIM_AHEAD.saturating_sub(AHEAD_SPREAD) - Duration::from_millis(50)).await;
-        assert_eq!(store.claims("solo").await.unwrap().len(), 2);
+        assert_eq!(claimed(&store, 2, &slot).await.len(), 2);
         services.ahead.give_back(&services, Some("solo")).await;
         assert_eq!(store.claims("solo").await.unwrap().len(), 1);
         assert_eq!(services.ahead.take("solo", slot.timestamp().as_second()).await, None);
+
+        // A run of a slot being given back waits until it is: it never finds the seat held
+        // here while another node could take it.
+        let slot = slot_in(2);
+        services.ahead.ask(&services, &task, 1, &slot);
+        assert_eq!(claimed(&store, 2, &slot).await.len(), 2);
+        let giving = {
+            let services = services.clone();
+            tokio::spawn(async move { services.ahead.give_back(&services, Some("solo")).await })
+        };
+        tokio::task::yield_now().await;
+        assert_eq!(services.ahead.take("solo", slot.timestamp().as_second()).await, None);
+        assert!(giving.is_finished(), "the run went on before the seat was given back");
+        assert_eq!(store.claims("solo").await.unwrap().len(), 1);
+        giving.await.unwrap();
 
         // Given back before its time: never claimed.
         let slot = slot_in(2);
