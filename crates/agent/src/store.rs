@@ -94,6 +94,11 @@ pub struct Claim {
     pub claimed_at: String,
 }
 
+/// A seat number as the database holds it (BIGINT), back to a seat.
+fn seat_of(seat: i64) -> u32 {
+    seat.clamp(0, i64::from(u32::MAX)) as u32
+}
+
 /// One run (or a slot without one).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunRecord {
@@ -1304,10 +1309,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(self.sql())?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get::<i64, _>(2).clamp(0, i64::from(u32::MAX)) as u32))
-            .collect())
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), seat_of(r.get(2)))).collect())
     }
 
     /// Offers a taken slot again (its taker could not run it).
@@ -1518,8 +1520,7 @@ impl Store {
         }
         .map_err(self.sql())?;
         for row in rows {
-            let seat: i64 = row.get(2);
-            got.insert((row.get(0), row.get(1), seat.clamp(0, i64::from(u32::MAX)) as u32));
+            got.insert((row.get(0), row.get(1), seat_of(row.get(2))));
         }
         Ok(())
     }
@@ -1541,7 +1542,7 @@ impl Store {
             .iter()
             .map(|r| Claim {
                 slot_ts: r.get(0),
-                seat: r.get::<i64, _>(1).clamp(0, i64::from(u32::MAX)) as u32,
+                seat: seat_of(r.get(1)),
                 node: r.get(2),
                 claimed_at: r.get(3),
             })

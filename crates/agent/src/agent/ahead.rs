@@ -180,11 +180,9 @@ impl Ahead {
     }
 }
 
-/// A node's own offset within [`AHEAD_SPREAD`], the same at every start (FNV-1a of its name).
+/// A node's own offset within [`AHEAD_SPREAD`], the same at every start (a hash of its name).
 pub fn spread(node: &str) -> Duration {
-    let hash = node
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let hash = super::jobs::fnv1a(&[node.as_bytes()]);
     Duration::from_millis(hash % AHEAD_SPREAD.as_millis() as u64)
 }
 
@@ -266,17 +264,16 @@ async fn claim(services: &Arc<Services>, batch: Vec<Request>) {
                 Err(e) => Err(e.clone()),
             };
             let gone = state.closed || state.epochs.get(&task).copied().unwrap_or(0) != epoch;
-            if gone && matches!(answer, Ok(true)) {
+            if gone {
                 state.slots.remove(&(task.clone(), slot_ts));
-                state.releasing.insert((task.clone(), slot_ts));
-                stale.push((task, slot_ts, seat));
-                replies.push((tx, Ok(false)));
-            } else {
-                if gone {
-                    state.slots.remove(&(task, slot_ts));
+                if answer == Ok(true) {
+                    state.releasing.insert((task.clone(), slot_ts));
+                    stale.push((task, slot_ts, seat));
+                    replies.push((tx, Ok(false)));
+                    continue;
                 }
-                replies.push((tx, answer));
             }
+            replies.push((tx, answer));
         }
     }
     services.ahead.release(services, stale).await;

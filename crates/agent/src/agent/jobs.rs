@@ -2,8 +2,6 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use jiff::SignedDuration;
-
 use cronfleet_scheduler::{
     wrap, EntryOptions, JobError, LatePolicy, RunContext, SharedJob, Wrapper,
 };
@@ -345,7 +343,7 @@ pub fn backup_wait(k: u32, node: &str) -> Duration {
 }
 
 /// FNV-1a with a finalizer: a hash every node computes the same.
-fn fnv1a(parts: &[&[u8]]) -> u64 {
+pub(super) fn fnv1a(parts: &[&[u8]]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for part in parts {
         for b in *part {
@@ -496,10 +494,9 @@ impl Services {
             // Counted from the slot, so that the backups of a slot on this node wake together
             // (one claim statement for all of them).
             let wait = backup_wait(rank - seats + 1, &self.node);
-            let since = crate::clock::now().duration_since(slot.timestamp());
-            let left =
-                Duration::try_from(SignedDuration::try_from(wait).unwrap_or_default() - since);
-            tokio::time::sleep(left.unwrap_or_default()).await;
+            let wake = slot.timestamp().checked_add(wait).unwrap_or(slot.timestamp());
+            let left = crate::clock::now().duration_until(wake);
+            tokio::time::sleep(Duration::try_from(left).unwrap_or_default()).await;
         }
         if self.store.away() {
             // Never run a slot without a claim; it is recorded as missed once the database is
@@ -725,7 +722,6 @@ pub fn outcome(
     result
 }
 
-/// `concurrency = "replace"`: a new run stops the one still running, then starts.
 /// The claim of a `run_on` task's slot in a fleet, around everything else: a node that does
 /// not get a seat of the slot leaves it (to the node that does), before any policy of its own
 /// sees it. A slot handed over by another node (`retry_elsewhere`) is this node's already.
@@ -757,6 +753,7 @@ impl Wrapper for Claim {
     }
 }
 
+/// `concurrency = "replace"`: a new run stops the one still running, then starts.
 struct Replace;
 
 impl Wrapper for Replace {
