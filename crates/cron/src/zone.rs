@@ -190,8 +190,9 @@ pub(crate) fn next_after(
                 // answer if it is unambiguous there. Remember that segment for the next call.
                 let there = cache.segment(tz, found);
                 // `dt` read with the other offset: the same civil time, the offsets apart.
+                // (`found` is a whole second: integer seconds suffice.)
                 let apart = i64::from(seg.offset.seconds() - there.offset.seconds());
-                let found = found.checked_add(SignedDuration::from_secs(apart)).ok()?;
+                let found = Timestamp::from_second(found.as_second() + apart).ok()?;
                 if there.deep_inside(found) && found > local.t {
                     return Some(found);
                 }

@@ -993,16 +993,21 @@ impl Shared {
     }
 
     /// Starts one run; true if it ended (or never started) at once.
-    /// A run that ended at once leaves its fire and future in `prepared`, freed with the batch.
+    /// A run that ended at once leaves its fire and future in `prepared`, freed with the batch;
+    /// only a run that goes on in a task takes its fire out (moving a run's parts about at
+    /// the slot costs more than the rest of a start).
     fn start(self: &Arc<Self>, prepared: &mut Prepared, observed: bool, in_place: bool) -> bool {
-        let run = prepared.run;
-        let (Some(fire), Some(ctx)) = (prepared.fire.take(), prepared.ctx.take()) else {
+        let Prepared { run, fire: fire_slot, ctx, ended } = prepared;
+        let run = *run;
+        let Some(fire) = fire_slot.as_ref() else {
             return true;
         };
-        if self.overtaken(&fire) {
-            prepared.fire = Some(fire);
+        if self.overtaken(fire) {
             return true;
         }
+        let Some(ctx) = ctx.take() else {
+            return true;
+        };
         fire.runs.running.fetch_add(1, Ordering::AcqRel);
         let began = observed.then(|| self.clock.now());
         if let Some(began) = began {
@@ -1014,6 +1019,7 @@ impl Shared {
             // when it began, so its `Finished` event has its real duration.
             let began = began.or_else(|| Some(self.clock.now()));
             let shared = self.clone();
+            let fire = fire_slot.take().expect("checked above");
             tokio::spawn(async move {
                 let outcome = match catch_unwind(AssertUnwindSafe(|| fire.runs.job.run(ctx))) {
                     Ok(fut) => shared.run_to_end(CatchPanic(fut)).await,
@@ -1026,21 +1032,19 @@ impl Shared {
         let mut fut = match catch_unwind(AssertUnwindSafe(|| fire.runs.job.run(ctx))) {
             Ok(fut) => CatchPanic(fut),
             Err(panic) => {
-                let outcome = Err(JobError::Panicked(panic_message(panic)));
-                self.ended(run, &fire, began, outcome);
-                prepared.fire = Some(fire);
+                self.ended(run, fire, began, Err(JobError::Panicked(panic_message(panic))));
                 return true;
             }
         };
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         if let Poll::Ready(outcome) = Pin::new(&mut fut).poll(&mut cx) {
-            self.ended(run, &fire, began, outcome);
-            prepared.fire = Some(fire);
-            prepared.ended = Some(fut);
+            self.ended(run, fire, began, outcome);
+            *ended = Some(fut);
             return true;
         }
         let began = began.or_else(|| Some(self.clock.now()));
         let shared = self.clone();
+        let fire = fire_slot.take().expect("checked above");
         tokio::spawn(async move {
             let outcome = shared.run_to_end(fut).await;
             shared.ended_in_task(run, fire, began, outcome);
@@ -1124,7 +1128,8 @@ const SPLIT_AT: usize = 512;
 const IN_PLACE_BUDGET: Duration = Duration::from_micros(20);
 /// How often a thread waiting for a large slot looks whether the scheduler stops.
 const STOP_CHECK: Duration = Duration::from_millis(20);
-/// How long before a large slot the threads starting its shares spin, waiting for it.
+/// How long before a large slot the threads starting its shares wake: they warm their CPU's
+/// cache for their share ([`warm`], 0.1-0.2 ms for 5,000 runs here), then spin to the slot.
 const SPIN: SignedDuration = SignedDuration::from_micros(1000);
 
 /// The one timer: sleeps until the earliest deadline or a change, fires what is due.
@@ -1210,6 +1215,26 @@ async fn timer(shared: Arc<Shared>) {
     }
 }
 
+/// Reads what starting each run will read first (its entry's shared part and its job's
+/// reference count, in the same allocation as the job's own data), so that the starts at the
+/// slot find it in this CPU's cache instead of waiting for memory, once per run: 10,000 entries
+/// are spread over more memory than a CPU's own cache keeps between two slots. Stops early if
+/// `due` says the slot has come.
+fn warm(runs: &[Prepared], due: impl Fn() -> bool) {
+    let mut sum = 0usize;
+    for (i, prepared) in runs.iter().enumerate() {
+        if i % 256 == 255 && due() {
+            break;
+        }
+        if let Some(fire) = &prepared.fire {
+            sum = sum
+                .wrapping_add(fire.runs.changed_at.load(Ordering::Relaxed) as usize)
+                .wrapping_add(Arc::strong_count(&fire.runs.job));
+        }
+    }
+    std::hint::black_box(sum);
+}
+
 /// Starts a share of a large slot's prepared runs at the slot, on a thread of tokio's
 /// blocking pool (with the runtime entered, so jobs can spawn tasks and use timers), pinned
 /// to the `nth` CPU the process may use while it waits and starts them ([`pin`]).
@@ -1252,6 +1277,7 @@ fn start_on_thread(shared: Arc<Shared>, at: Timestamp, runs: Vec<Prepared>, nth:
         if !until(at.checked_sub(SPIN).unwrap_or(at)) {
             return;
         }
+        warm(&runs, || shared.clock.now() >= at);
         // Bounded in real time: a virtual clock does not move while this spins.
         let spun = std::time::Instant::now();
         while shared.clock.now() < at && spun.elapsed() < SPIN.unsigned_abs() * 2 {
