@@ -232,6 +232,7 @@ impl Running {
             {
                 let _ = self.scheduler.set_next(id, next);
             }
+            self.claim_first_ahead(&task, id);
             let next = self.scheduler.entry(id).and_then(|e| e.next);
             let next = next.map_or_else(|| "never".to_owned(), |n| n.to_string());
             tracing::info!(task = %task.name, schedule = %schedule, %next, "task scheduled");
@@ -341,13 +342,27 @@ impl Running {
         }
     }
 
+    /// Asks for the next slot of a newly scheduled (or resumed) `run_on` task in a fleet to be
+    /// claimed ahead, as the run of each slot does for the one after it: else every node
+    /// would claim that first slot at once, at the slot.
+    fn claim_first_ahead(&self, task: &Task, id: EntryId) {
+        let Some(seats) = task.run_on else { return };
+        if !jobs::in_fleet(task, &self.services.store) || self.paused.contains_key(&task.name) {
+            return;
+        }
+        if let Some(first) = self.scheduler.entry(id).and_then(|e| e.next) {
+            self.services.ahead.ask(&self.services, &Arc::new(task.clone()), seats, &first);
+        }
+    }
+
     /// Lets a paused task run here again (a daemon is started); false when it was not paused.
     fn release(&mut self, name: &str) -> bool {
         if self.paused.remove(name).is_none() {
             return false;
         }
-        if let Some((_, id)) = self.tasks.get(name) {
+        if let Some((task, id)) = self.tasks.get(name) {
             let _ = self.scheduler.resume(*id);
+            self.claim_first_ahead(task, *id);
         }
         let services = self.services.clone();
         if let Some((task, supervisor @ None)) = self.daemons.get_mut(name) {

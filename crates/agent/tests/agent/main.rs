@@ -794,6 +794,34 @@ fn two_agents_share_a_postgres_store() {
 }
 
 #[test]
+fn a_run_on_task_has_its_first_slot_claimed_ahead_too() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let Some(db) = runtime.block_on(cronfleet::testing::TestDb::create("first")) else { return };
+    // Started just after a multiple of 5 s plus one, the task's first slot is about 4 s on.
+    while jiff::Timestamp::now().as_second() % 5 != 1 {
+        sleep(0.05);
+    }
+    let tasks = "[[task]]\nname = \"first\"\nschedule = \"*/5 * * * * *\"\nrun_on = \"one\"\ncommand = \"true\"\n";
+    let a = Agent::start("first-ahead", tasks, &["--store", &db.url, "--node", "f1"]);
+    sleep(6.0);
+    let (code, _, log) = a.stop();
+    assert_eq!(code, Some(0), "{log}");
+    let (claims, runs) = runtime.block_on(async {
+        let store = cronfleet::store::Store::connect(&db.url).await.unwrap();
+        let runs = store
+            .runs(&cronfleet::store::RunFilter { limit: 10, ..Default::default() })
+            .await
+            .unwrap();
+        (store.claims("first").await.unwrap(), runs)
+    });
+    let first = claims.iter().min_by_key(|c| c.slot_ts).expect("the first slot was claimed");
+    let at: jiff::Timestamp = first.claimed_at.parse().unwrap();
+    assert!(at.as_second() < first.slot_ts, "claimed at {at}, not ahead: {claims:?}\n{log}");
+    assert!(runs.iter().any(|r| r.slot_ts == first.slot_ts), "and run: {runs:?}");
+    runtime.block_on(db.drop_database());
+}
+
+#[test]
 fn run_on_one_runs_each_slot_exactly_once_for_a_minute_across_three_agents() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let Some(db) = runtime.block_on(cronfleet::testing::TestDb::create("claims")) else { return };
