@@ -344,21 +344,41 @@ pub fn backup_wait(k: u32, node: &str) -> Duration {
 
 /// FNV-1a with a finalizer: a hash every node computes the same.
 pub(super) fn fnv1a(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for b in *part {
+    parts.iter().fold(Fnv::new(), |h, part| h.part(part)).finish()
+}
+
+/// [`fnv1a`] part by part, so that parts shared by many hashes (a task and a slot, before
+/// each node's name) are hashed once.
+#[derive(Clone, Copy)]
+pub(super) struct Fnv(u64);
+
+impl Fnv {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+
+    pub(super) const fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    /// Adds a part (its bytes, then a separator).
+    pub(super) fn part(self, bytes: &[u8]) -> Fnv {
+        let mut h = self.0;
+        for b in bytes {
             h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            h = h.wrapping_mul(Self::PRIME);
         }
         h ^= 0xff;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        Fnv(h.wrapping_mul(Self::PRIME))
     }
-    // MurmurHash3's finalizer: every input bit reaches the high bits the ranking compares.
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
+
+    /// MurmurHash3's finalizer: every input bit reaches the high bits the ranking compares.
+    pub(super) fn finish(self) -> u64 {
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
 }
 
 /// A node as claims see it.
@@ -397,17 +417,16 @@ pub fn rendezvous(
 
 /// [`rendezvous`] over nodes made ready by [`candidates`].
 pub fn rendezvous_among(task: &Task, slot_ts: i64, nodes: &[Candidate], me: &str) -> Vec<String> {
-    let slot = slot_ts.to_be_bytes();
+    let prefix = Fnv::new().part(task.name.as_bytes()).part(&slot_ts.to_be_bytes());
+    let hash = |name: &str| prefix.part(name.as_bytes()).finish();
     let mut ranked: Vec<(u64, &str)> = nodes
         .iter()
         .filter(|n| n.host.name == me || n.alive)
         .filter(|n| n.host.runs(task))
-        .map(|n| {
-            (fnv1a(&[task.name.as_bytes(), &slot, n.host.name.as_bytes()]), n.host.name.as_str())
-        })
+        .map(|n| (hash(&n.host.name), n.host.name.as_str()))
         .collect();
     if !ranked.iter().any(|(_, n)| *n == me) {
-        ranked.push((fnv1a(&[task.name.as_bytes(), &slot, me.as_bytes()]), me));
+        ranked.push((hash(me), me));
     }
     ranked.sort_unstable_by(|a, b| b.cmp(a));
     ranked.into_iter().map(|(_, n)| n.to_owned()).collect()
@@ -416,16 +435,20 @@ pub fn rendezvous_among(task: &Task, slot_ts: i64, nodes: &[Candidate], me: &str
 /// This node's place in [`rendezvous_among`]'s order (0: preferred), without building the
 /// order: what a claim needs, at every slot of every `run_on` task.
 pub fn rank_among(task: &Task, slot_ts: i64, nodes: &[Candidate], me: &str) -> usize {
-    let slot = slot_ts.to_be_bytes();
-    let mine = fnv1a(&[task.name.as_bytes(), &slot, me.as_bytes()]);
+    // The task and the slot start every node's hash: hashed once.
+    let prefix = Fnv::new().part(task.name.as_bytes()).part(&slot_ts.to_be_bytes());
+    let mine = prefix.part(me.as_bytes()).finish();
     nodes
         .iter()
-        .filter(|n| n.host.name != me && n.alive && n.host.runs(task))
+        .filter(|n| n.alive && n.host.name != me)
         .filter(|n| {
-            let theirs = fnv1a(&[task.name.as_bytes(), &slot, n.host.name.as_bytes()]);
+            let theirs = prefix.part(n.host.name.as_bytes()).finish();
             // The order sorts (hash, name) pairs, greatest first.
             (theirs, n.host.name.as_str()) > (mine, me)
         })
+        // Whether a node may run the task (addresses, names, tags) costs more than its hash:
+        // asked only of the nodes ahead of this one.
+        .filter(|n| n.host.runs(task))
         .count()
 }
 
@@ -788,6 +811,18 @@ impl Wrapper for Replace {
 mod tests {
     use super::*;
     use crate::store::NodeRecord;
+
+    #[test]
+    fn the_node_hash_is_the_same_in_every_version() {
+        // Nodes of different versions in one fleet must agree on each slot's preferred node:
+        // these values were computed apart from this code (FNV-1a, 0xff after each part,
+        // MurmurHash3's finalizer).
+        let slot = 1_796_000_000i64.to_be_bytes();
+        assert_eq!(fnv1a(&[b"billing", &slot, b"node-1"]), 0x86ff_ef43_3832_1a50);
+        assert_eq!(fnv1a(&[b"node-1"]), 0xe554_35ae_2194_ce5d);
+        let prefix = Fnv::new().part(b"billing").part(&slot);
+        assert_eq!(prefix.part(b"node-1").finish(), 0x86ff_ef43_3832_1a50);
+    }
 
     #[test]
     fn rendezvous_spreads_slots_and_agrees_everywhere() {
