@@ -96,7 +96,7 @@
 //! by a thread of tokio's blocking pool pinned to a CPU of its own while it sleeps to 1 ms
 //! before the slot (in real time when [`Clock::in_real_time`]), reads its share's entries into
 //! its CPU's cache and spins to it. A thread done with its share starts what is left of the
-//! others' (in chunks of 1,024 runs), so one thread held up by the kernel does not hold up
+//! others' (in chunks of up to 1,024 runs, at least four a thread), so one thread held up by the kernel does not hold up
 //! its share. A snapshot
 //! taken during the lead already shows such a slot as the entry's previous fire time; a change
 //! made to an entry during the lead (pause, remove, new schedule or next time) still wins: its
@@ -1133,7 +1133,8 @@ const IN_PLACE_BUDGET: Duration = Duration::from_micros(20);
 /// How often a thread waiting for a large slot looks whether the scheduler stops.
 const STOP_CHECK: Duration = Duration::from_millis(20);
 /// How long before a large slot the threads starting its shares wake: they warm their CPU's
-/// cache for their share ([`warm`], 0.1-0.2 ms for 5,000 runs here), then spin to the slot.
+/// cache for their share ([`Shares::warm`], 0.1-0.2 ms for 5,000 runs here), then spin to
+/// the slot.
 const SPIN: SignedDuration = SignedDuration::from_micros(1000);
 
 /// The one timer: sleeps until the earliest deadline or a change, fires what is due.
@@ -1217,7 +1218,7 @@ async fn timer(shared: Arc<Shared>) {
     }
 }
 
-/// A large slot's prepared runs, in chunks of [`CHUNK`], for the threads that start them at
+/// A large slot's prepared runs, in chunks of at most [`CHUNK`], for the threads that start them at
 /// the slot. Each thread has a share (a range of chunks) that it warms before the slot and
 /// starts first, front to back; then it takes what is left of the others' shares, so a thread
 /// the kernel holds up (another process on its CPU) does not hold up its share's runs.
@@ -1232,15 +1233,19 @@ struct Shares {
 /// handle, a few clock reads; 256-run chunks put 0.05 ms on the median lateness of 10,000
 /// runs here).
 const CHUNK: usize = 1024;
+/// The fewest runs per chunk, when a slot has too few runs for four [`CHUNK`]s a thread.
+const MIN_CHUNK: usize = 64;
 
 impl Shares {
     /// Splits `runs` into chunks (each with contexts of its own, see [`Shared::contexts`])
     /// and the chunks into `threads` shares.
     fn new(shared: &Arc<Shared>, runs: Vec<Prepared>, threads: usize) -> Shares {
-        let mut chunks = Vec::with_capacity(runs.len().div_ceil(CHUNK));
+        // At least four chunks a thread, so that a smaller slot is shared out too.
+        let size = (runs.len() / (threads.max(1) * 4)).clamp(MIN_CHUNK, CHUNK);
+        let mut chunks = Vec::with_capacity(runs.len().div_ceil(size));
         let mut runs = runs.into_iter();
         loop {
-            let mut chunk: Vec<Prepared> = runs.by_ref().take(CHUNK).collect();
+            let mut chunk: Vec<Prepared> = runs.by_ref().take(size).collect();
             if chunk.is_empty() {
                 break;
             }
@@ -1368,12 +1373,12 @@ mod tests {
     #[test]
     fn a_thread_starts_its_own_share_then_takes_what_is_left_of_the_others() {
         let scheduler = Scheduler::new();
-        let n = 5 * CHUNK as u64 + 7;
+        let n = 10 * CHUNK as u64 + 7;
         let shares = Shares::new(&scheduler.shared, runs(n), 2);
-        // Six chunks: thread 0's share is the first three, thread 1's the last three.
-        assert_eq!(shares.chunks.len(), 6);
+        // Eleven full chunks: thread 0's share is the first six, thread 1's the last five.
+        assert_eq!(shares.chunks.len(), 11);
         let first = shares.take(1).unwrap();
-        assert_eq!(ids(&first)[0], 3 * CHUNK as u64);
+        assert_eq!(ids(&first)[0], 6 * CHUNK as u64);
         // Thread 1 is held up: thread 0 starts its own share, then the rest of thread 1's.
         let mut taken = vec![first];
         while let Some(chunk) = shares.take(0) {
@@ -1383,9 +1388,18 @@ mod tests {
         let mut all: Vec<u64> = taken.iter().flat_map(|c| ids(c)).collect();
         assert_eq!(all.len() as u64, n);
         assert_eq!(ids(&taken[1])[0], 0, "its own share first");
-        assert_eq!(ids(&taken[4])[0], 4 * CHUNK as u64, "then the other's, in order");
+        assert_eq!(ids(&taken[7])[0], 7 * CHUNK as u64, "then the other's, in order");
         all.sort_unstable();
         assert_eq!(all, (0..n).collect::<Vec<_>>(), "each run exactly once");
+    }
+
+    #[test]
+    fn a_smaller_slot_is_shared_out_in_smaller_chunks() {
+        let scheduler = Scheduler::new();
+        let shares = Shares::new(&scheduler.shared, runs(600), 2);
+        // 600 runs: eight chunks of 75, four for each thread.
+        assert_eq!(shares.chunks.len(), 8);
+        assert_eq!(ids(&shares.take(1).unwrap())[0], 300);
     }
 
     #[test]
