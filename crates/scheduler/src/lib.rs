@@ -96,11 +96,10 @@
 //! by a thread of tokio's blocking pool pinned to a CPU of its own while it sleeps to 1 ms
 //! before the slot (in real time when [`Clock::in_real_time`]), reads its share's entries into
 //! its CPU's cache and spins to it. A thread done with its share starts what is left of the
-//! others' (in chunks of up to 1,024 runs, at least four a thread), so one thread held up by the kernel does not hold up
-//! its share. A snapshot
-//! taken during the lead already shows such a slot as the entry's previous fire time; a change
-//! made to an entry during the lead (pause, remove, new schedule or next time) still wins: its
-//! decided run does not start. The runs started together share their `cancel` and `stopping`
+//! others' (in chunks of up to 1,024 runs, at least four a thread), so one thread held up by
+//! the kernel does not hold up its share. A snapshot taken during the lead already shows such
+//! a slot as the entry's previous fire time; a change made to an entry during the lead (pause,
+//! remove, new schedule or next time) still wins: its decided run does not start. The runs started together share their `cancel` and `stopping`
 //! tokens ([`RunToken`]), which the scheduler only cancels all at once, at shutdown.
 #![warn(missing_docs)]
 
@@ -1218,8 +1217,8 @@ async fn timer(shared: Arc<Shared>) {
     }
 }
 
-/// A large slot's prepared runs, in chunks of at most [`CHUNK`], for the threads that start them at
-/// the slot. Each thread has a share (a range of chunks) that it warms before the slot and
+/// A large slot's prepared runs, in chunks of at most [`CHUNK`], for the threads that start
+/// them at the slot. Each thread has a share (a range of chunks) that it warms before the slot and
 /// starts first, front to back; then it takes what is left of the others' shares, so a thread
 /// the kernel holds up (another process on its CPU) does not hold up its share's runs.
 struct Shares {
@@ -1375,7 +1374,7 @@ mod tests {
         let scheduler = Scheduler::new();
         let n = 10 * CHUNK as u64 + 7;
         let shares = Shares::new(&scheduler.shared, runs(n), 2);
-        // Eleven full chunks: thread 0's share is the first six, thread 1's the last five.
+        // Eleven chunks (the last of 7 runs): thread 0's share is the first six, thread 1's the last five.
         assert_eq!(shares.chunks.len(), 11);
         let first = shares.take(1).unwrap();
         assert_eq!(ids(&first)[0], 6 * CHUNK as u64);

@@ -381,6 +381,12 @@ impl Fnv {
     }
 }
 
+/// The hash of a task's slot that every node's rendezvous hash for it starts with: hashed
+/// once per slot, then continued with each node's name.
+fn slot_prefix(task: &Task, slot_ts: i64) -> Fnv {
+    Fnv::new().part(task.name.as_bytes()).part(&slot_ts.to_be_bytes())
+}
+
 /// A node as claims see it.
 #[derive(Clone, Debug)]
 pub struct Candidate {
@@ -417,7 +423,7 @@ pub fn rendezvous(
 
 /// [`rendezvous`] over nodes made ready by [`candidates`].
 pub fn rendezvous_among(task: &Task, slot_ts: i64, nodes: &[Candidate], me: &str) -> Vec<String> {
-    let prefix = Fnv::new().part(task.name.as_bytes()).part(&slot_ts.to_be_bytes());
+    let prefix = slot_prefix(task, slot_ts);
     let hash = |name: &str| prefix.part(name.as_bytes()).finish();
     let mut ranked: Vec<(u64, &str)> = nodes
         .iter()
@@ -435,8 +441,7 @@ pub fn rendezvous_among(task: &Task, slot_ts: i64, nodes: &[Candidate], me: &str
 /// This node's place in [`rendezvous_among`]'s order (0: preferred), without building the
 /// order: what a claim needs, at every slot of every `run_on` task.
 pub fn rank_among(task: &Task, slot_ts: i64, nodes: &[Candidate], me: &str) -> usize {
-    // The task and the slot start every node's hash: hashed once.
-    let prefix = Fnv::new().part(task.name.as_bytes()).part(&slot_ts.to_be_bytes());
+    let prefix = slot_prefix(task, slot_ts);
     let mine = prefix.part(me.as_bytes()).finish();
     nodes
         .iter()
