@@ -99,8 +99,9 @@
 //! others' (in chunks of up to 1,024 runs, at least four a thread), so one thread held up by
 //! the kernel does not hold up its share. A snapshot taken during the lead already shows such
 //! a slot as the entry's previous fire time; a change made to an entry during the lead (pause,
-//! remove, new schedule or next time) still wins: its decided run does not start. The runs started together share their `cancel` and `stopping`
-//! tokens ([`RunToken`]), which the scheduler only cancels all at once, at shutdown.
+//! remove, new schedule or next time) still wins: its decided run does not start. The runs
+//! started together share their `cancel` and `stopping` tokens ([`RunToken`]), which the
+//! scheduler only cancels all at once, at shutdown.
 #![warn(missing_docs)]
 
 mod clock;
@@ -1374,7 +1375,8 @@ mod tests {
         let scheduler = Scheduler::new();
         let n = 10 * CHUNK as u64 + 7;
         let shares = Shares::new(&scheduler.shared, runs(n), 2);
-        // Eleven chunks (the last of 7 runs): thread 0's share is the first six, thread 1's the last five.
+        // Eleven chunks (the last of 7 runs): thread 0's share is the first six, thread 1's
+        // the last five.
         assert_eq!(shares.chunks.len(), 11);
         let first = shares.take(1).unwrap();
         assert_eq!(ids(&first)[0], 6 * CHUNK as u64);
