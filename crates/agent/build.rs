@@ -17,4 +17,6 @@ fn main() {
     for path in ["../../.git/HEAD", "../../.git/refs/heads"] {
         println!("cargo:rerun-if-changed={path}");
     }
+    // `sqlx::migrate!` embeds these: a new or changed file rebuilds the crate.
+    println!("cargo:rerun-if-changed=migrations");
 }

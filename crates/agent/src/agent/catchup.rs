@@ -36,7 +36,7 @@ pub async fn catch_up(
         let Kind::Cron(schedule) = &task.kind else { continue };
         // In a shared store, a task every node runs catches up on this node's own slots; a
         // `run_on` task on the fleet's.
-        let own = (store.shared() && task.run_on.is_none()).then_some(node);
+        let own = (services.fleet.is_some() && task.run_on.is_none()).then_some(node);
         let Ok(Some(last)) = store.last_slot(name, own).await else { continue };
         let Ok(last) = Timestamp::from_second(last) else { continue };
         let last = last.to_zoned(now.time_zone().clone());
@@ -49,7 +49,7 @@ pub async fn catch_up(
         let span =
             format!("{count} slots from {first} to {latest} passed while the agent was down");
         let record = |slot: &Zoned, reason: String| {
-            RunRecord::not_run(name, slot, Outcome::Missed, reason, node, store.shared())
+            RunRecord::not_run(name, slot, Outcome::Missed, reason, node, services.fleet.is_some())
         };
         match task.catch_up {
             CatchUp::Skip => {

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::jobs::{self, Services};
-use crate::config::Task;
+use crate::{config::Task, store::Fleet};
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -45,7 +45,7 @@ impl Supervisor {
 const TAKE_OVER_EVERY: Duration = Duration::from_secs(5);
 
 async fn supervise(task: Task, services: Arc<Services>, stop: CancellationToken) {
-    let Some(seats) = task.run_on.filter(|_| services.store.shared()) else {
+    let (Some(seats), Some(fleet)) = (task.run_on, services.fleet.clone()) else {
         return keep_running(&task, &services, stop).await;
     };
     // A `run_on` daemon runs on the nodes that hold one of its leases; the others wait to
@@ -54,8 +54,7 @@ async fn supervise(task: Task, services: Arc<Services>, stop: CancellationToken)
     let mut waiting_said = false;
     while !stop.is_cancelled() {
         let now = crate::clock::now().as_second();
-        let lease = services
-            .store
+        let lease = fleet
             .lease(&task.name, seats, &services.node, &holder, now, now + jobs::LEASE_SECS)
             .await;
         let seat = match lease {
@@ -77,7 +76,7 @@ async fn supervise(task: Task, services: Arc<Services>, stop: CancellationToken)
         tracing::info!(task = %task.name, seat, "daemon lease taken: this node runs it");
         let held = stop.child_token();
         let renew = tokio::spawn(renew(
-            services.clone(),
+            fleet.clone(),
             task.name.clone(),
             seat,
             holder.clone(),
@@ -86,7 +85,7 @@ async fn supervise(task: Task, services: Arc<Services>, stop: CancellationToken)
         keep_running(&task, &services, held.clone()).await;
         renew.abort();
         if stop.is_cancelled() {
-            let _ = services.store.renew_lease(&task.name, seat, &holder, None).await;
+            let _ = fleet.renew_lease(&task.name, seat, &holder, None).await;
             return;
         }
         tracing::warn!(task = %task.name, "daemon lease lost: stopped on this node, another may run it");
@@ -95,19 +94,13 @@ async fn supervise(task: Task, services: Arc<Services>, stop: CancellationToken)
 
 /// Renews a daemon's lease while it runs; cancels `held` when the lease is someone else's,
 /// or could not be renewed before it expires (so two nodes never run it at once).
-async fn renew(
-    services: Arc<Services>,
-    task: String,
-    seat: u32,
-    holder: String,
-    held: CancellationToken,
-) {
+async fn renew(fleet: Fleet, task: String, seat: u32, holder: String, held: CancellationToken) {
     let period = Duration::from_secs(jobs::LEASE_SECS as u64 / 3);
     let mut renewed = Instant::now();
     loop {
         tokio::time::sleep(period).await;
         let until = crate::clock::now().as_second() + jobs::LEASE_SECS;
-        let attempt = services.store.renew_lease(&task, seat, &holder, Some(until));
+        let attempt = fleet.renew_lease(&task, seat, &holder, Some(until));
         match tokio::time::timeout(Duration::from_secs(2), attempt).await {
             Ok(Ok(true)) => renewed = Instant::now(),
             Ok(Ok(false)) => {

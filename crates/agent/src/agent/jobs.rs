@@ -13,7 +13,7 @@ use crate::{
     config::{CatchUp, Concurrency, Task},
     metrics::Metrics,
     runner::{self, Exit, Live, RunSpec},
-    store::{self, Outcome, RunRecord, Store},
+    store::{self, Fleet, Outcome, RunRecord, Seat, Store},
 };
 
 /// How long a run gets between SIGTERM and SIGKILL.
@@ -21,8 +21,8 @@ pub const KILL_GRACE: Duration = Duration::from_secs(10);
 
 /// Whether a task's slots are claimed in a fleet: a `run_on` task in a shared store. Its runs
 /// then take fleet-wide run leases.
-pub fn in_fleet(task: &Task, store: &Store) -> bool {
-    task.run_on.is_some() && store.shared()
+pub fn in_fleet(task: &Task, services: &Services) -> bool {
+    task.run_on.is_some() && services.fleet.is_some()
 }
 
 /// The entry options of a task: concurrency policy and retries as wrappers, catch-up as the
@@ -35,7 +35,7 @@ pub fn in_fleet(task: &Task, store: &Store) -> bool {
 /// fleet-wide run lease ([`max_running`](Task::max_running) of them, one for `forbid`) and
 /// skips the slot, recording it, when it finds none.
 pub fn options(task: &Task, services: &Arc<Services>) -> EntryOptions {
-    let fleet = in_fleet(task, &services.store);
+    let fleet = in_fleet(task, services);
     let mut options = EntryOptions::new().name(task.name.clone());
     if fleet {
         options = options
@@ -102,6 +102,8 @@ pub fn identify(
 pub struct Services {
     /// The run history.
     pub store: Store,
+    /// The fleet's part of the store: `Some` only when agents share a PostgreSQL store.
+    pub fleet: Option<Fleet>,
     /// This node's name.
     pub node: String,
     /// Counters for `/metrics`.
@@ -124,12 +126,14 @@ pub struct Services {
     pub claim_times: std::sync::Mutex<Option<Vec<Duration>>>,
     /// Slots claimed ahead of their time.
     pub ahead: super::ahead::Ahead,
+    /// The agent's background loops.
+    pub background: super::Background,
 }
 
 /// One seat a job wants, and where its answer goes.
 #[derive(Debug)]
 struct ClaimRequest {
-    seat: (String, i64, u32),
+    seat: Seat,
     answer: tokio::sync::oneshot::Sender<Result<bool, String>>,
 }
 
@@ -157,6 +161,7 @@ impl Services {
     pub fn new(store: Store, node: &str) -> Services {
         let metrics = Arc::new(Metrics::default());
         Services {
+            fleet: store.fleet(),
             store,
             node: node.to_owned(),
             alerts: Arc::new(Alerts::new(node, metrics.clone())),
@@ -168,6 +173,7 @@ impl Services {
             claim_round_trips: std::sync::atomic::AtomicU64::new(0),
             claim_times: std::sync::Mutex::default(),
             ahead: super::ahead::Ahead::default(),
+            background: super::Background::default(),
         }
     }
 
@@ -177,27 +183,27 @@ impl Services {
     async fn claim(self: &Arc<Self>, task: &str, slot_ts: i64, seat: u32) -> Result<bool, String> {
         let sender = self.claims.get_or_init(|| {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            tokio::spawn(claim_batches(Arc::downgrade(self), rx));
+            self.background.spawn(claim_batches(Arc::downgrade(self), rx));
             tx
         });
         let (answer, reply) = tokio::sync::oneshot::channel();
-        let seat = (task.to_owned(), slot_ts, seat);
+        let seat = Seat { task: task.to_owned(), slot_ts, seat };
         sender
             .send(ClaimRequest { seat, answer })
             .map_err(|_| "the agent is stopping".to_owned())?;
         reply.await.unwrap_or_else(|_| Err("the agent is stopping".to_owned()))
     }
 
-    /// Claims seats now, in one statement: those of `wanted` (task, slot, seat) this node
-    /// holds.
+    /// Claims seats now, in one statement: those of `wanted` this node holds.
     pub async fn claim_now(
         &self,
-        wanted: &[(String, i64, u32)],
-    ) -> Result<std::collections::HashSet<(String, i64, u32)>, String> {
+        wanted: &[Seat],
+    ) -> Result<std::collections::HashSet<Seat>, String> {
+        let Some(fleet) = &self.fleet else { return Err("not in a fleet".to_owned()) };
         let now = crate::clock::now().to_string();
         self.claim_round_trips.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let began = std::time::Instant::now();
-        let result = self.store.claim_many(wanted, &self.node, &now).await;
+        let result = fleet.claim_many(wanted, &self.node, &now).await;
         self.metrics.claimed(began.elapsed().as_secs_f64());
         if let Some(times) = self.claim_times.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
             times.push(began.elapsed());
@@ -281,7 +287,7 @@ impl Services {
     ) -> (RunRecord, Result<(), JobError>) {
         let mut spec = base.clone();
         let (slot_text, run_id) =
-            identify(&mut spec, task, &self.node, slot, attempt, self.store.shared());
+            identify(&mut spec, task, &self.node, slot, attempt, self.fleet.is_some());
         let mut record = started(&run_id, task, slot, attempt, &self.node);
         if let Err(e) = self.store.put(&record).await {
             tracing::error!(task, error = %e, "cannot record the run's start");
@@ -475,7 +481,7 @@ async fn claim_batches(
             }
         }
         let Some(services) = services.upgrade() else { return };
-        let wanted: Vec<(String, i64, u32)> = batch.iter().map(|r| r.seat.clone()).collect();
+        let wanted: Vec<Seat> = batch.iter().map(|r| r.seat.clone()).collect();
         let result = services.claim_now(&wanted).await;
         for request in batch {
             let answer = match &result {
@@ -526,11 +532,12 @@ impl Services {
             let left = crate::clock::now().duration_until(wake);
             tokio::time::sleep(Duration::try_from(left).unwrap_or_default()).await;
         }
-        if self.store.away() {
+        let Some(fleet) = &self.fleet else { return true };
+        if fleet.away() {
             // Never run a slot without a claim; it is recorded as missed once the database is
             // back (unless another node claimed it).
             tracing::warn!(task = %task.name, slot = %slot, "the database is away: slot not claimed, not run");
-            self.store.unclaimed(&task.name, slot, seats);
+            fleet.unclaimed(&task.name, slot, seats);
             return false;
         }
         let first = rank.min(seats - 1);
@@ -541,7 +548,7 @@ impl Services {
                 Err(e) => {
                     // A slot it could not claim is never run.
                     tracing::error!(task = %task.name, error = %e, "cannot claim the slot: not run");
-                    self.store.unclaimed(&task.name, slot, seats);
+                    fleet.unclaimed(&task.name, slot, seats);
                     return false;
                 }
             }
@@ -564,7 +571,7 @@ pub fn job(
         let task = task.clone();
         let services = services.clone();
         Box::pin(async move {
-            let fleet = in_fleet(&task, &services.store);
+            let fleet = in_fleet(&task, &services);
             // A slot another node handed over (its run failed or was lost): no claim; the
             // attempts go on from where it stopped.
             let handed = if fleet {
@@ -599,17 +606,21 @@ pub fn job(
                 .await;
             if let Some((seat, run_id, renew)) = lease {
                 renew.abort();
-                if let Err(e) = services.store.renew_lease(&task.name, seat, &run_id, None).await {
-                    tracing::warn!(task = %task.name, error = %e, "cannot give the run lease back");
+                if let Some(fleet) = &services.fleet {
+                    if let Err(e) = fleet.renew_lease(&task.name, seat, &run_id, None).await {
+                        tracing::warn!(task = %task.name, error = %e, "cannot give the run lease back");
+                    }
                 }
             }
             // The last local attempt failed: another node runs the slot once more.
             let last = ctx.attempt > task.retries && handed.is_none();
             let failed = matches!(result, Err(JobError::Failed(_) | JobError::TimedOut));
-            if task.retry_elsewhere && last && failed {
+            if let Some(fleet) =
+                services.fleet.as_ref().filter(|_| task.retry_elsewhere && last && failed)
+            {
                 let now = crate::clock::now().to_string();
                 let reason = format!("{} on node {}", record.outcome.as_str(), services.node);
-                match services.store.hand_off(&record, &reason, &now).await {
+                match fleet.hand_off(&record, &reason, &now).await {
                     Ok(_) => {
                         tracing::info!(task = %task.name, slot = %ctx.slot, "failed run handed over to another node")
                     }
@@ -634,10 +645,11 @@ async fn take_lease(
 ) -> Result<(u32, String, tokio::task::JoinHandle<()>), JobError> {
     let run_id = store::run_id(&task.name, &ctx.slot, ctx.attempt, Some(&services.node));
     let now = crate::clock::now().as_second();
-    let lease = services
-        .store
-        .lease(&task.name, seats, &services.node, &run_id, now, now + LEASE_SECS)
-        .await;
+    let Some(fleet) = services.fleet.clone() else {
+        return Err(JobError::Skipped("no fleet-wide run lease (not in a fleet)".into()));
+    };
+    let lease =
+        fleet.lease(&task.name, seats, &services.node, &run_id, now, now + LEASE_SECS).await;
     let seat = match lease {
         Ok(Some(seat)) => seat,
         Ok(None) => {
@@ -651,12 +663,12 @@ async fn take_lease(
         }
     };
     let renew = {
-        let (services, name, run_id) = (services.clone(), task.name.clone(), run_id.clone());
+        let (name, run_id) = (task.name.clone(), run_id.clone());
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(LEASE_SECS as u64 / 3)).await;
                 let until = crate::clock::now().as_second() + LEASE_SECS;
-                let _ = services.store.renew_lease(&name, seat, &run_id, Some(until)).await;
+                let _ = fleet.renew_lease(&name, seat, &run_id, Some(until)).await;
             }
         })
     };

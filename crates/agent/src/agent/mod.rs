@@ -11,10 +11,11 @@
 //! tasks keep their timers and running processes, changed ones continue from their last slot,
 //! and removed ones stop being scheduled while their running processes finish.
 
-pub mod ahead;
+mod background;
 mod catchup;
 mod daemon;
 pub mod dynamic;
+pub mod fleet;
 mod host;
 pub mod jobs;
 pub mod plan;
@@ -32,6 +33,8 @@ use cronfleet_scheduler::{EntryId, Scheduler, Timing};
 use jiff::{tz::TimeZone, Timestamp};
 use tokio::sync::mpsc;
 
+pub use background::Background;
+pub use fleet::{ahead, node_status, HEARTBEAT, LOST_AFTER};
 pub use host::Host;
 pub use jobs::{InFlight, Services};
 pub use plan::Plan;
@@ -94,6 +97,24 @@ async fn read_task_file(
 
 /// How often old runs are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// How long the background loops get to end once the scheduler and daemons have stopped
+/// (each ends at its next `.await`).
+const BACKGROUND_GRACE: Duration = Duration::from_secs(5);
+
+/// Retention with a store of its own: old runs pruned at start and then hourly (the agent
+/// sleeps until then).
+async fn prune(store: Store, keep_runs: u32, keep_for: Duration) {
+    loop {
+        let cutoff = crate::clock::now().as_second() - keep_for.as_secs() as i64;
+        match store.prune(keep_runs, cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "old runs pruned"),
+            Err(e) => tracing::error!(error = %e, "cannot prune old runs"),
+        }
+        tokio::time::sleep(PRUNE_EVERY).await;
+    }
+}
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -347,7 +368,7 @@ impl Running {
     /// would claim that first slot at once, at the slot.
     fn claim_first_ahead(&self, task: &Task, id: EntryId) {
         let Some(seats) = task.run_on else { return };
-        if !jobs::in_fleet(task, &self.services.store) || self.paused.contains_key(&task.name) {
+        if !jobs::in_fleet(task, &self.services) || self.paused.contains_key(&task.name) {
             return;
         }
         if let Some(first) = self.scheduler.entry(id).and_then(|e| e.next) {
@@ -511,7 +532,7 @@ impl Agent {
     async fn reload_file(self: &Arc<Self>) -> Result<Reloaded, config::ConfigErrors> {
         let read = read_task_file(&self.options, &self.services.store).await;
         let mut running = self.running.lock().await;
-        if self.services.store.shared() {
+        if self.services.fleet.is_some() {
             // Other agents may have changed API tasks and pauses.
             let names: Vec<String> = running.notifiers.iter().map(|n| n.name.clone()).collect();
             match load_api_tasks(&self.services.store, &names).await {
@@ -522,7 +543,7 @@ impl Agent {
         let result = match read.and_then(|set| running.take_file(set, &self.options.config)) {
             Ok(()) => {
                 let done = running.apply(&self.options.host).await;
-                if self.services.store.shared() {
+                if self.services.fleet.is_some() {
                     self.sync_pauses(&mut running).await;
                 }
                 tracing::info!(
@@ -542,7 +563,7 @@ impl Agent {
                     errors = errors.0.len(),
                     "reload failed; keeping the previous tasks"
                 );
-                if self.services.store.shared() {
+                if self.services.fleet.is_some() {
                     // The file's tasks stay as they were; API tasks and pauses changed by
                     // other agents still apply.
                     running.apply(&self.options.host).await;
@@ -605,7 +626,7 @@ impl Agent {
             .run_for(*id, slot.clone())
             .map_err(|e| ControlError::Conflict(e.to_string()))?;
         tracing::info!(task = name, slot = %slot, "run started by hand");
-        let node = self.services.store.shared().then_some(self.services.node.as_str());
+        let node = self.services.fleet.is_some().then_some(self.services.node.as_str());
         Ok(crate::store::run_id(name, &slot, 1, node))
     }
 
@@ -656,7 +677,7 @@ impl Agent {
         let Kind::Cron(schedule) = &task.kind else { return Ok(()) };
         let now = crate::clock::zoned_now();
         let Some(latest) = schedule.prev_before(&now) else { return Ok(()) };
-        let own = (self.services.store.shared() && task.run_on.is_none())
+        let own = (self.services.fleet.is_some() && task.run_on.is_none())
             .then_some(self.services.node.as_str());
         let last = self.services.store.last_slot(name, own).await?;
         if last.is_none_or(|last| latest.timestamp().as_second() > last) {
@@ -680,7 +701,7 @@ impl Agent {
     fn resume_at(self: &Arc<Self>, name: &str, until: Timestamp) {
         let agent = Arc::downgrade(self);
         let name = name.to_owned();
-        tokio::spawn(async move {
+        self.services.background.spawn(async move {
             let wait = crate::clock::now().duration_until(until).unsigned_abs();
             if until > crate::clock::now() {
                 tokio::time::sleep(wait).await;
@@ -898,236 +919,12 @@ pub fn shared_store_hint(dir: &std::path::Path) -> Option<String> {
     ))
 }
 
-/// How often a node checks whether it does the fleet's chores, and does them.
-const CHORES_EVERY: Duration = Duration::from_secs(5);
-
-/// A slot with no record this long after it is missed (claims and starts take a second).
-const DEAD_MAN_AFTER: Duration = Duration::from_secs(10);
-
-/// The fleet's chores, done by one node at a time (with SQLite, by every agent for itself):
-/// runs of nodes silent for [`LOST_AFTER`] become `lost`, slots nobody ran are recorded as
-/// missed and alerted (a dead man's switch, [`dead_man`]), and old runs are pruned hourly.
-fn chores(agent: std::sync::Weak<Agent>, store: Store, keep_runs: u32, keep_for: Duration) {
-    tokio::spawn(async move {
-        let mut leader: Option<crate::store::Leader> = None;
-        let mut last_prune: Option<std::time::Instant> = None;
-        let mut leading_since = crate::clock::now();
-        let mut known = HashMap::new();
-        loop {
-            if let Some(lead) = leader.as_mut() {
-                if !lead.holds().await {
-                    tracing::warn!("lost the database connection that held the chores lock");
-                    leader = None;
-                }
-            }
-            if leader.is_none() {
-                leader = store.try_lead().await.unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "cannot tell who does the chores");
-                    None
-                });
-                if leader.is_some() && store.shared() {
-                    tracing::info!("this node does the fleet's chores");
-                    leading_since = crate::clock::now();
-                }
-            }
-            if leader.is_some() {
-                if store.shared() {
-                    let now = crate::clock::now();
-                    let silent: Vec<String> = store
-                        .nodes()
-                        .await
-                        .unwrap_or_default()
-                        .iter()
-                        .filter(|n| node_status(n, now) == "lost")
-                        .map(|n| n.name.clone())
-                        .collect();
-                    match store.lose_runs(&silent, &now.to_string()).await {
-                        Ok(lost) if lost.is_empty() => {}
-                        Ok(lost) => {
-                            tracing::warn!(runs = lost.len(), nodes = ?silent, "runs of silent nodes are lost");
-                            // Offered to the other nodes; those with the task and
-                            // `retry_elsewhere` take it (see `Agent::take_handoffs`).
-                            for run in &lost {
-                                let reason = format!("lost with node {}", run.node);
-                                if let Err(e) = store.hand_off(run, &reason, &now.to_string()).await
-                                {
-                                    tracing::error!(error = %e, "cannot hand a lost run over");
-                                }
-                            }
-                        }
-                        Err(e) => tracing::error!(error = %e, "cannot mark lost runs"),
-                    }
-                    let Some(agent) = agent.upgrade() else { return };
-                    dead_man(&agent, leading_since, &mut known).await;
-                }
-                if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
-                    last_prune = Some(std::time::Instant::now());
-                    let cutoff = crate::clock::now().as_second() - keep_for.as_secs() as i64;
-                    match store.prune(keep_runs, cutoff).await {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(deleted = n, "old runs pruned"),
-                        Err(e) => tracing::error!(error = %e, "cannot prune old runs"),
-                    }
-                }
-            }
-            // A store of its own has nothing to do but prune: the agent sleeps until then.
-            tokio::time::sleep(if store.shared() { CHORES_EVERY } else { PRUNE_EVERY }).await;
-        }
-    });
-}
-
-/// How often a node whose database was away checks whether it is back.
-const FLUSH_EVERY: Duration = Duration::from_secs(1);
-
-/// Moves what was spooled while the database was away into it once it is back (see
-/// [`Store::flush`]).
-fn flush_spool(store: Store, node: String) {
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(FLUSH_EVERY).await;
-            match store.flush(&node).await {
-                Ok(f) if f == crate::store::Flushed::default() => {}
-                Ok(f) => tracing::info!(
-                    runs = f.runs,
-                    missed = f.missed,
-                    "the database is back: spooled runs written, unclaimed slots recorded as missed"
-                ),
-                Err(e) => tracing::debug!(error = %e, "the database is still away"),
-            }
-        }
-    });
-}
-
-/// The dead man's switch of a shared store: each task's latest slot (at least
-/// [`DEAD_MAN_AFTER`] old, and from after this node began to lead) that no node recorded
-/// anything for (no run, skip or miss: its nodes are all down, or none matches) is recorded
-/// as missed, once in the fleet (claimed as seat 0 of the slot), and alerted. So is a slot
-/// whose seat 0 a node claimed and recorded nothing for, when that node is no longer alive
-/// (it went between its claim and its run's record; then [`DEAD_MAN_SEAT`] makes it once).
-///
-/// `known` remembers since when the leader has known each task with its schedule (a task
-/// added or rescheduled later is not missed for slots before then).
-async fn dead_man(agent: &Arc<Agent>, since: Timestamp, known: &mut HashMap<String, Timestamp>) {
-    let services = &agent.services;
-    let latest = match services.store.latest_slots(since.as_second()).await {
-        Ok(latest) => latest,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot look for missed slots");
-            return;
-        }
-    };
-    let now = crate::clock::zoned_now();
-    let Ok(horizon) =
-        now.checked_sub(jiff::SignedDuration::try_from(DEAD_MAN_AFTER).unwrap_or_default())
-    else {
-        return;
-    };
-    // Each cron task with its key in `known`: its name and schedule.
-    let views: Vec<(TaskView, String)> = agent
-        .tasks()
-        .await
-        .into_iter()
-        .filter_map(|v| match &v.task.kind {
-            Kind::Cron(schedule) => {
-                let key = format!("{}\n{schedule}", v.task.name);
-                Some((v, key))
-            }
-            Kind::Daemon => None,
-        })
-        .collect();
-    let current: std::collections::HashSet<&str> = views.iter().map(|(_, k)| k.as_str()).collect();
-    known.retain(|k, _| current.contains(k.as_str()));
-    // The store's nodes, read when a claimed slot with no record needs them.
-    let mut nodes = None;
-    for (view, key) in views {
-        let task = &view.task;
-        let Kind::Cron(schedule) = &task.kind else { continue };
-        if !task.enabled || view.paused.is_some() {
-            // Slots of a paused task are not missed, nor those before it resumes.
-            known.insert(key, crate::clock::now());
-            continue;
-        }
-        let first = *known.entry(key).or_insert_with(crate::clock::now);
-        let Some(slot) = schedule.prev_before(&horizon) else { continue };
-        let slot_ts = slot.timestamp().as_second();
-        if slot.timestamp() < since.max(first)
-            || latest.get(&task.name).is_some_and(|l| *l >= slot_ts)
-        {
-            continue;
-        }
-        let at = crate::clock::now().to_string();
-        let claimed = |seat| services.store.claim(&task.name, slot_ts, seat, &services.node, &at);
-        let reason = match claimed(0).await {
-            Ok(true) => {
-                "no node ran this slot (none of the task's nodes is alive, or none matches it)"
-                    .to_owned()
-            }
-            Ok(false) => {
-                // A node claimed the slot and recorded nothing: if it is gone, it went before
-                // it could run the slot (or record it). Recorded once, by a seat of its own.
-                let Some(gone) = gone_holder(agent, &task.name, slot_ts, &mut nodes).await else {
-                    continue;
-                };
-                match claimed(DEAD_MAN_SEAT).await {
-                    Ok(true) => format!(
-                        "node {gone} claimed this slot and went silent before it recorded a run"
-                    ),
-                    Ok(false) => continue,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot claim a missed slot");
-                        continue;
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot claim a missed slot");
-                continue;
-            }
-        };
-        tracing::warn!(task = %task.name, slot = %slot, "{reason}");
-        let record =
-            RunRecord::not_run(&task.name, &slot, Outcome::Missed, reason, &services.node, true);
-        services.metrics.not_run(&task.name, Outcome::Missed.as_str());
-        if let Err(e) = services.store.put(&record).await {
-            tracing::error!(error = %e, "cannot record a missed slot");
-        }
-        services.alerts.missed(&record);
-    }
-}
-
-/// The seat the dead man's switch claims to record a slot missed whose seat 0 a node took
-/// and never recorded (so that the fleet records it once); no task has this many seats.
-const DEAD_MAN_SEAT: u32 = u32::MAX;
-
-/// The node holding seat 0 of a task's slot, when it is no longer alive (lost or stopped).
-/// `nodes` caches the store's nodes for one pass of the dead man's switch.
-async fn gone_holder(
-    agent: &Arc<Agent>,
-    task: &str,
-    slot_ts: i64,
-    nodes: &mut Option<Vec<crate::store::NodeRecord>>,
-) -> Option<String> {
-    let store = &agent.services.store;
-    let holder = match store.claim_holder(task, slot_ts, 0).await {
-        Ok(holder) => holder?,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read a slot's claim");
-            return None;
-        }
-    };
-    if nodes.is_none() {
-        *nodes = Some(store.nodes().await.ok()?);
-    }
-    let now = crate::clock::now();
-    let alive = nodes.as_ref()?.iter().any(|n| n.name == holder && node_status(n, now) == "alive");
-    (!alive).then_some(holder)
-}
-
 /// Records the slots the scheduler did not run (skipped by policy, missed while stalled).
 fn record_skips(scheduler: &Scheduler, services: Arc<Services>) {
     let mut events = scheduler.subscribe();
     let scheduler = scheduler.clone();
-    tokio::spawn(async move {
+    let background = services.background.clone();
+    background.spawn(async move {
         loop {
             let event = match events.recv().await {
                 Ok(e) => e,
@@ -1149,11 +946,13 @@ fn record_skips(scheduler: &Scheduler, services: Arc<Services>) {
             let Some(task) = scheduler.entry(entry).and_then(|e| e.name) else { continue };
             if outcome == Outcome::Skipped && services.unhand(&task, slot.timestamp().as_second()) {
                 // A slot taken over from another node, skipped here after all: offered again.
-                let _ = services.store.release_handoff(&task, slot.timestamp().as_second()).await;
+                if let Some(fleet) = &services.fleet {
+                    let _ = fleet.release_handoff(&task, slot.timestamp().as_second()).await;
+                }
             }
             tracing::warn!(task = %task, slot = %slot, outcome = outcome.as_str(), reason = %reason, "slot not run");
             services.metrics.not_run(&task, outcome.as_str());
-            let shared = services.store.shared();
+            let shared = services.fleet.is_some();
             let record = RunRecord::not_run(&task, &slot, outcome, reason, &services.node, shared);
             if let Err(e) = services.store.put(&record).await {
                 tracing::error!(error = %e, "cannot record a slot not run");
@@ -1176,29 +975,6 @@ fn same_definition(a: &Task, b: &Task) -> bool {
     Task { line: 0, ..a.clone() } == Task { line: 0, ..b.clone() }
 }
 
-/// How often a node with `retry_elsewhere` tasks looks for slots handed over to it.
-const HANDOFFS_EVERY: Duration = Duration::from_secs(1);
-
-/// How often a node says it is alive.
-pub const HEARTBEAT: Duration = Duration::from_secs(5);
-
-/// A node not heard from for this long (three heartbeats) is lost.
-pub const LOST_AFTER: Duration = Duration::from_secs(15);
-
-/// Whether a node runs (`alive`), stopped cleanly (`stopped`), or went silent (`lost`).
-pub fn node_status(node: &crate::store::NodeRecord, now: Timestamp) -> &'static str {
-    if node.stopped_at.is_some() {
-        return "stopped";
-    }
-    let seen = node.last_seen.parse::<Timestamp>().unwrap_or(Timestamp::UNIX_EPOCH);
-    let silent = now.duration_since(seen);
-    if silent > jiff::SignedDuration::try_from(LOST_AFTER).unwrap_or_default() {
-        "lost"
-    } else {
-        "alive"
-    }
-}
-
 impl Agent {
     /// Reads the store's nodes into the cache claims use.
     async fn refresh_nodes(&self) {
@@ -1213,7 +989,7 @@ impl Agent {
     /// brought up to date when asked for.
     pub async fn nodes(&self) -> Result<Vec<crate::store::NodeRecord>, crate::store::StoreError> {
         let store = &self.services.store;
-        if !store.shared() {
+        if self.services.fleet.is_none() {
             let at = crate::clock::now().to_string();
             store.heartbeat(&self.options.host.name, &at, false).await?;
         }
@@ -1240,83 +1016,8 @@ impl Agent {
             tracing::error!(error = %e, "cannot register this node");
         }
         self.refresh_nodes().await;
-        if !self.services.store.shared() {
-            return;
-        }
-        let agent = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(HEARTBEAT).await;
-                let Some(agent) = agent.upgrade() else { return };
-                let at = crate::clock::now().to_string();
-                if let Err(e) =
-                    agent.services.store.heartbeat(&agent.options.host.name, &at, false).await
-                {
-                    tracing::warn!(error = %e, "heartbeat not recorded");
-                }
-                agent.refresh_nodes().await;
-            }
-        });
-        let agent = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(HANDOFFS_EVERY).await;
-                let Some(agent) = agent.upgrade() else { return };
-                agent.take_handoffs().await;
-            }
-        });
-    }
-
-    /// Takes the slots other nodes handed over (`retry_elsewhere`) for this node's tasks, and
-    /// runs them: one per task at a time, and only while no run of it is going here (so its
-    /// concurrency policy does not skip it).
-    async fn take_handoffs(&self) {
-        let ours: HashMap<String, EntryId> = {
-            let running = self.running.lock().await;
-            running
-                .tasks
-                .iter()
-                .filter(|(name, (task, _))| {
-                    task.retry_elsewhere && !running.paused.contains_key(*name)
-                })
-                .map(|(name, (_, id))| (name.clone(), *id))
-                .collect()
-        };
-        if ours.is_empty() || !self.services.store.shared() {
-            return;
-        }
-        let node = &self.services.node;
-        let offered = match self.services.store.handoffs(node).await {
-            Ok(offered) => offered,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the slots handed over");
-                return;
-            }
-        };
-        let mut started = std::collections::HashSet::new();
-        for (task, slot_ts, attempt) in offered {
-            let Some(id) = ours.get(&task) else { continue };
-            // A job of the task going (a run, or a claim being decided) would make its
-            // concurrency policy skip the slot.
-            let busy = self.scheduler.entry(*id).is_none_or(|e| e.running > 0);
-            if busy || !started.insert(task.clone()) {
-                continue;
-            }
-            match self.services.store.take_handoff(&task, slot_ts, node).await {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot take a slot handed over");
-                    continue;
-                }
-            }
-            let Ok(at) = Timestamp::from_second(slot_ts) else { continue };
-            let slot = at.to_zoned(self.scheduler.now().time_zone().clone());
-            self.services.hand(&task, slot_ts, attempt);
-            tracing::info!(task = %task, slot = %slot, attempt, "running a slot handed over by another node");
-            if let Err(e) = self.scheduler.run_for(*id, slot) {
-                tracing::error!(task = %task, error = %e, "cannot run the slot handed over");
-            }
+        if let Some(fleet) = &self.services.fleet {
+            fleet::start(self, fleet);
         }
     }
 }
@@ -1381,9 +1082,6 @@ pub async fn start(options: Options) -> Result<Arc<Agent>, StartError> {
     let scheduler =
         Scheduler::builder().time_zone(TimeZone::system()).clock(crate::clock::AgentClock).build();
     record_skips(&scheduler, services.clone());
-    if store.shared() {
-        flush_spool(store.clone(), options.host.name.clone());
-    }
     let mut paused = HashMap::new();
     for (task, until) in store.paused().await? {
         paused.insert(task, until.and_then(|u| u.parse::<Timestamp>().ok()));
@@ -1424,7 +1122,14 @@ pub async fn start(options: Options) -> Result<Arc<Agent>, StartError> {
     for (name, until) in timed {
         agent.resume_at(&name, until);
     }
-    chores(Arc::downgrade(&agent), store, agent.options.keep_runs, agent.options.keep_for);
+    if agent.services.fleet.is_none() {
+        // A fleet's retention is its leader's chore (see `fleet::start`).
+        agent.services.background.spawn(prune(
+            store,
+            agent.options.keep_runs,
+            agent.options.keep_for,
+        ));
+    }
     Ok(agent)
 }
 
@@ -1436,10 +1141,13 @@ pub async fn serve(
     mut reload: mpsc::Receiver<()>,
     shutdown: impl Future<Output = ()>,
 ) {
-    if agent.services.store.shared() {
+    if let Some(fleet) = agent.services.fleet.clone() {
         // Definitions and pauses changed by other agents (or `apply --store`): told by NOTIFY,
         // checked every heartbeat.
-        agent.services.store.watch_changes(reload_tx.clone(), HEARTBEAT);
+        let (changed, stop) = (reload_tx.clone(), agent.services.background.stopping());
+        agent.services.background.spawn(async move {
+            fleet.watch_changes(changed, HEARTBEAT, stop).await;
+        });
     }
     let _watcher = if agent.options.watch && !agent.options.tasks_from_store {
         match watch::watch(&agent.options.config, reload_tx) {
@@ -1473,6 +1181,14 @@ pub async fn serve(
     // the grace.
     let mut running = agent.running.lock().await;
     tokio::join!(agent.scheduler.shutdown(grace), running.stop_daemons());
+    drop(running);
+    // Then the loops (the heartbeat among them): none outlives the agent.
+    if !agent.services.background.stop(BACKGROUND_GRACE).await {
+        tracing::warn!("background work still going after {BACKGROUND_GRACE:?}; left behind");
+    }
+    // Said again now that no heartbeat can follow it: a clean stop is recorded as stopped.
+    let at = crate::clock::now().to_string();
+    let _ = agent.services.store.heartbeat(&agent.options.host.name, &at, true).await;
     tracing::info!("stopped");
 }
 

@@ -583,9 +583,9 @@ pub async fn metrics(State(api): State<Arc<Api>>) -> Response {
         }
     }
     let services = &agent.services;
-    if services.store.shared() {
+    if let Some(fleet) = &services.fleet {
         let claims = services.claim_round_trips.load(std::sync::atomic::Ordering::Relaxed);
-        present.fleet = Some((services.store.away(), claims));
+        present.fleet = Some((fleet.away(), claims));
     }
     let text = services.metrics.render(&present);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()

@@ -812,7 +812,7 @@ fn a_run_on_task_has_its_first_slot_claimed_ahead_too() {
             .runs(&cronfleet::store::RunFilter { limit: 10, ..Default::default() })
             .await
             .unwrap();
-        (store.claims("first").await.unwrap(), runs)
+        (store.fleet().unwrap().claims("first").await.unwrap(), runs)
     });
     let first = claims.iter().min_by_key(|c| c.slot_ts).expect("the first slot was claimed");
     let at: jiff::Timestamp = first.claimed_at.parse().unwrap();
@@ -841,7 +841,7 @@ fn run_on_one_runs_each_slot_exactly_once_for_a_minute_across_three_agents() {
             .runs(&cronfleet::store::RunFilter { limit: 1000, ..Default::default() })
             .await
             .unwrap();
-        (runs, store.claims("solo").await.unwrap())
+        (runs, store.fleet().unwrap().claims("solo").await.unwrap())
     });
     // Slots are claimed ahead of their time by their preferred node (all but the first few,
     // which come before the claims ahead begin), so the run does not wait for the database.
@@ -1709,7 +1709,12 @@ fn a_slot_claimed_by_a_node_that_went_silent_before_running_it_is_recorded_misse
             .unwrap();
         let now = jiff::Timestamp::now().as_second();
         for slot_ts in (now - 10..now + 60).filter(|s| s % 2 == 0) {
-            assert!(store.claim("claimed", slot_ts, 0, "ghost", &long_ago).await.unwrap());
+            assert!(store
+                .fleet()
+                .unwrap()
+                .claim("claimed", slot_ts, 0, "ghost", &long_ago)
+                .await
+                .unwrap());
         }
     });
     let tasks = "[[task]]\nname = \"claimed\"\nschedule = \"*/2 * * * * *\"\nhosts = [\"ghost\"]\ncommand = \"true\"\n";

@@ -26,8 +26,11 @@ use std::{
 
 use tokio::{sync::watch, time::Instant};
 
-use super::jobs::{rank_among, Services};
-use crate::config::Task;
+use crate::agent::jobs::{rank_among, Services};
+use crate::{
+    config::Task,
+    store::{Fleet, Seat},
+};
 
 /// How long before its slot a claim is made ahead (less the node's spread).
 pub const CLAIM_AHEAD: Duration = Duration::from_millis(500);
@@ -101,18 +104,20 @@ impl Ahead {
 
     /// Gives back claims this node holds (best effort: a claim left stays this node's slot),
     /// while the runs of their slots wait.
-    async fn release(&self, services: &Services, held: Vec<(String, i64, u32)>) {
+    async fn release(&self, services: &Services, held: Vec<Seat>) {
         if held.is_empty() {
             return;
         }
-        for (task, slot_ts, seat) in &held {
-            if let Err(e) = services.store.unclaim(task, *slot_ts, *seat, &services.node).await {
-                tracing::warn!(task, error = %e, "cannot give back a slot claimed ahead");
+        if let Some(fleet) = &services.fleet {
+            for s in &held {
+                if let Err(e) = fleet.unclaim(&s.task, s.slot_ts, s.seat, &services.node).await {
+                    tracing::warn!(task = s.task, error = %e, "cannot give back a slot claimed ahead");
+                }
             }
         }
         let mut state = self.state();
-        for (task, slot_ts, _) in held {
-            state.releasing.remove(&(task, slot_ts));
+        for s in held {
+            state.releasing.remove(&(s.task, s.slot_ts));
         }
         drop(state);
         self.released.notify_waiters();
@@ -121,7 +126,7 @@ impl Ahead {
     /// The task's claims made ahead are given back: the pending ones are not made, and the
     /// ones made are deleted from the store (another node may take those slots).
     pub async fn give_back(&self, services: &Services, task: Option<&str>) {
-        let held: Vec<(String, i64, u32)> = {
+        let held: Vec<Seat> = {
             let mut state = self.state();
             match task {
                 Some(task) => *state.epochs.entry(task.to_owned()).or_default() += 1,
@@ -140,7 +145,7 @@ impl Ahead {
                     let held = matches!(*answer.borrow(), Some(Ok(true)));
                     held.then(|| {
                         state.releasing.insert(key.clone());
-                        (key.0, key.1, seat)
+                        Seat { task: key.0, slot_ts: key.1, seat }
                     })
                 })
                 .collect()
@@ -172,7 +177,7 @@ impl Ahead {
         };
         let sender = self.sender.get_or_init(|| {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            tokio::spawn(claimer(Arc::downgrade(services), rx));
+            services.background.spawn(claimer(Arc::downgrade(services), rx));
             tx
         });
         let request = Request { task: task.clone(), seats, slot_ts, epoch };
@@ -182,7 +187,7 @@ impl Ahead {
 
 /// A node's own offset within [`AHEAD_SPREAD`], the same at every start (a hash of its name).
 pub fn spread(node: &str) -> Duration {
-    let hash = super::jobs::fnv1a(&[node.as_bytes()]);
+    let hash = crate::agent::jobs::fnv1a(&[node.as_bytes()]);
     Duration::from_millis(hash % AHEAD_SPREAD.as_millis() as u64)
 }
 
@@ -217,7 +222,7 @@ async fn claimer(
 
 /// Claims the slots of `batch` this node is now preferred for, in one statement.
 async fn claim(services: &Arc<Services>, batch: Vec<Request>) {
-    if services.store.away() {
+    if services.fleet.as_ref().is_none_or(Fleet::away) {
         return;
     }
     let nodes = services.candidates();
@@ -243,7 +248,7 @@ async fn claim(services: &Arc<Services>, batch: Vec<Request>) {
             }
             let (tx, rx) = watch::channel(None);
             state.slots.insert((name.clone(), request.slot_ts), (rank, rx));
-            wanted.push((name.clone(), request.slot_ts, rank));
+            wanted.push(Seat { task: name.clone(), slot_ts: request.slot_ts, seat: rank });
             answers.push((request.epoch, tx));
         }
     }
@@ -258,17 +263,18 @@ async fn claim(services: &Arc<Services>, batch: Vec<Request>) {
     let mut replies = Vec::new();
     {
         let mut state = services.ahead.state();
-        for ((task, slot_ts, seat), (epoch, tx)) in wanted.into_iter().zip(answers) {
+        for (wanted, (epoch, tx)) in wanted.into_iter().zip(answers) {
             let answer = match &result {
-                Ok(got) => Ok(got.contains(&(task.clone(), slot_ts, seat))),
+                Ok(got) => Ok(got.contains(&wanted)),
                 Err(e) => Err(e.clone()),
             };
-            let gone = state.closed || state.epochs.get(&task).copied().unwrap_or(0) != epoch;
+            let gone =
+                state.closed || state.epochs.get(&wanted.task).copied().unwrap_or(0) != epoch;
             if gone {
-                state.slots.remove(&(task.clone(), slot_ts));
+                state.slots.remove(&(wanted.task.clone(), wanted.slot_ts));
                 if answer == Ok(true) {
-                    state.releasing.insert((task.clone(), slot_ts));
-                    stale.push((task, slot_ts, seat));
+                    state.releasing.insert((wanted.task.clone(), wanted.slot_ts));
+                    stale.push(wanted);
                     replies.push((tx, Ok(false)));
                     continue;
                 }
@@ -326,7 +332,7 @@ mod tests {
     /// The task's claims once there are `n` of them, or as they are at `slot`.
     async fn claimed(store: &Store, n: usize, slot: &jiff::Zoned) -> Vec<crate::store::Claim> {
         loop {
-            let claims = store.claims("solo").await.unwrap();
+            let claims = store.fleet().unwrap().claims("solo").await.unwrap();
             if claims.len() >= n || crate::clock::now() >= slot.timestamp() {
                 return claims;
             }
@@ -363,7 +369,7 @@ mod tests {
         services.ahead.ask(&services, &task, 1, &slot);
         assert_eq!(claimed(&store, 2, &slot).await.len(), 2);
         services.ahead.give_back(&services, Some("solo")).await;
-        assert_eq!(store.claims("solo").await.unwrap().len(), 1);
+        assert_eq!(store.fleet().unwrap().claims("solo").await.unwrap().len(), 1);
         assert_eq!(services.ahead.take("solo", slot.timestamp().as_second()).await, None);
 
         // A run of a slot being given back waits until it is: it never finds the seat held
@@ -378,7 +384,7 @@ mod tests {
         tokio::task::yield_now().await;
         assert_eq!(services.ahead.take("solo", slot.timestamp().as_second()).await, None);
         assert!(giving.is_finished(), "the run went on before the seat was given back");
-        assert_eq!(store.claims("solo").await.unwrap().len(), 1);
+        assert_eq!(store.fleet().unwrap().claims("solo").await.unwrap().len(), 1);
         giving.await.unwrap();
 
         // Given back before its time: never claimed.
@@ -386,13 +392,13 @@ mod tests {
         services.ahead.ask(&services, &task, 1, &slot);
         services.ahead.give_back(&services, Some("solo")).await;
         until(&slot, Duration::ZERO).await;
-        assert_eq!(store.claims("solo").await.unwrap().len(), 1);
+        assert_eq!(store.fleet().unwrap().claims("solo").await.unwrap().len(), 1);
 
         // Too late to claim ahead (the time has passed): nothing is asked.
         let slot = slot_in(0);
         services.ahead.ask(&services, &task, 1, &slot);
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(store.claims("solo").await.unwrap().len(), 1);
+        assert_eq!(store.fleet().unwrap().claims("solo").await.unwrap().len(), 1);
 
         // The agent stops: nothing more is claimed ahead.
         let slot = slot_in(2);
@@ -400,7 +406,7 @@ mod tests {
         services.ahead.give_back(&services, None).await;
         services.ahead.ask(&services, &task, 1, &slot_in(3));
         until(&slot, Duration::ZERO).await;
-        assert_eq!(store.claims("solo").await.unwrap().len(), 1);
+        assert_eq!(store.fleet().unwrap().claims("solo").await.unwrap().len(), 1);
         db.drop_database().await;
     }
 }

@@ -1,0 +1,4 @@
+CREATE TABLE paused (
+    task  TEXT PRIMARY KEY,
+    until TEXT
+);

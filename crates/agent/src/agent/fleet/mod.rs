@@ -1,0 +1,224 @@
+//! The fleet beside the single-node agent: what an agent does only when it shares a
+//! PostgreSQL store with others. Nothing here runs with a store of its own.
+//!
+//! - `ahead`: claims made ahead of their slots, so a slot's preferred node runs it on time;
+//! - rendezvous (in `jobs.rs`'s claim wrapper): which node runs a `run_on` slot;
+//! - the loops started by [`start`]: the heartbeat, taking slots handed over
+//!   (`retry_elsewhere`), the chores of the node holding the leader lock (runs of silent
+//!   nodes become lost and are handed over, the dead man's switch in `dead_man`, retention),
+//!   and the spool's flush when the database is back.
+
+pub mod ahead;
+mod dead_man;
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use cronfleet_scheduler::EntryId;
+use jiff::Timestamp;
+
+use super::{Agent, PRUNE_EVERY};
+use crate::store::{Fleet, Flushed, Handoff, Leader, NodeRecord};
+
+/// How often a node says it is alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// A node not heard from for this long (three heartbeats) is lost.
+pub const LOST_AFTER: Duration = Duration::from_secs(15);
+
+/// How often a node with `retry_elsewhere` tasks looks for slots handed over to it.
+const HANDOFFS_EVERY: Duration = Duration::from_secs(1);
+
+/// How often a node checks whether it does the fleet's chores, and does them.
+const CHORES_EVERY: Duration = Duration::from_secs(5);
+
+/// How often a node whose database was away checks whether it is back.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// Whether a node runs (`alive`), stopped cleanly (`stopped`), or went silent (`lost`).
+pub fn node_status(node: &NodeRecord, now: Timestamp) -> &'static str {
+    if node.stopped_at.is_some() {
+        return "stopped";
+    }
+    let seen = node.last_seen.parse::<Timestamp>().unwrap_or(Timestamp::UNIX_EPOCH);
+    let silent = now.duration_since(seen);
+    if silent > jiff::SignedDuration::try_from(LOST_AFTER).unwrap_or_default() {
+        "lost"
+    } else {
+        "alive"
+    }
+}
+
+/// Starts the fleet's loops of a registered agent on its background: heartbeat, handoffs,
+/// chores and the spool's flush.
+pub(super) fn start(agent: &Arc<Agent>, fleet: &Fleet) {
+    let background = &agent.services.background;
+    let weak = Arc::downgrade(agent);
+    background.spawn(async move {
+        loop {
+            tokio::time::sleep(HEARTBEAT).await;
+            let Some(agent) = weak.upgrade() else { return };
+            let at = crate::clock::now().to_string();
+            if let Err(e) =
+                agent.services.store.heartbeat(&agent.options.host.name, &at, false).await
+            {
+                tracing::warn!(error = %e, "heartbeat not recorded");
+            }
+            agent.refresh_nodes().await;
+        }
+    });
+    let (weak, handoffs) = (Arc::downgrade(agent), fleet.clone());
+    background.spawn(async move {
+        loop {
+            tokio::time::sleep(HANDOFFS_EVERY).await;
+            let Some(agent) = weak.upgrade() else { return };
+            agent.take_handoffs(&handoffs).await;
+        }
+    });
+    background.spawn(chores(Arc::downgrade(agent), fleet.clone()));
+    background.spawn(flush_spool(fleet.clone(), agent.options.host.name.clone()));
+}
+
+/// The fleet's chores, done by one node at a time (the holder of the leader lock): runs of
+/// nodes silent for [`LOST_AFTER`] become `lost` and are offered to the other nodes, slots
+/// nobody ran are recorded as missed and alerted (the dead man's switch), and old runs are
+/// pruned hourly.
+async fn chores(agent: std::sync::Weak<Agent>, fleet: Fleet) {
+    let mut leader: Option<Leader> = None;
+    let mut last_prune: Option<std::time::Instant> = None;
+    let mut leading_since = crate::clock::now();
+    let mut known = HashMap::new();
+    loop {
+        if let Some(lead) = leader.as_mut() {
+            if !lead.holds().await {
+                tracing::warn!("lost the database connection that held the chores lock");
+                leader = None;
+            }
+        }
+        if leader.is_none() {
+            leader = fleet.try_lead().await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot tell who does the chores");
+                None
+            });
+            if leader.is_some() {
+                tracing::info!("this node does the fleet's chores");
+                leading_since = crate::clock::now();
+            }
+        }
+        if leader.is_some() {
+            lose_silent_nodes(&fleet).await;
+            let Some(agent) = agent.upgrade() else { return };
+            dead_man::dead_man(&agent, &fleet, leading_since, &mut known).await;
+            if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                last_prune = Some(std::time::Instant::now());
+                let (keep_runs, keep_for) = (agent.options.keep_runs, agent.options.keep_for);
+                let cutoff = crate::clock::now().as_second() - keep_for.as_secs() as i64;
+                match fleet.prune(keep_runs, cutoff).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "old runs pruned"),
+                    Err(e) => tracing::error!(error = %e, "cannot prune old runs"),
+                }
+            }
+        }
+        tokio::time::sleep(CHORES_EVERY).await;
+    }
+}
+
+/// Runs of nodes silent for [`LOST_AFTER`] become `lost`, and are offered to the other nodes;
+/// those with the task and `retry_elsewhere` take them (see `Agent::take_handoffs`).
+async fn lose_silent_nodes(fleet: &Fleet) {
+    let now = crate::clock::now();
+    let silent: Vec<String> = fleet
+        .store()
+        .nodes()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|n| node_status(n, now) == "lost")
+        .map(|n| n.name.clone())
+        .collect();
+    match fleet.lose_runs(&silent, &now.to_string()).await {
+        Ok(lost) if lost.is_empty() => {}
+        Ok(lost) => {
+            tracing::warn!(runs = lost.len(), nodes = ?silent, "runs of silent nodes are lost");
+            for run in &lost {
+                let reason = format!("lost with node {}", run.node);
+                if let Err(e) = fleet.hand_off(run, &reason, &now.to_string()).await {
+                    tracing::error!(error = %e, "cannot hand a lost run over");
+                }
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot mark lost runs"),
+    }
+}
+
+/// Moves what was spooled while the database was away into it once it is back (see
+/// [`Fleet::flush`]).
+async fn flush_spool(fleet: Fleet, node: String) {
+    loop {
+        tokio::time::sleep(FLUSH_EVERY).await;
+        match fleet.flush(&node).await {
+            Ok(f) if f == Flushed::default() => {}
+            Ok(f) => tracing::info!(
+                runs = f.runs,
+                missed = f.missed,
+                "the database is back: spooled runs written, unclaimed slots recorded as missed"
+            ),
+            Err(e) => tracing::debug!(error = %e, "the database is still away"),
+        }
+    }
+}
+
+impl Agent {
+    /// Takes the slots other nodes handed over (`retry_elsewhere`) for this node's tasks, and
+    /// runs them: one per task at a time, and only while no run of it is going here (so its
+    /// concurrency policy does not skip it).
+    async fn take_handoffs(&self, fleet: &Fleet) {
+        let ours: HashMap<String, EntryId> = {
+            let running = self.running.lock().await;
+            running
+                .tasks
+                .iter()
+                .filter(|(name, (task, _))| {
+                    task.retry_elsewhere && !running.paused.contains_key(*name)
+                })
+                .map(|(name, (_, id))| (name.clone(), *id))
+                .collect()
+        };
+        if ours.is_empty() {
+            return;
+        }
+        let node = &self.services.node;
+        let offered = match fleet.handoffs(node).await {
+            Ok(offered) => offered,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the slots handed over");
+                return;
+            }
+        };
+        let mut started = std::collections::HashSet::new();
+        for Handoff { task, slot_ts, attempt } in offered {
+            let Some(id) = ours.get(&task) else { continue };
+            // A job of the task going (a run, or a claim being decided) would make its
+            // concurrency policy skip the slot.
+            let busy = self.scheduler.entry(*id).is_none_or(|e| e.running > 0);
+            if busy || !started.insert(task.clone()) {
+                continue;
+            }
+            match fleet.take_handoff(&task, slot_ts, node).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot take a slot handed over");
+                    continue;
+                }
+            }
+            let Ok(at) = Timestamp::from_second(slot_ts) else { continue };
+            let slot = at.to_zoned(self.scheduler.now().time_zone().clone());
+            self.services.hand(&task, slot_ts, attempt);
+            tracing::info!(task = %task, slot = %slot, attempt, "running a slot handed over by another node");
+            if let Err(e) = self.scheduler.run_for(*id, slot) {
+                tracing::error!(task = %task, error = %e, "cannot run the slot handed over");
+            }
+        }
+    }
+}
