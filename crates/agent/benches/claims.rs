@@ -1,9 +1,9 @@
 //! Fleet claims for BENCHMARKS.md: `cargo bench -p cronfleet --bench claims`.
 //!
-//! 10, 50 and 200 simulated agents (each its own `Services`, with its own connection pool to
+//! 10, 50 and 200 simulated agents (each its own `Member` of the fleet, with its own connection pool to
 //! one real PostgreSQL server, a server of the benchmark's own) and 1,000 `run_on = "one"`
 //! tasks due every second, for a warm-up second and 5 measured ones. Each agent claims
-//! through the agent's own code: `Services::claim_seat` (rendezvous rank, the slot's claim
+//! through the agent's own code: `Member::claim_seat` (rendezvous rank, the slot's claim
 //! made ahead taken from memory, backups after their grace, claims due together batched into
 //! one statement per node) and `Ahead::ask` for the next slot on its preferred node. An agent
 //! ranked beyond the backups for a slot asks nothing, so the benchmark does not start its
@@ -20,7 +20,7 @@ use std::{
 };
 
 use cronfleet::{
-    agent::{jobs, Services},
+    agent::{fleet::rendezvous as jobs, Services},
     store::{NodeRecord, Store},
 };
 
@@ -74,7 +74,7 @@ async fn run(url: &str, agents: usize) -> Figures {
     for node in &nodes {
         // Claims are all a simulated agent does: one connection each.
         let store = Store::connect_with(url, 1).await.unwrap();
-        let services = Arc::new(Services::new(store, &node.name));
+        let services = Services::new(store, &node.name).fleet.clone().expect("a shared store");
         services.set_nodes(&nodes);
         *services.claim_times.lock().unwrap() = Some(Vec::new());
         fleet.push(services);
@@ -142,7 +142,7 @@ async fn run(url: &str, agents: usize) -> Figures {
             }));
         }
         // Every node fires every task's slot and asks for the next one to be claimed ahead,
-        // which only the next slot's preferred node does (`Services::claim_seat` with its
+        // which only the next slot's preferred node does (`Member::claim_seat` with its
         // next slot); the others' asks end at once, so the benchmark makes only the one.
         for (t, i) in next_preferred.iter().enumerate() {
             fleet[*i].ahead.ask(&fleet[*i], &tasks[t], 1, &next_slot);

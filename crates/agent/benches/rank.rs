@@ -1,10 +1,10 @@
-//! A node's place in a slot's rendezvous order (`jobs::rank_among`), which every node works
+//! A node's place in a slot's rendezvous order (`fleet::rendezvous::rank_among`), which every node works
 //! out for each `run_on` task at each of its slots: `cargo bench -p cronfleet --bench rank`.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use cronfleet::{agent::jobs, store::NodeRecord};
+use cronfleet::{agent::fleet::rendezvous as jobs, store::NodeRecord};
 
 fn rank(c: &mut Criterion) {
     let text = "[[task]]\nname = \"billing-reconcile\"\nschedule = \"* * * * * *\"\nrun_on = \"one\"\ncommand = \"true\"\n";

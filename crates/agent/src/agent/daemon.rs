@@ -12,7 +12,10 @@ use std::{
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::jobs::{self, Services};
+use super::{
+    fleet::leases::LEASE_SECS,
+    jobs::{self, Services},
+};
 use crate::{config::Task, store::Fleet};
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -45,7 +48,8 @@ impl Supervisor {
 const TAKE_OVER_EVERY: Duration = Duration::from_secs(5);
 
 async fn supervise(task: Task, services: Arc<Services>, stop: CancellationToken) {
-    let (Some(seats), Some(fleet)) = (task.run_on, services.fleet.clone()) else {
+    let (Some(seats), Some(fleet)) = (task.run_on, services.fleet.as_ref().map(|m| m.db.clone()))
+    else {
         return keep_running(&task, &services, stop).await;
     };
     // A `run_on` daemon runs on the nodes that hold one of its leases; the others wait to
@@ -54,9 +58,8 @@ async fn supervise(task: Task, services: Arc<Services>, stop: CancellationToken)
     let mut waiting_said = false;
     while !stop.is_cancelled() {
         let now = crate::clock::now().as_second();
-        let lease = fleet
-            .lease(&task.name, seats, &services.node, &holder, now, now + jobs::LEASE_SECS)
-            .await;
+        let lease =
+            fleet.lease(&task.name, seats, &services.node, &holder, now, now + LEASE_SECS).await;
         let seat = match lease {
             Ok(Some(seat)) => seat,
             other => {
@@ -95,11 +98,11 @@ async fn supervise(task: Task, services: Arc<Services>, stop: CancellationToken)
 /// Renews a daemon's lease while it runs; cancels `held` when the lease is someone else's,
 /// or could not be renewed before it expires (so two nodes never run it at once).
 async fn renew(fleet: Fleet, task: String, seat: u32, holder: String, held: CancellationToken) {
-    let period = Duration::from_secs(jobs::LEASE_SECS as u64 / 3);
+    let period = Duration::from_secs(LEASE_SECS as u64 / 3);
     let mut renewed = Instant::now();
     loop {
         tokio::time::sleep(period).await;
-        let until = crate::clock::now().as_second() + jobs::LEASE_SECS;
+        let until = crate::clock::now().as_second() + LEASE_SECS;
         let attempt = fleet.renew_lease(&task, seat, &holder, Some(until));
         match tokio::time::timeout(Duration::from_secs(2), attempt).await {
             Ok(Ok(true)) => renewed = Instant::now(),
@@ -110,7 +113,7 @@ async fn renew(fleet: Fleet, task: String, seat: u32, holder: String, held: Canc
             }
             _ => {
                 // Stop before the lease expires and another node starts it.
-                if renewed.elapsed() + period >= Duration::from_secs(jobs::LEASE_SECS as u64 - 2) {
+                if renewed.elapsed() + period >= Duration::from_secs(LEASE_SECS as u64 - 2) {
                     tracing::warn!(task, "cannot renew the daemon's lease (database away)");
                     held.cancel();
                     return;

@@ -237,7 +237,9 @@ impl Running {
                 tracing::info!(task = %name, "task unscheduled; a run in progress finishes");
             }
             // Its next slot, if claimed ahead under the old definition, goes back to the fleet.
-            self.services.ahead.give_back(&self.services, Some(name)).await;
+            if let Some(member) = &self.services.fleet {
+                member.ahead.give_back(member, Some(name)).await;
+            }
         }
         for task in crons.fresh {
             let Kind::Cron(schedule) = &task.kind else { continue };
@@ -354,7 +356,9 @@ impl Running {
         self.paused.insert(name.to_owned(), until);
         if let Some((_, id)) = self.tasks.get(name) {
             let _ = self.scheduler.pause(*id);
-            self.services.ahead.give_back(&self.services, Some(name)).await;
+            if let Some(member) = &self.services.fleet {
+                member.ahead.give_back(member, Some(name)).await;
+            }
         }
         if let Some((_, supervisor)) = self.daemons.get_mut(name) {
             if let Some(supervisor) = supervisor.take() {
@@ -368,11 +372,12 @@ impl Running {
     /// would claim that first slot at once, at the slot.
     fn claim_first_ahead(&self, task: &Task, id: EntryId) {
         let Some(seats) = task.run_on else { return };
-        if !jobs::in_fleet(task, &self.services) || self.paused.contains_key(&task.name) {
+        let Some(member) = jobs::in_fleet(task, &self.services) else { return };
+        if self.paused.contains_key(&task.name) {
             return;
         }
         if let Some(first) = self.scheduler.entry(id).and_then(|e| e.next) {
-            self.services.ahead.ask(&self.services, &Arc::new(task.clone()), seats, &first);
+            member.ahead.ask(member, &Arc::new(task.clone()), seats, &first);
         }
     }
 
@@ -944,11 +949,11 @@ fn record_skips(scheduler: &Scheduler, services: Arc<Services>) {
                 _ => continue,
             };
             let Some(task) = scheduler.entry(entry).and_then(|e| e.name) else { continue };
-            if outcome == Outcome::Skipped && services.unhand(&task, slot.timestamp().as_second()) {
+            let member = services.fleet.as_ref();
+            let slot_ts = slot.timestamp().as_second();
+            if let Some(member) = member.filter(|m| outcome == Outcome::Skipped && m.unhand(&task, slot_ts)) {
                 // A slot taken over from another node, skipped here after all: offered again.
-                if let Some(fleet) = &services.fleet {
-                    let _ = fleet.release_handoff(&task, slot.timestamp().as_second()).await;
-                }
+                let _ = member.db.release_handoff(&task, slot_ts).await;
             }
             tracing::warn!(task = %task, slot = %slot, outcome = outcome.as_str(), reason = %reason, "slot not run");
             services.metrics.not_run(&task, outcome.as_str());
@@ -979,7 +984,11 @@ impl Agent {
     /// Reads the store's nodes into the cache claims use.
     async fn refresh_nodes(&self) {
         match self.services.store.nodes().await {
-            Ok(nodes) => self.services.set_nodes(&nodes),
+            Ok(nodes) => {
+                if let Some(member) = &self.services.fleet {
+                    member.set_nodes(&nodes);
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "cannot read the nodes"),
         }
     }
@@ -1141,7 +1150,7 @@ pub async fn serve(
     mut reload: mpsc::Receiver<()>,
     shutdown: impl Future<Output = ()>,
 ) {
-    if let Some(fleet) = agent.services.fleet.clone() {
+    if let Some(fleet) = agent.services.fleet.as_ref().map(|m| m.db.clone()) {
         // Definitions and pauses changed by other agents (or `apply --store`): told by NOTIFY,
         // checked every heartbeat.
         let (changed, stop) = (reload_tx.clone(), agent.services.background.stopping());
@@ -1174,7 +1183,9 @@ pub async fn serve(
     let at = crate::clock::now().to_string();
     let _ = agent.services.store.heartbeat(&agent.options.host.name, &at, true).await;
     // Slots claimed ahead that this node will not run go back to the fleet.
-    agent.services.ahead.give_back(&agent.services, None).await;
+    if let Some(member) = &agent.services.fleet {
+        member.ahead.give_back(member, None).await;
+    }
     let grace = agent.options.shutdown_grace;
     tracing::info!(grace_s = grace.as_secs(), running = agent.scheduler.running(), "stopping");
     // Daemons never finish on their own: they are stopped at once, while scheduled runs get

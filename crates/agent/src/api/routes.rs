@@ -583,9 +583,9 @@ pub async fn metrics(State(api): State<Arc<Api>>) -> Response {
         }
     }
     let services = &agent.services;
-    if let Some(fleet) = &services.fleet {
-        let claims = services.claim_round_trips.load(std::sync::atomic::Ordering::Relaxed);
-        present.fleet = Some((fleet.away(), claims));
+    if let Some(member) = &services.fleet {
+        let claims = member.claim_round_trips.load(std::sync::atomic::Ordering::Relaxed);
+        present.fleet = Some((member.db.away(), claims));
     }
     let text = services.metrics.render(&present);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()

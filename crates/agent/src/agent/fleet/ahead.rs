@@ -26,11 +26,8 @@ use std::{
 
 use tokio::{sync::watch, time::Instant};
 
-use crate::agent::jobs::{rank_among, Services};
-use crate::{
-    config::Task,
-    store::{Fleet, Seat},
-};
+use super::{member::Member, rendezvous::rank_among};
+use crate::{config::Task, store::Seat};
 
 /// How long before its slot a claim is made ahead (less the node's spread).
 pub const CLAIM_AHEAD: Duration = Duration::from_millis(500);
@@ -52,7 +49,7 @@ struct Request {
     epoch: u64,
 }
 
-/// The claims made ahead of a node (in [`Services`]).
+/// The claims made ahead of a node (in its [`Member`]).
 #[derive(Debug, Default)]
 pub struct Ahead {
     /// Requests, with the wall-clock millisecond to claim at.
@@ -104,15 +101,13 @@ impl Ahead {
 
     /// Gives back claims this node holds (best effort: a claim left stays this node's slot),
     /// while the runs of their slots wait.
-    async fn release(&self, services: &Services, held: Vec<Seat>) {
+    async fn release(&self, member: &Member, held: Vec<Seat>) {
         if held.is_empty() {
             return;
         }
-        if let Some(fleet) = &services.fleet {
-            for s in &held {
-                if let Err(e) = fleet.unclaim(&s.task, s.slot_ts, s.seat, &services.node).await {
-                    tracing::warn!(task = s.task, error = %e, "cannot give back a slot claimed ahead");
-                }
+        for s in &held {
+            if let Err(e) = member.db.unclaim(&s.task, s.slot_ts, s.seat, &member.node).await {
+                tracing::warn!(task = s.task, error = %e, "cannot give back a slot claimed ahead");
             }
         }
         let mut state = self.state();
@@ -125,7 +120,7 @@ impl Ahead {
 
     /// The task's claims made ahead are given back: the pending ones are not made, and the
     /// ones made are deleted from the store (another node may take those slots).
-    pub async fn give_back(&self, services: &Services, task: Option<&str>) {
+    pub async fn give_back(&self, member: &Member, task: Option<&str>) {
         let held: Vec<Seat> = {
             let mut state = self.state();
             match task {
@@ -150,20 +145,20 @@ impl Ahead {
                 })
                 .collect()
         };
-        self.release(services, held).await;
+        self.release(member, held).await;
     }
 
     /// Asks for a task's slot to be claimed ahead, if this node is its preferred node (one of
     /// the first `seats` of its rendezvous order), now and at the claim's time. Nothing when
     /// that time has passed already.
-    pub fn ask(&self, services: &Arc<Services>, task: &Arc<Task>, seats: u32, next: &jiff::Zoned) {
+    pub fn ask(&self, member: &Arc<Member>, task: &Arc<Task>, seats: u32, next: &jiff::Zoned) {
         let slot_ts = next.timestamp().as_second();
-        if rank_among(task, slot_ts, &services.candidates(), &services.node) as u32 >= seats {
+        if rank_among(task, slot_ts, &member.candidates(), &member.node) as u32 >= seats {
             return;
         }
         // The claim's time, on the wall clock, in milliseconds: the same for every slot due
         // together, so that their claims go together.
-        let ahead = CLAIM_AHEAD.saturating_sub(spread(&services.node)).as_millis() as i64;
+        let ahead = CLAIM_AHEAD.saturating_sub(spread(&member.node)).as_millis() as i64;
         let at = next.timestamp().as_millisecond() - ahead;
         if at < crate::clock::now().as_millisecond() + 10 {
             return;
@@ -177,7 +172,7 @@ impl Ahead {
         };
         let sender = self.sender.get_or_init(|| {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            services.background.spawn(claimer(Arc::downgrade(services), rx));
+            member.background.spawn(claimer(Arc::downgrade(member), rx));
             tx
         });
         let request = Request { task: task.clone(), seats, slot_ts, epoch };
@@ -187,13 +182,13 @@ impl Ahead {
 
 /// A node's own offset within [`AHEAD_SPREAD`], the same at every start (a hash of its name).
 pub fn spread(node: &str) -> Duration {
-    let hash = crate::agent::jobs::fnv1a(&[node.as_bytes()]);
+    let hash = super::rendezvous::fnv1a(&[node.as_bytes()]);
     Duration::from_millis(hash % AHEAD_SPREAD.as_millis() as u64)
 }
 
 /// Makes the claims asked for, at their times: those due together in one statement.
 async fn claimer(
-    services: Weak<Services>,
+    member: Weak<Member>,
     mut requests: tokio::sync::mpsc::UnboundedReceiver<(i64, Request)>,
 ) {
     let mut due: BTreeMap<i64, Vec<Request>> = BTreeMap::new();
@@ -213,23 +208,23 @@ async fn claimer(
                 let later = due.split_off(&(crate::clock::now().as_millisecond() + 5));
                 let batch: Vec<Request> =
                     std::mem::replace(&mut due, later).into_values().flatten().collect();
-                let Some(services) = services.upgrade() else { return };
-                claim(&services, batch).await;
+                let Some(member) = member.upgrade() else { return };
+                claim(&member, batch).await;
             }
         }
     }
 }
 
 /// Claims the slots of `batch` this node is now preferred for, in one statement.
-async fn claim(services: &Arc<Services>, batch: Vec<Request>) {
-    if services.fleet.as_ref().is_none_or(Fleet::away) {
+async fn claim(member: &Arc<Member>, batch: Vec<Request>) {
+    if member.db.away() {
         return;
     }
-    let nodes = services.candidates();
+    let nodes = member.candidates();
     let mut wanted = Vec::new();
     let mut answers = Vec::new();
     {
-        let mut state = services.ahead.state();
+        let mut state = member.ahead.state();
         if state.closed {
             return;
         }
@@ -242,7 +237,7 @@ async fn claim(services: &Arc<Services>, batch: Vec<Request>) {
             if state.epochs.get(name).copied().unwrap_or(0) != request.epoch {
                 continue;
             }
-            let rank = rank_among(&request.task, request.slot_ts, &nodes, &services.node) as u32;
+            let rank = rank_among(&request.task, request.slot_ts, &nodes, &member.node) as u32;
             if rank >= request.seats {
                 continue;
             }
@@ -255,14 +250,14 @@ async fn claim(services: &Arc<Services>, batch: Vec<Request>) {
     if wanted.is_empty() {
         return;
     }
-    let result = services.claim_now(&wanted).await;
+    let result = member.claim_now(&wanted).await;
     // Claims made for a task given back meanwhile (or for an agent that stops) go back, and
     // a run already waiting for such a claim hears that it does not hold it (it may claim
     // the slot anew), only once it is given back: never a seat both held here and free.
     let mut stale = Vec::new();
     let mut replies = Vec::new();
     {
-        let mut state = services.ahead.state();
+        let mut state = member.ahead.state();
         for (wanted, (epoch, tx)) in wanted.into_iter().zip(answers) {
             let answer = match &result {
                 Ok(got) => Ok(got.contains(&wanted)),
@@ -282,7 +277,7 @@ async fn claim(services: &Arc<Services>, batch: Vec<Request>) {
             replies.push((tx, answer));
         }
     }
-    services.ahead.release(services, stale).await;
+    member.ahead.release(member, stale).await;
     for (tx, answer) in replies {
         let _ = tx.send(Some(answer));
     }
@@ -291,7 +286,10 @@ async fn claim(services: &Arc<Services>, batch: Vec<Request>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{NodeRecord, Store};
+    use crate::{
+        agent::Services,
+        store::{NodeRecord, Store},
+    };
 
     fn task() -> Arc<Task> {
         let text = "[[task]]\nname = \"solo\"\nschedule = \"* * * * * *\"\nrun_on = \"one\"\ncommand = \"true\"\n";
@@ -301,8 +299,9 @@ mod tests {
     }
 
     /// A fleet of one node: always the preferred one.
-    fn node(store: Store) -> Arc<Services> {
-        let services = Arc::new(Services::new(store, "a"));
+    fn node(store: Store) -> Arc<Member> {
+        let services = Services::new(store, "a");
+        let services = services.fleet.clone().expect("a shared store");
         let now = crate::clock::now().to_string();
         services.set_nodes(&[NodeRecord {
             name: "a".into(),

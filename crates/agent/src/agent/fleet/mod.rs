@@ -2,14 +2,21 @@
 //! PostgreSQL store with others. Nothing here runs with a store of its own.
 //!
 //! - `ahead`: claims made ahead of their slots, so a slot's preferred node runs it on time;
-//! - rendezvous (in `jobs.rs`'s claim wrapper): which node runs a `run_on` slot;
+//! - `member`: this agent in its fleet (`Services::fleet`): the nodes as last read, claims in
+//!   batches, slots taken over;
+//! - `rendezvous`: which nodes run a `run_on` slot; `claims`: the claim around a `run_on`
+//!   task's job; `leases`: fleet-wide run leases (`max_running`);
 //! - the loops started by [`start`]: the heartbeat, taking slots handed over
 //!   (`retry_elsewhere`), the chores of the node holding the leader lock (runs of silent
 //!   nodes become lost and are handed over, the dead man's switch in `dead_man`, retention),
 //!   and the spool's flush when the database is back.
 
 pub mod ahead;
+pub mod claims;
 mod dead_man;
+pub mod leases;
+mod member;
+pub mod rendezvous;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -17,6 +24,8 @@ use cronfleet_scheduler::EntryId;
 use jiff::Timestamp;
 
 use super::{Agent, PRUNE_EVERY};
+pub use member::Member;
+
 use crate::store::{Fleet, Flushed, Handoff, Leader, NodeRecord};
 
 /// How often a node says it is alive.
@@ -50,7 +59,8 @@ pub fn node_status(node: &NodeRecord, now: Timestamp) -> &'static str {
 
 /// Starts the fleet's loops of a registered agent on its background: heartbeat, handoffs,
 /// chores and the spool's flush.
-pub(super) fn start(agent: &Arc<Agent>, fleet: &Fleet) {
+pub(super) fn start(agent: &Arc<Agent>, member: &Arc<Member>) {
+    let fleet = &member.db;
     let background = &agent.services.background;
     let weak = Arc::downgrade(agent);
     background.spawn(async move {
@@ -66,7 +76,7 @@ pub(super) fn start(agent: &Arc<Agent>, fleet: &Fleet) {
             agent.refresh_nodes().await;
         }
     });
-    let (weak, handoffs) = (Arc::downgrade(agent), fleet.clone());
+    let (weak, handoffs) = (Arc::downgrade(agent), member.clone());
     background.spawn(async move {
         loop {
             tokio::time::sleep(HANDOFFS_EVERY).await;
@@ -172,7 +182,8 @@ impl Agent {
     /// Takes the slots other nodes handed over (`retry_elsewhere`) for this node's tasks, and
     /// runs them: one per task at a time, and only while no run of it is going here (so its
     /// concurrency policy does not skip it).
-    async fn take_handoffs(&self, fleet: &Fleet) {
+    async fn take_handoffs(&self, member: &Member) {
+        let fleet = &member.db;
         let ours: HashMap<String, EntryId> = {
             let running = self.running.lock().await;
             running
@@ -214,7 +225,7 @@ impl Agent {
             }
             let Ok(at) = Timestamp::from_second(slot_ts) else { continue };
             let slot = at.to_zoned(self.scheduler.now().time_zone().clone());
-            self.services.hand(&task, slot_ts, attempt);
+            member.hand(&task, slot_ts, attempt);
             tracing::info!(task = %task, slot = %slot, attempt, "running a slot handed over by another node");
             if let Err(e) = self.scheduler.run_for(*id, slot) {
                 tracing::error!(task = %task, error = %e, "cannot run the slot handed over");
