@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use jiff::Timestamp;
 
-use crate::{EntryId, IdHasher};
+use crate::entry::{EntryId, IdHasher};
 
 /// Deadlines keyed by entry; the earliest first. Ties go in the order their deadlines were set.
 #[derive(Debug, Default)]
