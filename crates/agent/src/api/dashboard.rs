@@ -2,11 +2,15 @@
 //! Usable on a phone (one column, tables scroll sideways). One small script, optional, follows
 //! a running run's output live.
 //!
+//! The pages are `maud` templates: every value spliced in is escaped by construction; raw HTML
+//! (`PreEscaped`) is only ever a constant of this file (the style sheet, the script, the
+//! doctype).
+//!
 //! Login keeps the token in an HttpOnly, SameSite=Strict cookie; the buttons (run now,
 //! pause/resume, kill) are forms posting to the dashboard, which checks the token is an admin
 //! one and the request comes from the dashboard's own origin, then redirects back.
 
-use std::{collections::BTreeMap, fmt::Write, sync::Arc};
+use std::{collections::BTreeMap, sync::Arc};
 
 use axum::{
     extract::{Path, Request, State},
@@ -16,6 +20,7 @@ use axum::{
     Form, Router,
 };
 use jiff::{SignedDuration, Timestamp, Zoned};
+use maud::{html, Markup, PreEscaped};
 
 use super::{auth::Role, json, segment, Api, COOKIE};
 use crate::{
@@ -36,22 +41,6 @@ pub fn router(_api: Arc<Api>) -> Router<Arc<Api>> {
         .route("/tasks/{name}/{action}", post(act))
         .route("/runs/{id}", get(run_page))
         .route("/runs/{id}/kill", post(kill))
-}
-
-/// Escapes text for HTML.
-fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 const STYLE: &str = r#"
@@ -80,22 +69,32 @@ input[type=password]{font:inherit;padding:.4rem;width:100%;max-width:28rem}
 "#;
 
 /// A whole page.
-fn page(title: &str, role: Option<Role>, body: &str) -> Html<String> {
-    let nav = match role {
-        Some(role) => format!(
-            "<a href=\"/\">Tasks</a><a href=\"/timeline\">Timeline</a><a href=\"/nodes\">Nodes</a><span>{}</span>\
-             <form method=\"post\" action=\"/logout\"><button class=\"btn\">Log out</button></form>",
-            if role == Role::Admin { "admin" } else { "read-only" }
-        ),
-        None => String::new(),
+fn page(title: &str, role: Option<Role>, body: Markup) -> Html<String> {
+    let page = html! {
+        (PreEscaped("<!doctype html>"))
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width,initial-scale=1";
+                title { (title) " · cronfleet" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    a class="brand" href="/" { "cronfleet" }
+                    @if let Some(role) = role {
+                        a href="/" { "Tasks" }
+                        a href="/timeline" { "Timeline" }
+                        a href="/nodes" { "Nodes" }
+                        span { (if role == Role::Admin { "admin" } else { "read-only" }) }
+                        form method="post" action="/logout" { button class="btn" { "Log out" } }
+                    }
+                }
+                main { (body) }
+            }
+        }
     };
-    Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>{} · cronfleet</title><style>{STYLE}</style></head><body>\
-         <header><a class=\"brand\" href=\"/\">cronfleet</a>{nav}</header><main>{body}</main></body></html>",
-        esc(title)
-    ))
+    Html(page.into_string())
 }
 
 /// The role of the dashboard's visitor, from the cookie (or a bearer token).
@@ -125,21 +124,26 @@ fn local_path(next: &str) -> &str {
 }
 
 fn login_form(error: Option<&str>, next: &str) -> Html<String> {
-    let error = error.map(|e| format!("<p class=\"note err\">{}</p>", esc(e))).unwrap_or_default();
-    let next = esc(local_path(next));
-    page(
-        "Log in",
-        None,
-        &format!(
-            "<h1>Log in</h1>{error}<form method=\"post\" action=\"/login\">\
-             <input type=\"hidden\" name=\"next\" value=\"{next}\">\
-             <p><label for=\"token\">API token</label><br>\
-             <input type=\"password\" id=\"token\" name=\"token\" autocomplete=\"current-password\" required></p>\
-             <p><button class=\"btn main\" id=\"login\">Log in</button></p></form>\
-             <p>The agent's admin token is in <code>STATE_DIR/api-token</code>; read-only tokens \
-             come from the agent's <code>--tokens</code> file.</p>"
-        ),
-    )
+    let body = html! {
+        h1 { "Log in" }
+        @if let Some(error) = error {
+            p class="note err" { (error) }
+        }
+        form method="post" action="/login" {
+            input type="hidden" name="next" value=(local_path(next));
+            p {
+                label for="token" { "API token" }
+                br;
+                input type="password" id="token" name="token" autocomplete="current-password" required;
+            }
+            p { button class="btn main" id="login" { "Log in" } }
+        }
+        p {
+            "The agent's admin token is in " code { "STATE_DIR/api-token" }
+            "; read-only tokens come from the agent's " code { "--tokens" } " file."
+        }
+    };
+    page("Log in", None, body)
 }
 
 #[derive(serde::Deserialize)]
@@ -173,25 +177,21 @@ fn short(ts: &str) -> String {
     }
 }
 
-fn outcome_tag(outcome: &str) -> String {
-    format!("<span class=\"tag {outcome}\">{}</span>", outcome.replace('_', " "))
+fn outcome_tag(outcome: &str) -> Markup {
+    html! { span class={ "tag " (outcome) } { (outcome.replace('_', " ")) } }
 }
 
-fn strip(runs: &[&RunRecord]) -> String {
-    let mut out = String::from("<span class=\"strip\">");
-    // Oldest first, left to right.
-    for r in runs.iter().rev() {
-        let _ = write!(
-            out,
-            "<a href=\"/runs/{}\" title=\"{} {}\"><i class=\"{}\"></i></a>",
-            segment(&r.id),
-            esc(&short(&r.slot)),
-            r.outcome.as_str(),
-            r.outcome.as_str()
-        );
+/// Runs as small squares, oldest first, left to right.
+fn strip(runs: &[&RunRecord]) -> Markup {
+    html! {
+        span class="strip" {
+            @for r in runs.iter().rev() {
+                a href={ "/runs/" (segment(&r.id)) } title={ (short(&r.slot)) " " (r.outcome.as_str()) } {
+                    i class=(r.outcome.as_str()) {}
+                }
+            }
+        }
     }
-    out.push_str("</span>");
-    out
 }
 
 fn target(view: &TaskView) -> String {
@@ -236,43 +236,56 @@ async fn overview(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
         by_task.entry(r.task.as_str()).or_default().push(r);
     }
     let host = &api.agent.options.host;
-    let mut body = format!(
-        "<h1>Tasks on {}</h1><p>{} tasks in {}, {} run here; {} runs in flight.</p>",
-        esc(&host.name),
-        views.len(),
-        esc(&api.agent.options.config.display().to_string()),
-        views.iter().filter(|v| v.here).count(),
-        api.agent.services.running().len()
-    );
-    body.push_str(
-        "<div class=\"scroll\"><table id=\"tasks\"><thead><tr><th>Task</th><th>Schedule</th>\
-         <th>Hosts</th><th>Next run</th><th>Last</th><th>Last 30 runs</th><th>Success</th></tr></thead><tbody>",
-    );
-    for view in &views {
-        let runs = by_task.get(view.task.name.as_str()).cloned().unwrap_or_default();
-        let finished: Vec<&&RunRecord> =
-            runs.iter().filter(|r| !matches!(r.outcome.as_str(), "running" | "skipped")).collect();
-        let ok = finished.iter().filter(|r| r.outcome.as_str() == "succeeded").count();
-        let rate = if finished.is_empty() {
-            "-".to_owned()
-        } else {
-            format!("{:.0}%", 100.0 * ok as f64 / finished.len() as f64)
-        };
-        let last = runs.first().map_or("-".to_owned(), |r| outcome_tag(r.outcome.as_str()));
-        let _ = write!(
-            body,
-            "<tr data-task=\"{0}\"><td><a href=\"/tasks/{1}\">{0}</a></td><td class=\"wrap\">{2}</td>\
-             <td class=\"wrap\">{3}</td><td>{4}</td><td>{last}</td><td>{5}</td><td>{rate}</td></tr>",
-            esc(&view.task.name),
-            segment(&view.task.name),
-            esc(&schedule_words(view)),
-            esc(&target(view)),
-            esc(&next_cell(view)),
-            strip(&runs),
-        );
+    let body = html! {
+        h1 { "Tasks on " (host.name) }
+        p {
+            (views.len()) " tasks in " (api.agent.options.config.display().to_string()) ", "
+            (views.iter().filter(|v| v.here).count()) " run here; "
+            (api.agent.services.running().len()) " runs in flight."
+        }
+        div class="scroll" {
+            table id="tasks" {
+                thead {
+                    tr {
+                        th { "Task" } th { "Schedule" } th { "Hosts" } th { "Next run" }
+                        th { "Last" } th { "Last 30 runs" } th { "Success" }
+                    }
+                }
+                tbody {
+                    @for view in &views {
+                        @let runs = by_task.get(view.task.name.as_str()).cloned().unwrap_or_default();
+                        tr data-task=(view.task.name) {
+                            td { a href={ "/tasks/" (segment(&view.task.name)) } { (view.task.name) } }
+                            td class="wrap" { (schedule_words(view)) }
+                            td class="wrap" { (target(view)) }
+                            td { (next_cell(view)) }
+                            td {
+                                @match runs.first() {
+                                    Some(r) => (outcome_tag(r.outcome.as_str())),
+                                    None => "-",
+                                }
+                            }
+                            td { (strip(&runs)) }
+                            td { (success_rate(&runs)) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page("Tasks", Some(role), body).into_response()
+}
+
+/// The share of finished runs that succeeded, as a whole percentage.
+fn success_rate(runs: &[&RunRecord]) -> String {
+    let finished: Vec<&&RunRecord> =
+        runs.iter().filter(|r| !matches!(r.outcome.as_str(), "running" | "skipped")).collect();
+    let ok = finished.iter().filter(|r| r.outcome.as_str() == "succeeded").count();
+    if finished.is_empty() {
+        "-".to_owned()
+    } else {
+        format!("{:.0}%", 100.0 * ok as f64 / finished.len() as f64)
     }
-    body.push_str("</tbody></table></div>");
-    page("Tasks", Some(role), &body).into_response()
 }
 
 async fn timeline(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
@@ -297,128 +310,151 @@ async fn timeline(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
     let total = day.as_secs_f64();
     let pos =
         |t: Timestamp| (t.duration_since(start).as_secs_f64() / total * 100.0).clamp(0.0, 100.0);
-    let mut body = String::from(
-        "<h1>Last 24 hours</h1><p>One row per task; each bar is a run from its start to its end \
-         (running runs reach now).</p><div class=\"scroll\"><table id=\"timeline\"><tbody>",
-    );
-    let mut axis = String::from("<div class=\"axis\">");
-    let local = now.to_zoned(jiff::tz::TimeZone::system());
-    for h in (0..=24).step_by(3) {
-        let t = start + SignedDuration::from_hours(h);
-        let label = t.to_zoned(local.time_zone().clone()).strftime("%H:%M").to_string();
-        let _ = write!(axis, "<span style=\"left:{:.2}%\">{label}</span>", pos(t));
-    }
-    axis.push_str("</div>");
-    let _ = write!(body, "<tr><th></th><td>{axis}</td></tr>");
-    for (task, runs) in &rows {
-        let _ = write!(
-            body,
-            "<tr data-task=\"{0}\"><td><a href=\"/tasks/{1}\">{0}</a></td><td><div class=\"tl\">",
-            esc(task),
-            segment(task)
-        );
-        for r in runs {
-            let Ok(began) = r.started_at.parse::<Timestamp>() else { continue };
-            let ended =
-                r.ended_at.as_deref().and_then(|e| e.parse::<Timestamp>().ok()).unwrap_or(now);
-            if ended < start {
-                continue;
-            }
-            let left = pos(began.max(start));
-            let width = (pos(ended) - left).max(0.0);
-            let _ = write!(
-                body,
-                "<a href=\"/runs/{}\" title=\"{} {} {}\"><i class=\"{}\" style=\"left:{left:.3}%;width:{width:.3}%\"></i></a>",
-                segment(&r.id),
-                esc(&r.task),
-                esc(&short(&r.started_at)),
-                r.outcome.as_str(),
-                r.outcome.as_str()
-            );
+    let zone = now.to_zoned(jiff::tz::TimeZone::system()).time_zone().clone();
+    // A run's bar: from its start (or the window's) to its end (or now), in percent.
+    let bar = |r: &RunRecord| {
+        let began = r.started_at.parse::<Timestamp>().ok()?;
+        let ended = r.ended_at.as_deref().and_then(|e| e.parse::<Timestamp>().ok()).unwrap_or(now);
+        if ended < start {
+            return None;
         }
-        body.push_str("</div></td></tr>");
-    }
-    body.push_str("</tbody></table></div>");
-    page("Timeline", Some(role), &body).into_response()
+        let left = pos(began.max(start));
+        Some((left, (pos(ended) - left).max(0.0)))
+    };
+    let body = html! {
+        h1 { "Last 24 hours" }
+        p { "One row per task; each bar is a run from its start to its end (running runs reach now)." }
+        div class="scroll" {
+            table id="timeline" {
+                tbody {
+                    tr {
+                        th {}
+                        td {
+                            div class="axis" {
+                                @for h in (0..=24).step_by(3) {
+                                    @let t = start + SignedDuration::from_hours(h);
+                                    span style=(format_args!("left:{:.2}%", pos(t))) {
+                                        (t.to_zoned(zone.clone()).strftime("%H:%M").to_string())
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    @for (task, runs) in &rows {
+                        tr data-task=(task) {
+                            td { a href={ "/tasks/" (segment(task)) } { (task) } }
+                            td {
+                                div class="tl" {
+                                    @for r in runs {
+                                        @if let Some((left, width)) = bar(r) {
+                                            a href={ "/runs/" (segment(&r.id)) }
+                                                title={ (r.task) " " (short(&r.started_at)) " " (r.outcome.as_str()) } {
+                                                i class=(r.outcome.as_str())
+                                                    style=(format_args!("left:{left:.3}%;width:{width:.3}%")) {}
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page("Timeline", Some(role), body).into_response()
 }
 
 async fn nodes_page(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
     let Some(role) = visitor(&api, &headers) else { return to_login("/nodes") };
     let now = crate::clock::now();
     let nodes = api.agent.nodes().await.unwrap_or_default();
-    let mut body = String::from(
-        "<h1>Nodes</h1><p>The agents registered in this store (a shared PostgreSQL store holds \
-         the whole fleet).</p><div class=\"scroll\"><table id=\"nodes\"><thead><tr><th>Node</th>\
-         <th>Status</th><th>Version</th><th>Last seen</th><th>Addresses</th><th>Tags</th>\
-         <th>API</th></tr></thead><tbody>",
-    );
-    for n in &nodes {
-        let status = crate::agent::node_status(n, now);
-        let class = match status {
-            "alive" => "succeeded",
-            "lost" => "failed",
-            _ => "skipped",
-        };
-        let api_link =
-            n.api.as_ref().map(|u| format!("<a href=\"{0}\">{0}</a>", esc(u))).unwrap_or_default();
-        let _ = write!(
-            body,
-            "<tr data-node=\"{0}\"><td>{0}</td><td><span class=\"tag {class}\">{status}</span></td>\
-             <td>{1}</td><td>{2}</td><td class=\"wrap\">{3}</td><td>{4}</td><td>{api_link}</td></tr>",
-            esc(&n.name),
-            esc(&n.version),
-            esc(&short(&n.last_seen)),
-            esc(&n.addresses.join(", ")),
-            esc(&n.tags.join(", ")),
-        );
-    }
-    body.push_str("</tbody></table></div>");
-    page("Nodes", Some(role), &body).into_response()
+    let body = html! {
+        h1 { "Nodes" }
+        p { "The agents registered in this store (a shared PostgreSQL store holds the whole fleet)." }
+        div class="scroll" {
+            table id="nodes" {
+                thead {
+                    tr {
+                        th { "Node" } th { "Status" } th { "Version" } th { "Last seen" }
+                        th { "Addresses" } th { "Tags" } th { "API" }
+                    }
+                }
+                tbody {
+                    @for n in &nodes {
+                        @let status = crate::agent::node_status(n, now);
+                        @let class = match status {
+                            "alive" => "succeeded",
+                            "lost" => "failed",
+                            _ => "skipped",
+                        };
+                        tr data-node=(n.name) {
+                            td { (n.name) }
+                            td { span class={ "tag " (class) } { (status) } }
+                            td { (n.version) }
+                            td { (short(&n.last_seen)) }
+                            td class="wrap" { (n.addresses.join(", ")) }
+                            td { (n.tags.join(", ")) }
+                            td {
+                                @if let Some(url) = &n.api {
+                                    a href=(url) { (url) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page("Nodes", Some(role), body).into_response()
 }
 
 /// The next fire times, marking those whose UTC offset differs from the one before (a DST
 /// change between them).
-fn next_times(view: &TaskView, now: &Zoned) -> String {
+fn next_times(view: &TaskView, now: &Zoned) -> Markup {
     let Kind::Cron(schedule) = &view.task.kind else {
-        return "<p>A daemon task runs all the time.</p>".to_owned();
+        return html! { p { "A daemon task runs all the time." } };
     };
     let times: Vec<Zoned> = schedule.iter_after(now).take(10).collect();
     if times.is_empty() {
-        return "<p>This schedule never fires again.</p>".to_owned();
+        return html! { p { "This schedule never fires again." } };
     }
-    let mut out = String::from("<ol id=\"next\">");
-    let mut offset = None;
-    for t in &times {
-        let shift = offset.is_some_and(|o| o != t.offset());
-        let mark = if shift {
-            format!(" <span class=\"dst\">offset changes to {} (DST)</span>", t.offset())
-        } else {
-            String::new()
-        };
-        let _ = write!(out, "<li>{}{mark}</li>", esc(&json::zoned(t)));
-        offset = Some(t.offset());
+    html! {
+        ol id="next" {
+            @for (i, t) in times.iter().enumerate() {
+                li {
+                    (json::zoned(t))
+                    @if i > 0 && times[i - 1].offset() != t.offset() {
+                        " " span class="dst" { "offset changes to " (maud::display(t.offset())) " (DST)" }
+                    }
+                }
+            }
+        }
     }
-    out.push_str("</ol>");
-    out
 }
 
-fn definition(view: &TaskView, role: Role) -> String {
-    let mut out = String::from("<dl>");
-    for (key, value) in json::definition(&view.task, role == Role::Admin) {
-        let text = match value {
-            serde_json::Value::String(s) => s,
-            serde_json::Value::Null => continue,
-            other => other.to_string(),
-        };
-        let _ = write!(out, "<dt>{}</dt><dd>{}</dd>", esc(&key), esc(&text));
+/// Keys and values as a definition list, leaving out nulls; strings as they are, other values
+/// as JSON.
+fn definition_list<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a serde_json::Value)>,
+) -> Markup {
+    html! {
+        dl {
+            @for (key, value) in pairs {
+                @match value {
+                    serde_json::Value::Null => {}
+                    serde_json::Value::String(s) => { dt { (key) } dd { (s) } }
+                    other => { dt { (key) } dd { (other.to_string()) } }
+                }
+            }
+        }
     }
-    out.push_str("</dl>");
-    out
 }
 
-fn flash(uri_query: Option<&str>) -> String {
-    let Some(q) = uri_query else { return String::new() };
-    let note = q.split('&').find_map(|kv| kv.strip_prefix("note=")).unwrap_or("");
+/// The note a button's redirect asks for (`?note=`), if any.
+fn flash(uri_query: Option<&str>) -> Markup {
+    let note =
+        uri_query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("note="))).unwrap_or("");
     let text = match note {
         "started" => "Run started.",
         "paused" => "Task paused.",
@@ -426,9 +462,9 @@ fn flash(uri_query: Option<&str>) -> String {
         "killing" => "Killing the run.",
         "refused" => "Refused: this needs an admin token.",
         "failed" => "That did not work; see the agent's log.",
-        _ => return String::new(),
+        _ => return html! {},
     };
-    format!("<p class=\"note\" id=\"note\">{text}</p>")
+    html! { p class="note" id="note" { (text) } }
 }
 
 async fn task_page(
@@ -441,9 +477,8 @@ async fn task_page(
         return to_login(&format!("/tasks/{}", segment(&name)));
     };
     let Some(view) = api.agent.task(&name).await else {
-        let body =
-            format!("<h1>No task named {}</h1><p><a href=\"/\">All tasks</a></p>", esc(&name));
-        return (StatusCode::NOT_FOUND, page("Not found", Some(role), &body)).into_response();
+        let body = html! { h1 { "No task named " (name) } p { a href="/" { "All tasks" } } };
+        return (StatusCode::NOT_FOUND, page("Not found", Some(role), body)).into_response();
     };
     let filter = RunFilter {
         task: Some(name.clone()),
@@ -452,72 +487,81 @@ async fn task_page(
         ..RunFilter::default()
     };
     let runs = api.agent.services.store.runs(&filter).await.unwrap_or_default();
-    let mut body = format!(
-        "<h1>{}</h1>{}<p>{} · next: {}</p>",
-        esc(&name),
-        flash(request.uri().query()),
-        esc(&schedule_words(&view)),
-        esc(&next_cell(&view))
-    );
-    if role == Role::Admin && view.here {
-        body.push_str("<div class=\"actions\">");
-        if matches!(view.task.kind, Kind::Cron(_)) {
-            let _ = write!(body, "<form method=\"post\" action=\"/tasks/{}/run\"><button class=\"btn main\" id=\"run-now\">Run now</button></form>", segment(&name));
-        }
-        let (action, label) =
-            if view.paused.is_some() { ("resume", "Resume") } else { ("pause", "Pause") };
-        let _ = write!(body, "<form method=\"post\" action=\"/tasks/{}/{action}\"><button class=\"btn\" id=\"{action}\">{label}</button></form>", segment(&name));
-        body.push_str("</div>");
-    }
-    body.push_str("<h2>Runs</h2>");
     // Durations, oldest left; a bar's height is its share of the longest.
     let longest = runs.iter().filter_map(|r| r.duration_ms).max().unwrap_or(0).max(1) as f64;
-    body.push_str("<div class=\"bars\" id=\"durations\">");
-    for r in runs.iter().rev() {
-        let ms = r.duration_ms.unwrap_or(0);
-        let _ = write!(
-            body,
-            "<a href=\"/runs/{}\" class=\"{}\" style=\"height:{:.1}%\" title=\"{} {:.3}s\"></a>",
-            segment(&r.id),
-            r.outcome.as_str(),
-            (ms as f64 / longest * 100.0).max(2.0),
-            esc(&short(&r.slot)),
-            ms as f64 / 1000.0
-        );
-    }
-    body.push_str("</div>");
-    body.push_str(
-        "<div class=\"scroll\"><table id=\"runs\"><thead><tr><th>Slot</th><th>Outcome</th><th>Exit</th>\
-         <th>Duration</th><th>Node</th><th></th></tr></thead><tbody>",
-    );
-    for r in &runs {
-        let exit = match (r.exit_code, r.signal) {
-            (Some(c), _) => c.to_string(),
-            (None, Some(s)) => format!("signal {s}"),
-            _ => "-".to_owned(),
-        };
-        let duration =
-            r.duration_ms.map_or("-".to_owned(), |ms| format!("{:.3}s", ms as f64 / 1000.0));
-        let kill = if role == Role::Admin && r.outcome.as_str() == "running" {
-            format!("<form method=\"post\" action=\"/runs/{}/kill\"><button class=\"btn\">Kill</button></form>", segment(&r.id))
-        } else {
-            String::new()
-        };
-        let _ = write!(
-            body,
-            "<tr data-run=\"{}\"><td><a href=\"/runs/{}\">{}</a></td><td>{}</td><td>{exit}</td><td>{duration}</td><td>{}</td><td>{kill}</td></tr>",
-            esc(&r.id),
-            segment(&r.id),
-            esc(&short(&r.slot)),
-            outcome_tag(r.outcome.as_str()),
-            esc(&r.node)
-        );
-    }
-    body.push_str("</tbody></table></div><h2>Next fire times</h2>");
-    body.push_str(&next_times(&view, &crate::clock::zoned_now()));
-    body.push_str("<h2>Definition</h2>");
-    body.push_str(&definition(&view, role));
-    page(&name, Some(role), &body).into_response()
+    let (action, label) =
+        if view.paused.is_some() { ("resume", "Resume") } else { ("pause", "Pause") };
+    let definition = json::definition(&view.task, role == Role::Admin);
+    let body = html! {
+        h1 { (name) }
+        (flash(request.uri().query()))
+        p { (schedule_words(&view)) " · next: " (next_cell(&view)) }
+        @if role == Role::Admin && view.here {
+            div class="actions" {
+                @if matches!(view.task.kind, Kind::Cron(_)) {
+                    form method="post" action={ "/tasks/" (segment(&name)) "/run" } {
+                        button class="btn main" id="run-now" { "Run now" }
+                    }
+                }
+                form method="post" action={ "/tasks/" (segment(&name)) "/" (action) } {
+                    button class="btn" id=(action) { (label) }
+                }
+            }
+        }
+        h2 { "Runs" }
+        div class="bars" id="durations" {
+            @for r in runs.iter().rev() {
+                @let ms = r.duration_ms.unwrap_or(0);
+                a href={ "/runs/" (segment(&r.id)) } class=(r.outcome.as_str())
+                    style=(format_args!("height:{:.1}%", (ms as f64 / longest * 100.0).max(2.0)))
+                    title=(format_args!("{} {:.3}s", short(&r.slot), ms as f64 / 1000.0)) {}
+            }
+        }
+        div class="scroll" {
+            table id="runs" {
+                thead {
+                    tr {
+                        th { "Slot" } th { "Outcome" } th { "Exit" } th { "Duration" } th { "Node" }
+                        th {}
+                    }
+                }
+                tbody {
+                    @for r in &runs {
+                        tr data-run=(r.id) {
+                            td { a href={ "/runs/" (segment(&r.id)) } { (short(&r.slot)) } }
+                            td { (outcome_tag(r.outcome.as_str())) }
+                            td {
+                                @match (r.exit_code, r.signal) {
+                                    (Some(c), _) => (c),
+                                    (None, Some(s)) => { "signal " (s) }
+                                    _ => "-",
+                                }
+                            }
+                            td {
+                                @match r.duration_ms {
+                                    Some(ms) => (format_args!("{:.3}s", ms as f64 / 1000.0)),
+                                    None => "-",
+                                }
+                            }
+                            td { (r.node) }
+                            td {
+                                @if role == Role::Admin && r.outcome.as_str() == "running" {
+                                    form method="post" action={ "/runs/" (segment(&r.id)) "/kill" } {
+                                        button class="btn" { "Kill" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Next fire times" }
+        (next_times(&view, &crate::clock::zoned_now()))
+        h2 { "Definition" }
+        (definition_list(definition.iter().map(|(k, v)| (k.as_str(), v))))
+    };
+    page(&name, Some(role), body).into_response()
 }
 
 /// Follows a running run's output (EventSource sends the cookie).
@@ -540,44 +584,35 @@ async fn run_page(
     // The run in flight first: when it is not (any more), its final record is in the store.
     let live = api.agent.services.find(&id);
     let Ok(Some(record)) = api.agent.services.store.run(&id).await else {
-        let body = format!("<h1>No run {}</h1>", esc(&id));
-        return (StatusCode::NOT_FOUND, page("Not found", Some(role), &body)).into_response();
+        let body = html! { h1 { "No run " (id) } };
+        return (StatusCode::NOT_FOUND, page("Not found", Some(role), body)).into_response();
     };
     let output = live.as_ref().map_or_else(|| record.output.clone(), |l| l.live.read_from(0).0);
-    let mut body = format!(
-        "<h1>Run {}</h1>{}<p><a href=\"/tasks/{}\">{}</a> · {}</p><dl>",
-        esc(&id),
-        flash(request.uri().query()),
-        segment(&record.task),
-        esc(&record.task),
-        outcome_tag(record.outcome.as_str())
-    );
-    for (key, value) in json::run(&record).as_object().into_iter().flatten() {
-        let text = match value {
-            serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Null => continue,
-            other => other.to_string(),
-        };
-        let _ = write!(body, "<dt>{}</dt><dd>{}</dd>", esc(key), esc(&text));
-    }
-    body.push_str("</dl>");
-    if live.is_some() && role == Role::Admin {
-        let _ = write!(body, "<div class=\"actions\"><form method=\"post\" action=\"/runs/{}/kill\"><button class=\"btn main\" id=\"kill\">Kill</button></form></div>", segment(&id));
-    }
-    let follow = if live.is_some() {
-        format!(" data-follow=\"/api/v1/runs/{}/output?follow=true\"", segment(&id))
-    } else {
-        String::new()
+    let fields = json::run(&record);
+    let follow =
+        live.is_some().then(|| format!("/api/v1/runs/{}/output?follow=true", segment(&id)));
+    let body = html! {
+        h1 { "Run " (id) }
+        (flash(request.uri().query()))
+        p {
+            a href={ "/tasks/" (segment(&record.task)) } { (record.task) }
+            " · " (outcome_tag(record.outcome.as_str()))
+        }
+        (definition_list(fields.as_object().into_iter().flatten().map(|(k, v)| (k.as_str(), v))))
+        @if live.is_some() && role == Role::Admin {
+            div class="actions" {
+                form method="post" action={ "/runs/" (segment(&id)) "/kill" } {
+                    button class="btn main" id="kill" { "Kill" }
+                }
+            }
+        }
+        h2 { "Output" }
+        pre id="output" data-follow=[follow] { (String::from_utf8_lossy(&output)) }
+        @if live.is_some() {
+            (PreEscaped(FOLLOW))
+        }
     };
-    let _ = write!(
-        body,
-        "<h2>Output</h2><pre id=\"output\"{follow}>{}</pre>",
-        esc(&String::from_utf8_lossy(&output))
-    );
-    if live.is_some() {
-        body.push_str(FOLLOW);
-    }
-    page(&id, Some(role), &body).into_response()
+    page(&id, Some(role), body).into_response()
 }
 
 /// An admin's button press: the visitor must hold an admin token, and the request must come
@@ -631,11 +666,18 @@ mod tests {
         let view =
             TaskView { task, here: true, paused: None, next: None, running: 0, stored: None };
         let now: Zoned = "2026-03-03T12:00:00-05:00[America/New_York]".parse().unwrap();
-        let html = next_times(&view, &now);
+        let html = next_times(&view, &now).into_string();
         assert_eq!(html.matches("<li>").count(), 10);
         // 2026-03-08 is the first day in EDT: its 09:00 is marked, and only it.
         assert_eq!(html.matches("class=\"dst\"").count(), 1, "{html}");
         assert!(html.contains("<li>2026-03-08T09:00:00-04:00 <span class=\"dst\">offset changes to -04 (DST)</span></li>"), "{html}");
-        assert_eq!(esc("<a href='x'>&\"</a>"), "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;");
+        // Text and attribute values are escaped (maud leaves `'` as it is: attribute values
+        // are always in double quotes).
+        let html = login_form(Some("<a href='x'>&\"</a>"), "/tasks/\"><b>").0;
+        assert!(
+            html.contains("<p class=\"note err\">&lt;a href='x'&gt;&amp;&quot;&lt;/a&gt;</p>"),
+            "{html}"
+        );
+        assert!(html.contains("name=\"next\" value=\"/tasks/&quot;&gt;&lt;b&gt;\""), "{html}");
     }
 }
