@@ -1,11 +1,28 @@
 //! The agent's Prometheus metrics, kept in memory and written in the text exposition format
-//! (version 0.0.4) at `/metrics`.
+//! (version 0.0.4) at `/metrics`, by `prometheus-client`.
 //!
 //! Counters and histograms are fed as runs end, slots are skipped and reloads happen; gauges
 //! that describe the present (runs in flight, next fire times) are read at scrape time by the
 //! caller and passed to [`Metrics::render`].
+//!
+//! Each scrape registers the metrics in a fresh `Registry`, in a fixed order: the metrics that
+//! describe the present are made for that scrape, and the fleet's only with a shared store.
 
-use std::{collections::BTreeMap, fmt::Write, sync::Mutex};
+use std::{
+    collections::BTreeMap,
+    sync::{atomic::AtomicU64, Arc, Mutex},
+};
+
+use prometheus_client::{
+    encoding::{prometheus_text, EncodeLabelSet, EncodeMetric, MetricEncoder},
+    metrics::{
+        counter::{ConstCounter, Counter},
+        gauge::{ConstGauge, Gauge},
+        histogram::Histogram,
+        MetricType, TypedMetric,
+    },
+    registry::Registry,
+};
 
 /// Upper bounds of the run duration buckets, in seconds.
 const DURATION_BUCKETS: &[f64] =
@@ -15,55 +32,87 @@ const CLAIM_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5
 /// Upper bounds of the launch lateness buckets, in seconds.
 const LATENESS_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0];
 
-#[derive(Clone, Debug, Default)]
-struct Histogram {
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct TaskLabels {
+    task: String,
 }
 
-impl Histogram {
-    fn observe(&mut self, bounds: &[f64], value: f64) {
-        if self.counts.is_empty() {
-            self.counts = vec![0; bounds.len()];
-        }
-        for (i, bound) in bounds.iter().enumerate() {
-            if value <= *bound {
-                self.counts[i] += 1;
-            }
-        }
-        self.sum += value;
-        self.count += 1;
-    }
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct OutcomeLabels {
+    task: String,
+    outcome: String,
+}
 
-    fn render(&self, out: &mut String, name: &str, labels: &str, bounds: &[f64]) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        for (i, bound) in bounds.iter().enumerate() {
-            let n = self.counts.get(i).copied().unwrap_or(0);
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {n}");
-        }
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", self.count);
-        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
-        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum);
-        let _ = writeln!(out, "{name}_count{braces} {}", self.count);
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct DeliveryLabels {
+    channel: String,
+    result: &'static str,
+}
+
+/// A metric per label set, like `prometheus_client`'s `Family`, but written in the order of
+/// the label sets (a `Family` is a hash map) and with its `HELP` and `TYPE` lines also when it
+/// has no label set yet: what scrapes showed before the crate, kept.
+#[derive(Debug)]
+struct Labelled<L, M> {
+    metrics: Arc<Mutex<BTreeMap<L, M>>>,
+    new: fn() -> M,
+}
+
+impl<L, M> Clone for Labelled<L, M> {
+    fn clone(&self) -> Self {
+        Labelled { metrics: self.metrics.clone(), new: self.new }
     }
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    /// (task, outcome) → runs.
-    runs: BTreeMap<(String, String), u64>,
-    durations: BTreeMap<String, Histogram>,
-    lateness: Histogram,
-    /// How long claim statements took (shared store).
-    claims: Histogram,
-    /// (task, outcome: skipped or missed) → slots.
-    not_run: BTreeMap<(String, String), u64>,
-    last_success: BTreeMap<String, f64>,
-    /// result → reloads.
-    reloads: BTreeMap<&'static str, u64>,
-    /// (channel, result) → alert deliveries.
-    alerts: BTreeMap<(String, &'static str), u64>,
+impl<L: Ord, M: Default> Default for Labelled<L, M> {
+    fn default() -> Self {
+        Labelled::new(M::default)
+    }
+}
+
+impl<L: Ord, M> Labelled<L, M> {
+    fn new(new: fn() -> M) -> Self {
+        Labelled { metrics: Arc::default(), new }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<L, M>> {
+        self.metrics.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The metric of `labels` (a handle sharing its value), made when it is new.
+    fn get(&self, labels: L) -> M
+    where
+        M: Clone,
+    {
+        self.lock().entry(labels).or_insert_with(self.new).clone()
+    }
+
+    fn insert(&self, labels: L, metric: M) {
+        self.lock().insert(labels, metric);
+    }
+}
+
+impl<L, M> EncodeMetric for Labelled<L, M>
+where
+    L: Ord + EncodeLabelSet,
+    M: EncodeMetric + TypedMetric,
+{
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let metrics = self.metrics.lock().unwrap_or_else(|p| p.into_inner());
+        for (labels, metric) in metrics.iter() {
+            metric.encode(encoder.encode_family(labels)?)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        M::TYPE
+    }
 }
 
 /// What a scrape reads from the agent at that moment.
@@ -81,177 +130,163 @@ pub struct Present {
 }
 
 /// The agent's metrics.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
-    inner: Mutex<Inner>,
+    /// Runs ended, by task and outcome.
+    runs: Labelled<OutcomeLabels, Counter>,
+    durations: Labelled<TaskLabels, Histogram>,
+    lateness: Histogram,
+    /// How long claim statements took (shared store).
+    claims: Histogram,
+    /// Slots not run, by task and outcome (skipped or missed).
+    not_run: Labelled<OutcomeLabels, Counter>,
+    last_success: Labelled<TaskLabels, Gauge<f64, AtomicU64>>,
+    reloads: Labelled<ResultLabels, Counter>,
+    /// Alert deliveries, by channel and result.
+    alerts: Labelled<DeliveryLabels, Counter>,
 }
 
-/// Escapes a label value.
-fn label(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+impl Default for Metrics {
+    fn default() -> Self {
+        let reloads = Labelled::default();
+        // Both results are shown from the start, at 0.
+        for result in ["ok", "error"] {
+            reloads.get(ResultLabels { result });
+        }
+        Metrics {
+            runs: Labelled::default(),
+            durations: Labelled::new(|| Histogram::new(DURATION_BUCKETS.iter().copied())),
+            lateness: Histogram::new(LATENESS_BUCKETS.iter().copied()),
+            claims: Histogram::new(CLAIM_BUCKETS.iter().copied()),
+            not_run: Labelled::default(),
+            last_success: Labelled::default(),
+            reloads,
+            alerts: Labelled::default(),
+        }
+    }
+}
+
+fn task(task: &str) -> TaskLabels {
+    TaskLabels { task: task.to_owned() }
+}
+
+fn outcome(task: &str, outcome: &str) -> OutcomeLabels {
+    OutcomeLabels { task: task.to_owned(), outcome: outcome.to_owned() }
 }
 
 impl Metrics {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// A run ended: its outcome, how long it took, and when it ended (Unix seconds).
-    pub fn run_ended(&self, task: &str, outcome: &str, seconds: Option<f64>, ended: f64) {
-        let mut m = self.lock();
-        *m.runs.entry((task.to_owned(), outcome.to_owned())).or_default() += 1;
+    pub fn run_ended(&self, task_name: &str, outcome_name: &str, seconds: Option<f64>, ended: f64) {
+        self.runs.get(outcome(task_name, outcome_name)).inc();
         if let Some(s) = seconds {
-            m.durations.entry(task.to_owned()).or_default().observe(DURATION_BUCKETS, s);
+            self.durations.get(task(task_name)).observe(s);
         }
-        if outcome == "succeeded" {
-            m.last_success.insert(task.to_owned(), ended);
+        if outcome_name == "succeeded" {
+            self.last_success.get(task(task_name)).set(ended);
         }
     }
 
     /// A run started this long after its slot.
     pub fn launched(&self, late_seconds: f64) {
-        self.lock().lateness.observe(LATENESS_BUCKETS, late_seconds.max(0.0));
+        self.lateness.observe(late_seconds.max(0.0));
     }
 
     /// A claim statement took this long (from sending it to its answer).
     pub fn claimed(&self, seconds: f64) {
-        self.lock().claims.observe(CLAIM_BUCKETS, seconds.max(0.0));
+        self.claims.observe(seconds.max(0.0));
     }
 
     /// A slot was not run (`skipped` or `missed`).
-    pub fn not_run(&self, task: &str, outcome: &str) {
-        *self.lock().not_run.entry((task.to_owned(), outcome.to_owned())).or_default() += 1;
+    pub fn not_run(&self, task_name: &str, outcome_name: &str) {
+        self.not_run.get(outcome(task_name, outcome_name)).inc();
     }
 
     /// A reload happened (`ok`) or was refused (`error`).
     pub fn reloaded(&self, ok: bool) {
-        *self.lock().reloads.entry(if ok { "ok" } else { "error" }).or_default() += 1;
+        self.reloads.get(ResultLabels { result: if ok { "ok" } else { "error" } }).inc();
     }
 
     /// An alert was delivered to a channel (`ok`) or given up on (`error`).
     pub fn alert_delivery(&self, channel: &str, ok: bool) {
         let result = if ok { "ok" } else { "error" };
-        *self.lock().alerts.entry((channel.to_owned(), result)).or_default() += 1;
+        self.alerts.get(DeliveryLabels { channel: channel.to_owned(), result }).inc();
     }
 
     /// The metrics in Prometheus text format.
     pub fn render(&self, present: &Present) -> String {
-        let m = self.lock();
-        let mut out = String::new();
-        let head = |out: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
-        head(&mut out, "cronfleet_runs_total", "counter", "Runs ended, by task and outcome.");
-        for ((task, outcome), n) in &m.runs {
-            let _ = writeln!(
-                out,
-                "cronfleet_runs_total{{task=\"{}\",outcome=\"{outcome}\"}} {n}",
-                label(task)
-            );
-        }
-        head(&mut out, "cronfleet_run_duration_seconds", "histogram", "How long runs took.");
-        for (task, h) in &m.durations {
-            let labels = format!("task=\"{}\"", label(task));
-            h.render(&mut out, "cronfleet_run_duration_seconds", &labels, DURATION_BUCKETS);
-        }
-        head(
-            &mut out,
+        let mut registry = Registry::default();
+        // `prometheus-client` ends each help text with a full stop, and names a counter's
+        // lines `<name>_total`.
+        registry.register("cronfleet_runs", "Runs ended, by task and outcome", self.runs.clone());
+        registry.register(
+            "cronfleet_run_duration_seconds",
+            "How long runs took",
+            self.durations.clone(),
+        );
+        registry.register(
             "cronfleet_launch_lateness_seconds",
-            "histogram",
-            "How long after its slot each run started.",
+            "How long after its slot each run started",
+            self.lateness.clone(),
         );
-        m.lateness.render(&mut out, "cronfleet_launch_lateness_seconds", "", LATENESS_BUCKETS);
-        head(&mut out, "cronfleet_runs_running", "gauge", "Runs in flight, by task.");
-        for (task, n) in &present.running {
-            let _ = writeln!(out, "cronfleet_runs_running{{task=\"{}\"}} {n}", label(task));
+        let running = Labelled::<_, ConstGauge<u64>>::default();
+        for (name, n) in &present.running {
+            running.insert(task(name), ConstGauge::new(*n));
         }
-        head(
-            &mut out,
+        registry.register("cronfleet_runs_running", "Runs in flight, by task", running);
+        let next = Labelled::<_, ConstGauge<f64>>::default();
+        for (name, at) in &present.next {
+            next.insert(task(name), ConstGauge::new(*at));
+        }
+        registry.register(
             "cronfleet_task_next_run_timestamp_seconds",
-            "gauge",
-            "When each task fires next.",
+            "When each task fires next",
+            next,
         );
-        for (task, at) in &present.next {
-            let _ = writeln!(
-                out,
-                "cronfleet_task_next_run_timestamp_seconds{{task=\"{}\"}} {at}",
-                label(task)
-            );
-        }
-        head(
-            &mut out,
+        registry.register(
             "cronfleet_task_last_success_timestamp_seconds",
-            "gauge",
-            "When each task last succeeded (since the agent started).",
+            "When each task last succeeded (since the agent started)",
+            self.last_success.clone(),
         );
-        for (task, at) in &m.last_success {
-            let _ = writeln!(
-                out,
-                "cronfleet_task_last_success_timestamp_seconds{{task=\"{}\"}} {at}",
-                label(task)
-            );
-        }
-        head(
-            &mut out,
-            "cronfleet_slots_not_run_total",
-            "counter",
-            "Slots not run: skipped by a policy or missed.",
+        registry.register(
+            "cronfleet_slots_not_run",
+            "Slots not run: skipped by a policy or missed",
+            self.not_run.clone(),
         );
-        for ((task, outcome), n) in &m.not_run {
-            let _ = writeln!(
-                out,
-                "cronfleet_slots_not_run_total{{task=\"{}\",outcome=\"{outcome}\"}} {n}",
-                label(task)
-            );
-        }
-        head(
-            &mut out,
-            "cronfleet_reloads_total",
-            "counter",
-            "Reloads of the task file, by result.",
+        registry.register(
+            "cronfleet_reloads",
+            "Reloads of the task file, by result",
+            self.reloads.clone(),
         );
-        for result in ["ok", "error"] {
-            let n = m.reloads.get(result).copied().unwrap_or(0);
-            let _ = writeln!(out, "cronfleet_reloads_total{{result=\"{result}\"}} {n}");
-        }
-        head(
-            &mut out,
-            "cronfleet_alert_deliveries_total",
-            "counter",
-            "Alert deliveries, by channel and result.",
+        registry.register(
+            "cronfleet_alert_deliveries",
+            "Alert deliveries, by channel and result",
+            self.alerts.clone(),
         );
-        for ((channel, result), n) in &m.alerts {
-            let _ = writeln!(
-                out,
-                "cronfleet_alert_deliveries_total{{channel=\"{}\",result=\"{result}\"}} {n}",
-                label(channel)
-            );
-        }
-        head(&mut out, "cronfleet_tasks", "gauge", "Tasks this node runs.");
-        let _ = writeln!(out, "cronfleet_tasks {}", present.tasks);
+        registry.register(
+            "cronfleet_tasks",
+            "Tasks this node runs",
+            ConstGauge::new(present.tasks as u64),
+        );
         if let Some((away, claims)) = present.fleet {
-            head(
-                &mut out,
+            registry.register(
                 "cronfleet_database_away",
-                "gauge",
-                "1 while the shared database is away (run records are spooled locally).",
+                "1 while the shared database is away (run records are spooled locally)",
+                ConstGauge::new(u64::from(away)),
             );
-            let _ = writeln!(out, "cronfleet_database_away {}", u8::from(away));
-            head(
-                &mut out,
-                "cronfleet_claim_statements_total",
-                "counter",
-                "Claim statements sent to the shared database (each carries many claims).",
+            registry.register(
+                "cronfleet_claim_statements",
+                "Claim statements sent to the shared database (each carries many claims)",
+                ConstCounter::new(claims),
             );
-            let _ = writeln!(out, "cronfleet_claim_statements_total {claims}");
-            head(
-                &mut out,
+            registry.register(
                 "cronfleet_claim_statement_seconds",
-                "histogram",
-                "How long claim statements took, from sending to answer.",
+                "How long claim statements took, from sending to answer",
+                self.claims.clone(),
             );
-            m.claims.render(&mut out, "cronfleet_claim_statement_seconds", "", CLAIM_BUCKETS);
         }
+        let mut out = String::new();
+        // Writing to a `String` does not fail.
+        let _ = prometheus_text::encode(&mut out, &registry);
         out
     }
 }
@@ -287,5 +322,66 @@ mod tests {
         assert!(fleet.contains("cronfleet_claim_statement_seconds_bucket{le=\"+Inf\"} 2\n"));
         assert!(!text.contains("cronfleet_claim_statement_seconds"), "only with a shared store");
         assert!(fleet.contains("cronfleet_claim_statements_total 7\n"));
+    }
+
+    #[test]
+    fn names_types_and_help_as_before() {
+        // The `# HELP` and `# TYPE` lines as the hand-written exposition wrote them.
+        let text =
+            Metrics::default().render(&Present { fleet: Some((false, 0)), ..Present::default() });
+        let heads: Vec<&str> = text.lines().filter(|l| l.starts_with('#')).collect();
+        let expected = [
+            ("cronfleet_runs_total", "counter", "Runs ended, by task and outcome."),
+            ("cronfleet_run_duration_seconds", "histogram", "How long runs took."),
+            (
+                "cronfleet_launch_lateness_seconds",
+                "histogram",
+                "How long after its slot each run started.",
+            ),
+            ("cronfleet_runs_running", "gauge", "Runs in flight, by task."),
+            ("cronfleet_task_next_run_timestamp_seconds", "gauge", "When each task fires next."),
+            (
+                "cronfleet_task_last_success_timestamp_seconds",
+                "gauge",
+                "When each task last succeeded (since the agent started).",
+            ),
+            (
+                "cronfleet_slots_not_run_total",
+                "counter",
+                "Slots not run: skipped by a policy or missed.",
+            ),
+            ("cronfleet_reloads_total", "counter", "Reloads of the task file, by result."),
+            (
+                "cronfleet_alert_deliveries_total",
+                "counter",
+                "Alert deliveries, by channel and result.",
+            ),
+            ("cronfleet_tasks", "gauge", "Tasks this node runs."),
+            (
+                "cronfleet_database_away",
+                "gauge",
+                "1 while the shared database is away (run records are spooled locally).",
+            ),
+            (
+                "cronfleet_claim_statements_total",
+                "counter",
+                "Claim statements sent to the shared database (each carries many claims).",
+            ),
+            (
+                "cronfleet_claim_statement_seconds",
+                "histogram",
+                "How long claim statements took, from sending to answer.",
+            ),
+        ];
+        let want: Vec<String> = expected
+            .iter()
+            .flat_map(|(name, kind, help)| {
+                [format!("# HELP {name} {help}"), format!("# TYPE {name} {kind}")]
+            })
+            .collect();
+        assert_eq!(heads, want);
+        assert!(text.contains("cronfleet_reloads_total{result=\"ok\"} 0\n"));
+        assert!(text.contains("cronfleet_launch_lateness_seconds_bucket{le=\"1\"} 0\n"));
+        assert!(text.ends_with("cronfleet_claim_statement_seconds_count 0\n"), "no # EOF");
     }
 }

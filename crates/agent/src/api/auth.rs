@@ -4,11 +4,10 @@
 //! A tokens file has one token per line: `ROLE TOKEN [NAME]`, where ROLE is `read` or `admin`;
 //! `#` starts a comment. Tokens are compared in constant time.
 
-use std::{
-    io::{Read, Write},
-    os::unix::fs::OpenOptionsExt,
-    path::Path,
-};
+use std::{io::Write, os::unix::fs::OpenOptionsExt, path::Path};
+
+use ring::rand::SecureRandom;
+use subtle::ConstantTimeEq;
 
 /// What a token may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -22,7 +21,8 @@ pub enum Role {
 /// The tokens the API accepts.
 #[derive(Clone, Debug, Default)]
 pub struct Tokens {
-    tokens: Vec<(Role, Vec<u8>, String)>,
+    /// Role, SHA-256 of the token, name.
+    tokens: Vec<(Role, [u8; 32], String)>,
 }
 
 /// Shortest token accepted from a tokens file.
@@ -31,15 +31,18 @@ const MIN_TOKEN_LEN: usize = 16;
 impl Tokens {
     /// Adds a token.
     pub fn add(&mut self, role: Role, token: &str, name: &str) {
-        self.tokens.push((role, token.as_bytes().to_vec(), name.to_owned()));
+        self.tokens.push((role, digest(token), name.to_owned()));
     }
 
     /// The role of `token` (and the token's name), comparing against every token in constant
     /// time.
     pub fn check(&self, token: &str) -> Option<(Role, &str)> {
+        // Digests of equal length are compared, so neither the content nor the length of a
+        // known token shows in the time taken (`subtle` returns early on unequal lengths).
+        let token = digest(token);
         let mut found = None;
         for (role, known, name) in &self.tokens {
-            if constant_time_eq(token.as_bytes(), known) && found.is_none() {
+            if bool::from(token.ct_eq(known)) && found.is_none() {
                 found = Some((*role, name.as_str()));
             }
         }
@@ -83,13 +86,11 @@ impl Tokens {
     }
 }
 
-/// Whether `a` and `b` are equal, taking the same time whatever their content.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = u8::from(a.len() != b.len());
-    for (i, x) in a.iter().enumerate() {
-        diff |= x ^ b.get(i).copied().unwrap_or(0);
-    }
-    std::hint::black_box(diff) == 0
+/// The SHA-256 digest of a token.
+fn digest(token: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref());
+    out
 }
 
 /// The agent's own admin token, in `path`: read when it exists, else created (mode 0600)
@@ -105,10 +106,10 @@ pub fn own_token(path: &Path) -> Result<String, String> {
         }
     }
     let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| format!("cannot read random bytes: {e}"))?;
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| "cannot read random bytes from the system".to_owned())?;
+    let token = hex::encode(bytes);
     let _ = std::fs::remove_file(path);
     let mut file = std::fs::OpenOptions::new()
         .write(true)

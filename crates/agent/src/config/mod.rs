@@ -388,7 +388,7 @@ fn check_keys(rep: &mut Reporter<'_>, task: Option<&str>, table: &DeTable<'_>, f
         } else if !FIELDS.contains(&k) {
             let hint = FIELDS
                 .iter()
-                .map(|f| (edit_distance(f, k), f))
+                .map(|f| (strsim::levenshtein(f, k), f))
                 .min()
                 .filter(|(d, _)| *d <= 2)
                 .map(|(_, f)| format!("; did you mean `{f}`?"))
@@ -396,21 +396,6 @@ fn check_keys(rep: &mut Reporter<'_>, task: Option<&str>, table: &DeTable<'_>, f
             rep.error(key.span().start, task, Some(k), format!("unknown field{hint}"));
         }
     }
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let next = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(row[j + 1] + 1);
-            prev = row[j + 1];
-            row[j + 1] = next;
-        }
-    }
-    row[b.len()]
 }
 
 type Value<'i> = Spanned<DeValue<'i>>;
