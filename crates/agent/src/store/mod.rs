@@ -96,20 +96,12 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// A path as a `sqlite://` URL.
+/// A path as a `sqlite://` URL (what a URL would read otherwise, escaped).
 fn sqlite_url(file: &Path) -> String {
-    let mut url = String::from("sqlite://");
-    for c in file.display().to_string().chars() {
-        match c {
-            '%' => url.push_str("%25"),
-            ' ' => url.push_str("%20"),
-            '?' => url.push_str("%3F"),
-            '#' => url.push_str("%23"),
-            c => url.push(c),
-        }
-    }
-    url.push_str("?mode=rwc");
-    url
+    const SPECIAL: &percent_encoding::AsciiSet =
+        &percent_encoding::CONTROLS.add(b'%').add(b' ').add(b'?').add(b'#');
+    let path = file.display().to_string();
+    format!("sqlite://{}?mode=rwc", percent_encoding::utf8_percent_encode(&path, SPECIAL))
 }
 
 /// A database URL with its password hidden, for messages.
