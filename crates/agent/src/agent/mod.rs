@@ -1,99 +1,69 @@
 //! The agent: runs the tasks of a task file meant for this machine, on their schedules.
 //!
-//! `run` loads the file, keeps the tasks this host should run (by `hosts`, `tags` and
+//! [`start`] loads the file, keeps the tasks this host should run (by `hosts`, `tags` and
 //! `enabled`), and gives each cron task a `cronfleet-scheduler` entry whose job starts a child
 //! process (`jobs.rs`, `runner`); daemon tasks get a supervisor that keeps them running
 //! (`daemon.rs`). Every run is recorded in the store; slots missed while the agent was down
-//! are caught up at start (`catchup.rs`).
+//! are caught up at start (`catchup.rs`). [`serve`] runs it until shutdown.
 //!
 //! A reload (signal, or the file saved: `watch.rs`) parses and validates first: an invalid file
-//! is logged and the old tasks keep running; a valid one is applied as a [`diff`], so unchanged
-//! tasks keep their timers and running processes, changed ones continue from their last slot,
-//! and removed ones stop being scheduled while their running processes finish.
+//! is logged and the old tasks keep running; a valid one is applied as a difference
+//! (`running.rs`), so unchanged tasks keep their timers and running processes, changed ones
+//! continue from their last slot, and removed ones stop being scheduled while their running
+//! processes finish.
+//!
+//! # Layout
+//! - `options.rs`: how the agent is started; `running.rs`: the tasks it runs and a reload's
+//!   difference; `control.rs`: what is asked of it by hand (run, pause, resume, tasks through
+//!   the API, apply, kill); `jobs.rs`: a task as a scheduler entry and its run;
+//!   `background.rs`: the one owner of every background loop;
+//! - [`fleet`]: only with a shared store, beside all of the above: the agent as a member of a
+//!   fleet (claims, leases, handoffs, chores, the dead man's switch). The single-node path
+//!   reads without it: `Services::fleet` is `None` there.
 
 mod background;
 mod catchup;
+mod control;
 mod daemon;
 pub mod dynamic;
 pub mod fleet;
 mod host;
 pub mod jobs;
+mod options;
 pub mod plan;
+mod running;
 mod watch;
 
 use std::{
     collections::{BTreeMap, HashMap},
     future::Future,
-    path::PathBuf,
     sync::Arc,
     time::Duration,
 };
 
-use cronfleet_scheduler::{EntryId, Scheduler, Timing};
+use cronfleet_scheduler::Scheduler;
 use jiff::{tz::TimeZone, Timestamp};
 use tokio::sync::mpsc;
 
 pub use background::Background;
+pub use control::{ApplyError, ControlError};
 pub use fleet::{ahead, node_status, HEARTBEAT, LOST_AFTER};
 pub use host::Host;
 pub use jobs::{InFlight, Services};
+pub use options::{default_state_dir, shared_store_hint, Options, StartError, STORE_FILE};
 pub use plan::Plan;
+pub use running::Reloaded;
+
+use self::{
+    options::{read_task_file, write_identity},
+    running::Running,
+};
 
 use self::dynamic::ApiTask;
 use crate::{
-    config::{self, Kind, Task, TaskSet},
+    config::{self, Task},
     store::{Outcome, RunRecord, Store, StoredTask},
 };
-
-/// How the agent runs.
-#[derive(Clone, Debug)]
-pub struct Options {
-    /// The task file.
-    pub config: PathBuf,
-    /// This machine's identity.
-    pub host: Host,
-    /// How long runs get to finish when the agent stops, before their groups are killed.
-    pub shutdown_grace: Duration,
-    /// Reload when the task file changes on disk.
-    pub watch: bool,
-    /// Where the run history lives.
-    pub state_dir: PathBuf,
-    /// Runs kept per task.
-    pub keep_runs: u32,
-    /// Runs older than this are deleted.
-    pub keep_for: Duration,
-    /// The store: `None` for SQLite in the state directory, else a `postgres://` URL.
-    pub store: Option<String>,
-    /// The task file is the fleet's, in the store (`cronfleet apply --store`), not `config`
-    /// (which is then only its name in messages, [`STORE_FILE`]).
-    pub tasks_from_store: bool,
-}
-
-/// How the fleet's task file in the store is named in messages.
-pub const STORE_FILE: &str = "store:tasks.toml";
-
-/// Reads and validates the agent's task file: from disk, or the fleet's from the store (no
-/// file applied yet: no tasks).
-async fn read_task_file(
-    options: &Options,
-    store: &Store,
-) -> Result<config::TaskSet, config::ConfigErrors> {
-    if !options.tasks_from_store {
-        return config::load(&options.config);
-    }
-    match store.task_file().await {
-        Ok(Some((text, _))) => config::parse(&options.config, &text),
-        Ok(None) => config::parse(&options.config, ""),
-        Err(e) => Err(config::ConfigErrors(vec![config::ConfigError {
-            file: options.config.display().to_string(),
-            line: 0,
-            column: 0,
-            task: None,
-            field: None,
-            message: format!("cannot read the task file from the database: {e}"),
-        }])),
-    }
-}
 
 /// How often old runs are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -116,347 +86,8 @@ async fn prune(store: Store, keep_runs: u32, keep_for: Duration) {
     }
 }
 
-/// Why the agent could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The task file is invalid.
-    #[error("{0}")]
-    Config(#[from] config::ConfigErrors),
-    /// The state database cannot be used.
-    #[error("{0}")]
-    Store(#[from] crate::store::StoreError),
-}
-
-/// The default state directory: `/var/lib/cronfleet` for root, else
-/// `$XDG_STATE_HOME/cronfleet` (or `~/.local/state/cronfleet`).
-pub fn default_state_dir() -> PathBuf {
-    if nix::unistd::geteuid().is_root() {
-        return PathBuf::from("/var/lib/cronfleet");
-    }
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    base.join("cronfleet")
-}
-
 /// How long a reload waits for a burst of file changes (an editor saving) to settle.
 const SETTLE: Duration = Duration::from_millis(200);
-
-/// The tasks being run, by name, and what was asked of them by hand.
-struct Running {
-    scheduler: Scheduler,
-    services: Arc<Services>,
-    /// Every task of the file, in file order (also those for other nodes).
-    file: Vec<Task>,
-    /// The file's alert channels.
-    notifiers: Vec<config::Notifier>,
-    /// Tasks created through the API, by name.
-    api: BTreeMap<String, ApiTask>,
-    tasks: HashMap<String, (Task, EntryId)>,
-    /// Daemon tasks; no supervisor while paused.
-    daemons: HashMap<String, (Task, Option<daemon::Supervisor>)>,
-    /// Tasks paused by hand, and when each resumes by itself.
-    paused: HashMap<String, Option<Timestamp>>,
-}
-
-/// What a reload changes in one kind of task (cron or daemon).
-#[derive(Debug, Default)]
-struct Diff {
-    /// Running tasks to stop: changed or removed.
-    stale: Vec<String>,
-    /// Tasks to start: new or changed.
-    fresh: Vec<Task>,
-    added: usize,
-    changed: usize,
-    removed: usize,
-}
-
-/// What a reload did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Reloaded {
-    /// Tasks new to this node.
-    pub added: usize,
-    /// Tasks whose definition changed.
-    pub changed: usize,
-    /// Tasks this node no longer runs.
-    pub removed: usize,
-}
-
-/// Compares the running tasks with the wanted ones, by name and definition.
-fn diff<T>(running: &HashMap<String, (Task, T)>, wanted: Vec<Task>) -> Diff {
-    let mut d = Diff::default();
-    let wanted_names: std::collections::HashSet<&str> =
-        wanted.iter().map(|t| t.name.as_str()).collect();
-    for name in running.keys() {
-        if !wanted_names.contains(name.as_str()) {
-            d.stale.push(name.clone());
-            d.removed += 1;
-        }
-    }
-    for task in wanted {
-        match running.get(&task.name) {
-            Some((old, _)) if same_definition(old, &task) => {}
-            Some(_) => {
-                d.stale.push(task.name.clone());
-                d.changed += 1;
-                d.fresh.push(task);
-            }
-            None => {
-                d.added += 1;
-                d.fresh.push(task);
-            }
-        }
-    }
-    d
-}
-
-impl Running {
-    /// Makes the running tasks those of `set` meant for `host`, touching only what changed.
-    async fn apply(&mut self, host: &Host) -> Reloaded {
-        let all: Vec<Task> =
-            self.file.iter().cloned().chain(self.api.values().map(|a| a.task.clone())).collect();
-        self.services.alerts.configure(&self.notifiers, &all);
-        let (daemons, crons): (Vec<Task>, Vec<Task>) = all
-            .into_iter()
-            .filter(|t| t.enabled && host.runs(t))
-            .partition(|t| matches!(t.kind, Kind::Daemon));
-        let crons = diff(&self.tasks, crons);
-        let daemons = diff(&self.daemons, daemons);
-
-        // The last slot of each stopped cron task: a changed one continues from there, so a
-        // slot that comes due while the file is reloaded is not lost.
-        let mut last_slot: HashMap<String, jiff::Zoned> = HashMap::new();
-        for name in &crons.stale {
-            if let Some((_, id)) = self.tasks.remove(name) {
-                if let Some(prev) = self.scheduler.entry(id).and_then(|e| e.prev) {
-                    last_slot.insert(name.clone(), prev);
-                }
-                let _ = self.scheduler.remove(id);
-                tracing::info!(task = %name, "task unscheduled; a run in progress finishes");
-            }
-            // Its next slot, if claimed ahead under the old definition, goes back to the fleet.
-            if let Some(member) = &self.services.fleet {
-                member.ahead.give_back(member, Some(name)).await;
-            }
-        }
-        for task in crons.fresh {
-            let Kind::Cron(schedule) = &task.kind else { continue };
-            let id = self.scheduler.add_with(
-                Timing::Schedule(schedule.clone()),
-                jobs::job(&task, self.services.clone()),
-                jobs::options(&task, &self.services),
-            );
-            if self.paused.contains_key(&task.name) {
-                let _ = self.scheduler.pause(id);
-            } else if let Some(next) =
-                last_slot.get(&task.name).and_then(|prev| schedule.next_after(prev))
-            {
-                let _ = self.scheduler.set_next(id, next);
-            }
-            self.claim_first_ahead(&task, id);
-            let next = self.scheduler.entry(id).and_then(|e| e.next);
-            let next = next.map_or_else(|| "never".to_owned(), |n| n.to_string());
-            tracing::info!(task = %task.name, schedule = %schedule, %next, "task scheduled");
-            self.tasks.insert(task.name.clone(), (task, id));
-        }
-
-        for name in &daemons.stale {
-            if let Some((_, Some(supervisor))) = self.daemons.remove(name) {
-                supervisor.stop().await;
-                tracing::info!(task = %name, "daemon task stopped");
-            }
-        }
-        for task in daemons.fresh {
-            let supervisor = (!self.paused.contains_key(&task.name))
-                .then(|| daemon::Supervisor::start(&task, self.services.clone()));
-            self.daemons.insert(task.name.clone(), (task, supervisor));
-        }
-
-        Reloaded {
-            added: crons.added + daemons.added,
-            changed: crons.changed + daemons.changed,
-            removed: crons.removed + daemons.removed,
-        }
-    }
-
-    fn notifier_names(&self) -> Vec<String> {
-        self.notifiers.iter().map(|n| n.name.clone()).collect()
-    }
-
-    /// Whether a task file fits the API tasks: refused when a task name is also an API task's,
-    /// or when an API task names a notifier the file does not have.
-    fn check_file(
-        &self,
-        set: &TaskSet,
-        path: &std::path::Path,
-    ) -> Result<(), config::ConfigErrors> {
-        let mut errors = Vec::new();
-        for task in set.tasks.iter().filter(|t| self.api.contains_key(&t.name)) {
-            errors.push(config::ConfigError {
-                file: path.display().to_string(),
-                line: task.line,
-                column: 1,
-                task: Some(task.name.clone()),
-                field: Some("name".into()),
-                message: "a task created through the API has this name: rename one of them".into(),
-            });
-        }
-        let names: Vec<String> = set.notifiers.iter().map(|n| n.name.clone()).collect();
-        for api in self.api.values() {
-            for missing in api.task.notify.iter().filter(|n| !names.contains(n)) {
-                errors.push(config::ConfigError {
-                    file: path.display().to_string(),
-                    line: 0,
-                    column: 0,
-                    task: Some(api.task.name.clone()),
-                    field: Some("notify".into()),
-                    message: format!(
-                        "the API task notifies {missing:?}, which this file no longer has"
-                    ),
-                });
-            }
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(config::ConfigErrors(errors))
-        }
-    }
-
-    /// Takes a (re)loaded task file, if it passes [`Running::check_file`].
-    fn take_file(
-        &mut self,
-        set: TaskSet,
-        path: &std::path::Path,
-    ) -> Result<(), config::ConfigErrors> {
-        self.check_file(&set, path)?;
-        self.file = set.tasks;
-        self.notifiers = set.notifiers;
-        Ok(())
-    }
-
-    /// The file's task of this name, if any.
-    fn in_file(&self, name: &str) -> bool {
-        self.file.iter().any(|t| t.name == name)
-    }
-
-    /// Stops every daemon.
-    async fn stop_daemons(&mut self) {
-        for (_, (_, supervisor)) in self.daemons.drain() {
-            if let Some(supervisor) = supervisor {
-                supervisor.stop().await;
-            }
-        }
-    }
-
-    /// Pauses a task here (until `until`): no more slots, its daemon stopped.
-    async fn hold(&mut self, name: &str, until: Option<Timestamp>) {
-        self.paused.insert(name.to_owned(), until);
-        if let Some((_, id)) = self.tasks.get(name) {
-            let _ = self.scheduler.pause(*id);
-            if let Some(member) = &self.services.fleet {
-                member.ahead.give_back(member, Some(name)).await;
-            }
-        }
-        if let Some((_, supervisor)) = self.daemons.get_mut(name) {
-            if let Some(supervisor) = supervisor.take() {
-                supervisor.stop().await;
-            }
-        }
-    }
-
-    /// Asks for the next slot of a newly scheduled (or resumed) `run_on` task in a fleet to be
-    /// claimed ahead, as the run of each slot does for the one after it: else every node
-    /// would claim that first slot at once, at the slot.
-    fn claim_first_ahead(&self, task: &Task, id: EntryId) {
-        let Some(seats) = task.run_on else { return };
-        let Some(member) = jobs::in_fleet(task, &self.services) else { return };
-        if self.paused.contains_key(&task.name) {
-            return;
-        }
-        if let Some(first) = self.scheduler.entry(id).and_then(|e| e.next) {
-            member.ahead.ask(member, &Arc::new(task.clone()), seats, &first);
-        }
-    }
-
-    /// Lets a paused task run here again (a daemon is started); false when it was not paused.
-    fn release(&mut self, name: &str) -> bool {
-        if self.paused.remove(name).is_none() {
-            return false;
-        }
-        if let Some((task, id)) = self.tasks.get(name) {
-            let _ = self.scheduler.resume(*id);
-            self.claim_first_ahead(task, *id);
-        }
-        let services = self.services.clone();
-        if let Some((task, supervisor @ None)) = self.daemons.get_mut(name) {
-            *supervisor = Some(daemon::Supervisor::start(task, services));
-        }
-        true
-    }
-
-    /// A task of this node by name, or why not.
-    fn here(&self, name: &str) -> Result<(), ControlError> {
-        if self.tasks.contains_key(name) || self.daemons.contains_key(name) {
-            Ok(())
-        } else if self.file.iter().any(|t| t.name == name) || self.api.contains_key(name) {
-            Err(ControlError::NotHere(name.to_owned()))
-        } else {
-            Err(ControlError::NotFound(name.to_owned()))
-        }
-    }
-}
-
-/// Why `apply` did nothing.
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    /// The text is not a valid task file (or clashes with API tasks).
-    #[error("{0}")]
-    Invalid(#[from] config::ConfigErrors),
-    /// The file could not be written.
-    #[error("{0}")]
-    Write(String),
-}
-
-/// Why a request about a task or run was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum ControlError {
-    /// No such task in the task file.
-    #[error("no task named {0:?}")]
-    NotFound(String),
-    /// The task is for other nodes (or disabled).
-    #[error("task {0:?} does not run on this node (hosts, tags or enabled = false)")]
-    NotHere(String),
-    /// No such run in flight.
-    #[error("no run {0:?} is in flight")]
-    NoSuchRun(String),
-    /// The request does not fit the task.
-    #[error("{0}")]
-    Conflict(String),
-    /// A task definition is invalid.
-    #[error("invalid task: {}", .0.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; "))]
-    Invalid(Vec<config::ConfigError>),
-    /// The task's revision is not the one the change was based on.
-    #[error(
-        "task {name:?} is at revision {current}, not {expected}: read it again and redo the change"
-    )]
-    Revision {
-        /// The task.
-        name: String,
-        /// Its revision.
-        current: i64,
-        /// The one the request named.
-        expected: i64,
-    },
-    /// The task belongs to the task file.
-    #[error("task {0:?} is defined in the task file: change it there (the API can only run, pause and resume it)")]
-    FileOwned(String),
-    /// The state database failed.
-    #[error("{0}")]
-    Store(#[from] crate::store::StoreError),
-}
 
 /// A task as the API and dashboard show it.
 #[derive(Clone, Debug)]
@@ -610,318 +241,6 @@ impl Agent {
             }
         }
     }
-
-    /// Starts a run of a cron task now, whatever its schedule (also when paused), through its
-    /// concurrency policy; returns the run's id.
-    ///
-    /// # Errors
-    /// Unknown task, a task of other nodes, or a daemon task.
-    pub async fn run_now(&self, name: &str) -> Result<String, ControlError> {
-        let running = self.running.lock().await;
-        running.here(name)?;
-        let Some((_, id)) = running.tasks.get(name) else {
-            return Err(ControlError::Conflict(format!(
-                "{name:?} is a daemon task: it runs all the time"
-            )));
-        };
-        // Milliseconds make the slot (and the run id) of a run by hand its own.
-        let now = self.scheduler.now();
-        let slot = now.round(jiff::Unit::Millisecond).unwrap_or(now);
-        self.scheduler
-            .run_for(*id, slot.clone())
-            .map_err(|e| ControlError::Conflict(e.to_string()))?;
-        tracing::info!(task = name, slot = %slot, "run started by hand");
-        let node = self.services.fleet.is_some().then_some(self.services.node.as_str());
-        Ok(crate::store::run_id(name, &slot, 1, node))
-    }
-
-    /// Pauses a task: no more slots (a daemon is stopped) until resumed, or until `until`.
-    /// Runs in flight go on. Kept across reloads and restarts.
-    ///
-    /// # Errors
-    /// Unknown task, a task of other nodes, or the state database failing.
-    pub async fn pause(
-        self: &Arc<Self>,
-        name: &str,
-        until: Option<Timestamp>,
-    ) -> Result<(), ControlError> {
-        let mut running = self.running.lock().await;
-        running.here(name)?;
-        let until_text = until.map(|u| u.to_string());
-        self.services.store.set_paused(name, Some(until_text.as_deref())).await?;
-        running.hold(name, until).await;
-        tracing::info!(task = name, until = ?until_text, "task paused");
-        if let Some(until) = until {
-            self.resume_at(name, until);
-        }
-        Ok(())
-    }
-
-    /// Resumes a paused task from its next slot after now: slots passed while paused are
-    /// not run. Resuming a task that is not paused does nothing.
-    ///
-    /// # Errors
-    /// Unknown task, a task of other nodes, or the state database failing.
-    pub async fn resume(&self, name: &str) -> Result<(), ControlError> {
-        self.resume_with(name, false).await
-    }
-
-    /// [`Agent::resume`]; with `run_missed`, the latest slot that passed while it was paused
-    /// (later than its latest recorded run) is run now, once.
-    ///
-    /// # Errors
-    /// Unknown task, a task of other nodes, or the state database failing.
-    pub async fn resume_with(&self, name: &str, run_missed: bool) -> Result<(), ControlError> {
-        let mut running = self.running.lock().await;
-        running.here(name)?;
-        let was_paused = running.paused.contains_key(name);
-        Self::resume_locked(&mut running, name).await?;
-        let Some((task, id)) = running.tasks.get(name).filter(|_| run_missed && was_paused) else {
-            return Ok(());
-        };
-        let Kind::Cron(schedule) = &task.kind else { return Ok(()) };
-        let now = crate::clock::zoned_now();
-        let Some(latest) = schedule.prev_before(&now) else { return Ok(()) };
-        let own = (self.services.fleet.is_some() && task.run_on.is_none())
-            .then_some(self.services.node.as_str());
-        let last = self.services.store.last_slot(name, own).await?;
-        if last.is_none_or(|last| latest.timestamp().as_second() > last) {
-            tracing::info!(task = name, slot = %latest, "running the latest slot missed while paused");
-            let _ = self.scheduler.run_for(*id, latest);
-        }
-        Ok(())
-    }
-
-    async fn resume_locked(running: &mut Running, name: &str) -> Result<(), ControlError> {
-        if !running.paused.contains_key(name) {
-            return Ok(());
-        }
-        running.services.store.set_paused(name, None).await?;
-        running.release(name);
-        tracing::info!(task = name, "task resumed");
-        Ok(())
-    }
-
-    /// Resumes `name` at `until`, if it is then still paused until that instant.
-    fn resume_at(self: &Arc<Self>, name: &str, until: Timestamp) {
-        let agent = Arc::downgrade(self);
-        let name = name.to_owned();
-        self.services.background.spawn(async move {
-            let wait = crate::clock::now().duration_until(until).unsigned_abs();
-            if until > crate::clock::now() {
-                tokio::time::sleep(wait).await;
-            }
-            let Some(agent) = agent.upgrade() else { return };
-            let mut running = agent.running.lock().await;
-            if running.paused.get(&name) == Some(&Some(until)) {
-                if let Err(e) = Self::resume_locked(&mut running, &name).await {
-                    tracing::error!(task = %name, error = %e, "cannot resume the task");
-                }
-            }
-        });
-    }
-
-    /// What a reload of a task file with `text` would do (to the file's tasks, on every node).
-    ///
-    /// # Errors
-    /// The text's errors, as a reload would report them (`label` names it in messages).
-    pub async fn plan(&self, text: &str, label: &str) -> Result<Plan, config::ConfigErrors> {
-        let set = config::parse(std::path::Path::new(label), text)?;
-        let running = self.running.lock().await;
-        running.check_file(&set, std::path::Path::new(label))?;
-        let in_flight = self.services.running_by_task();
-        Ok(plan::compare(&running.file, &set.tasks, &in_flight))
-    }
-
-    /// Writes `text` as the agent's task file (atomically) and reloads it; refused, with
-    /// nothing written, when the text is invalid.
-    ///
-    /// # Errors
-    /// The text's errors, or why the file could not be written.
-    pub async fn apply(
-        self: &Arc<Self>,
-        text: &str,
-        label: &str,
-    ) -> Result<(Plan, Reloaded), ApplyError> {
-        let plan = self.plan(text, label).await?;
-        if self.options.tasks_from_store {
-            // The fleet's file: every agent of the store reloads it (told by NOTIFY).
-            let now = crate::clock::now().to_string();
-            let revision = self
-                .services
-                .store
-                .put_task_file(text, &now)
-                .await
-                .map_err(|e| ApplyError::Write(format!("cannot store the task file: {e}")))?;
-            tracing::info!(revision, "the fleet's task file stored through the API");
-            let done = self.reload().await?;
-            return Ok((plan, done));
-        }
-        let path = std::fs::canonicalize(&self.options.config)
-            .unwrap_or_else(|_| self.options.config.clone());
-        let tmp = path.with_extension("cronfleet-apply.tmp");
-        std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| ApplyError::Write(format!("cannot write {}: {e}", path.display())))?;
-        tracing::info!(file = %path.display(), "task file written through the API");
-        let done = self.reload().await?;
-        Ok((plan, done))
-    }
-
-    /// Creates a task from its JSON definition (the task file's fields), stored before it is
-    /// scheduled.
-    ///
-    /// # Errors
-    /// An invalid definition, a name already used (by the file or the API), the store failing.
-    pub async fn create_task(
-        &self,
-        name: &str,
-        mut definition: serde_json::Value,
-    ) -> Result<TaskView, ControlError> {
-        let mut running = self.running.lock().await;
-        if running.in_file(name) {
-            return Err(ControlError::Conflict(format!(
-                "task {name:?} is defined in the task file: pick another name"
-            )));
-        }
-        if running.api.contains_key(name) {
-            return Err(ControlError::Conflict(format!("task {name:?} already exists")));
-        }
-        let now = crate::clock::now();
-        let task = dynamic::build(name, &mut definition, now, &running.notifier_names())
-            .map_err(ControlError::Invalid)?;
-        let stored = StoredTask {
-            name: name.to_owned(),
-            definition,
-            revision: 1,
-            created_at: now.to_string(),
-            updated_at: now.to_string(),
-        };
-        if !self.services.store.put_api_task(&stored, None).await? {
-            return Err(ControlError::Conflict(format!("task {name:?} already exists")));
-        }
-        tracing::info!(task = name, "task created through the API");
-        running.api.insert(name.to_owned(), ApiTask { task, stored });
-        running.apply(&self.options.host).await;
-        drop(running);
-        self.task(name).await.ok_or_else(|| ControlError::NotFound(name.to_owned()))
-    }
-
-    /// Changes a task created through the API: `change` replaces its definition, or with
-    /// `patch` is merged into it (JSON merge patch). With `if_match`, only if the task is still
-    /// at that revision. The anchor stays unless the change gives one.
-    ///
-    /// # Errors
-    /// Unknown task, a file task, a stale revision, an invalid result, the store failing.
-    pub async fn change_task(
-        &self,
-        name: &str,
-        change: serde_json::Value,
-        patch: bool,
-        if_match: Option<i64>,
-    ) -> Result<TaskView, ControlError> {
-        let mut running = self.running.lock().await;
-        if running.in_file(name) {
-            return Err(ControlError::FileOwned(name.to_owned()));
-        }
-        let Some(old) = running.api.get(name).map(|a| a.stored.clone()) else {
-            return Err(ControlError::NotFound(name.to_owned()));
-        };
-        if let Some(expected) = if_match.filter(|e| *e != old.revision) {
-            return Err(ControlError::Revision {
-                name: name.to_owned(),
-                current: old.revision,
-                expected,
-            });
-        }
-        let mut definition = if patch { old.definition.clone() } else { serde_json::json!({}) };
-        dynamic::merge_patch(&mut definition, &change);
-        dynamic::carry_anchor(&old.definition, &mut definition, &change);
-        let created: Timestamp = old.created_at.parse().unwrap_or_else(|_| crate::clock::now());
-        let task = dynamic::build(name, &mut definition, created, &running.notifier_names())
-            .map_err(ControlError::Invalid)?;
-        let stored = StoredTask {
-            definition,
-            revision: old.revision + 1,
-            updated_at: crate::clock::now().to_string(),
-            ..old.clone()
-        };
-        if !self.services.store.put_api_task(&stored, Some(old.revision)).await? {
-            return Err(ControlError::Conflict(format!("task {name:?} changed meanwhile")));
-        }
-        tracing::info!(task = name, revision = stored.revision, "task changed through the API");
-        running.api.insert(name.to_owned(), ApiTask { task, stored });
-        running.apply(&self.options.host).await;
-        drop(running);
-        self.task(name).await.ok_or_else(|| ControlError::NotFound(name.to_owned()))
-    }
-
-    /// Deletes a task created through the API (with `if_match`, only at that revision). Its
-    /// runs in flight finish.
-    ///
-    /// # Errors
-    /// Unknown task, a file task, a stale revision, the store failing.
-    pub async fn delete_task(&self, name: &str, if_match: Option<i64>) -> Result<(), ControlError> {
-        let mut running = self.running.lock().await;
-        if running.in_file(name) {
-            return Err(ControlError::FileOwned(name.to_owned()));
-        }
-        let Some(current) = running.api.get(name).map(|a| a.stored.revision) else {
-            return Err(ControlError::NotFound(name.to_owned()));
-        };
-        if let Some(expected) = if_match.filter(|e| *e != current) {
-            return Err(ControlError::Revision { name: name.to_owned(), current, expected });
-        }
-        self.services.store.delete_api_task(name, if_match).await?;
-        running.api.remove(name);
-        running.paused.remove(name);
-        running.apply(&self.options.host).await;
-        tracing::info!(task = name, "task deleted through the API");
-        Ok(())
-    }
-
-    /// Kills a run in flight: SIGTERM to its process group, SIGKILL after the grace.
-    ///
-    /// # Errors
-    /// No such run in flight.
-    pub fn kill(&self, run_id: &str) -> Result<(), ControlError> {
-        let run =
-            self.services.find(run_id).ok_or_else(|| ControlError::NoSuchRun(run_id.to_owned()))?;
-        tracing::info!(task = %run.task, run_id, "run killed by hand");
-        run.kill.cancel();
-        Ok(())
-    }
-}
-
-/// What `cronfleet status` needs to know about a running agent, in `STATE_DIR/agent.json`.
-fn write_identity(options: &Options) {
-    let config = std::fs::canonicalize(&options.config).unwrap_or_else(|_| options.config.clone());
-    let identity = serde_json::json!({
-        "pid": std::process::id(),
-        "config": config,
-        "node": options.host.name,
-        "tags": options.host.tags,
-        "started_at": crate::clock::now().to_string(),
-        "version": env!("CARGO_PKG_VERSION"),
-        // Where its tasks and history are, password hidden.
-        "store": options.store.as_deref().map(crate::store::redact),
-    });
-    if let Err(e) = std::fs::write(options.state_dir.join("agent.json"), identity.to_string()) {
-        tracing::warn!(error = %e, "cannot write agent.json in the state directory");
-    }
-}
-
-/// When the agent of `dir` keeps its history in a shared database: why the state directory
-/// alone cannot answer (for `status`, `runs` and `logs` while that agent is stopped).
-pub fn shared_store_hint(dir: &std::path::Path) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join("agent.json")).ok()?;
-    let identity: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let store = identity["store"].as_str()?;
-    Some(format!(
-        "the agent of {} keeps its tasks and history in {store}, and is not running: ask \
-         another agent of the fleet (--server URL --token-file FILE)",
-        dir.display()
-    ))
 }
 
 /// Records the slots the scheduler did not run (skipped by policy, missed while stalled).
@@ -973,11 +292,6 @@ fn record_skips(scheduler: &Scheduler, services: Arc<Services>) {
 async fn settle(reload: &mut mpsc::Receiver<()>) {
     tokio::time::sleep(SETTLE).await;
     while reload.try_recv().is_ok() {}
-}
-
-/// Whether two tasks mean the same (where they sit in the file does not count).
-fn same_definition(a: &Task, b: &Task) -> bool {
-    Task { line: 0, ..a.clone() } == Task { line: 0, ..b.clone() }
 }
 
 impl Agent {
@@ -1207,6 +521,7 @@ pub async fn serve(
 mod tests {
     use std::path::Path;
 
+    use super::running::diff;
     use super::*;
 
     fn tasks(text: &str) -> Vec<Task> {

@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //! - this module: opening a store, its errors, the few helpers every part uses;
-//! - [`migrate`](self::migrate): the schema, `.sql` files per backend run by sqlx's migrator;
+//! - `migrate`: the schema, `.sql` files per backend run by sqlx's migrator;
 //! - `runs`: one row per run (or skipped or missed slot), written when the run starts and
 //!   updated when it ends, so a run that was going when the agent died is found at the next
 //!   start and recorded as abandoned; listing, paging and retention;

@@ -6,7 +6,7 @@
 //!   batches, slots taken over;
 //! - `rendezvous`: which nodes run a `run_on` slot; `claims`: the claim around a `run_on`
 //!   task's job; `leases`: fleet-wide run leases (`max_running`);
-//! - the loops started by [`start`]: the heartbeat, taking slots handed over
+//! - the loops started by `start`: the heartbeat, taking slots handed over
 //!   (`retry_elsewhere`), the chores of the node holding the leader lock (runs of silent
 //!   nodes become lost and are handed over, the dead man's switch in `dead_man`, retention),
 //!   and the spool's flush when the database is back.
