@@ -4,7 +4,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
-use crate::{api::json, config::Task};
+use crate::config::{
+    definition::{Definition, HIDDEN},
+    Task,
+};
 
 /// A changed field: its old and new values (secret values shown as `(secret)`).
 #[derive(Clone, Debug, PartialEq)]
@@ -46,20 +49,6 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty()
     }
-
-    /// As JSON.
-    pub fn to_json(&self) -> Value {
-        serde_json::json!({
-            "added": self.added,
-            "changed": self.changed.iter().map(|c| serde_json::json!({
-                "name": c.name,
-                "running": c.running,
-                "fields": c.fields.iter().map(|f| serde_json::json!({"field": f.field, "old": f.old, "new": f.new})).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-            "removed": self.removed.iter().map(|(name, running)| serde_json::json!({"name": name, "running": running})).collect::<Vec<_>>(),
-            "unchanged": self.unchanged,
-        })
-    }
 }
 
 /// Compares the file's tasks now (`old`) with a new file's (`new`).
@@ -92,8 +81,9 @@ pub fn compare(old: &[Task], new: &[Task], in_flight: &HashMap<String, usize>) -
 
 /// The fields that differ, by the task file's names.
 fn diff(old: &Task, new: &Task) -> Vec<FieldChange> {
-    let (a, b) = (json::definition(old, true), json::definition(new, true));
-    let (shown_a, shown_b) = (json::definition(old, false), json::definition(new, false));
+    let (a, b) = (Definition::of(old, true).fields(), Definition::of(new, true).fields());
+    let (shown_a, shown_b) =
+        (Definition::of(old, false).fields(), Definition::of(new, false).fields());
     let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
     keys.sort();
     keys.dedup();
@@ -108,7 +98,7 @@ fn diff(old: &Task, new: &Task) -> Vec<FieldChange> {
         );
         if old_v == new_v {
             // Only a secret changed.
-            old_v = Value::String("(secret)".into());
+            old_v = Value::String(HIDDEN.into());
             new_v = Value::String("(secret, changed)".into());
         }
         out.push(FieldChange { field: key.clone(), old: old_v, new: new_v });

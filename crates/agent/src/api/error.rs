@@ -6,7 +6,8 @@ use axum::{
     Json,
 };
 
-use crate::agent::ControlError;
+use super::model::{ErrorBody, ErrorDetails, ErrorInfo, FieldProblem, FileProblem};
+use crate::{agent::ControlError, config::ConfigErrors};
 
 /// An error answered to a client.
 #[derive(Debug)]
@@ -18,7 +19,7 @@ pub struct ApiError {
     /// What went wrong, for people.
     pub message: String,
     /// More, when there is any (the errors of an invalid task file).
-    pub details: Option<serde_json::Value>,
+    pub details: Option<ErrorDetails>,
 }
 
 impl ApiError {
@@ -41,15 +42,33 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
+
+    /// 422: the errors of a task file.
+    pub fn invalid_file(errors: &ConfigErrors, message: String) -> ApiError {
+        let problems = errors
+            .0
+            .iter()
+            .map(|e| FileProblem {
+                column: e.column,
+                field: e.field.clone(),
+                file: e.file.clone(),
+                line: e.line,
+                message: e.message.clone(),
+                task: e.task.clone(),
+            })
+            .collect();
+        let mut error =
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_task_file", message);
+        error.details = Some(ErrorDetails::File(problems));
+        error
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = serde_json::json!({ "code": self.code, "message": self.message });
-        if let Some(details) = self.details {
-            error["details"] = details;
-        }
-        (self.status, Json(serde_json::json!({ "error": error }))).into_response()
+        let error =
+            ErrorInfo { code: self.code.to_owned(), details: self.details, message: self.message };
+        (self.status, Json(ErrorBody { error })).into_response()
     }
 }
 
@@ -66,17 +85,17 @@ impl From<ControlError> for ApiError {
             ControlError::FileOwned(_) => ApiError::new(StatusCode::CONFLICT, "file_task", message),
             ControlError::Revision { current, .. } => {
                 let mut e = ApiError::new(StatusCode::CONFLICT, "revision_conflict", message);
-                e.details = Some(serde_json::json!({ "revision": current }));
+                e.details = Some(ErrorDetails::Revision { revision: current });
                 e
             }
             ControlError::Invalid(errors) => {
-                let details: Vec<serde_json::Value> = errors
+                let problems = errors
                     .iter()
-                    .map(|e| serde_json::json!({ "field": e.field, "message": e.message }))
+                    .map(|e| FieldProblem { field: e.field.clone(), message: e.message.clone() })
                     .collect();
                 let mut e =
                     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_task", message);
-                e.details = Some(serde_json::Value::Array(details));
+                e.details = Some(ErrorDetails::Fields(problems));
                 e
             }
         }

@@ -10,6 +10,7 @@ pub mod auth;
 mod dashboard;
 pub mod error;
 pub mod json;
+pub mod model;
 mod routes;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};

@@ -13,9 +13,17 @@ use axum::{
     Extension, Json,
 };
 use jiff::tz::TimeZone;
-use serde_json::{json, Value};
+use serde_json::{Map, Value};
 
-use super::{auth::Role, error::ApiError, json, Api};
+use super::{
+    auth::Role,
+    error::ApiError,
+    model::{
+        self, Counts, Killing, Missed, Node, NodeInfo, NodeList, NodeStatus, Plan, Run, RunPage,
+        RunStarted, Task, TaskDetail, TaskFields, TaskList,
+    },
+    Api,
+};
 use crate::{
     config::Kind,
     store::{Outcome, RunFilter, RunRecord},
@@ -32,7 +40,7 @@ pub async fn tasks(
     State(api): State<Arc<Api>>,
     Extension(role): Extension<Role>,
     Query(query): Query<Vec<(String, String)>>,
-) -> Result<Json<Value>> {
+) -> Result<Json<TaskList>> {
     let mut origin = None;
     let mut labels: Vec<(String, String)> = Vec::new();
     for (key, value) in &query {
@@ -53,13 +61,13 @@ pub async fn tasks(
     let views = api.agent.tasks().await;
     let recent = api.agent.services.store.recent_by_task(1).await?;
     let last: HashMap<&str, &RunRecord> = recent.iter().map(|r| (r.task.as_str(), r)).collect();
-    let tasks: Vec<Value> = views
+    let tasks = views
         .iter()
         .filter(|v| origin.as_deref().is_none_or(|o| v.task.origin.as_str() == o))
         .filter(|v| labels.iter().all(|(k, val)| v.task.labels.get(k) == Some(val)))
-        .map(|v| json::task(v, last.get(v.task.name.as_str()).copied(), role == Role::Admin))
+        .map(|v| Task::of(v, last.get(v.task.name.as_str()).copied(), role == Role::Admin))
         .collect();
-    Ok(Json(json!({ "tasks": tasks })))
+    Ok(Json(TaskList { tasks }))
 }
 
 /// The revision an `If-Match` header asks for: `3`, `"3"` or `W/"3"`.
@@ -79,7 +87,7 @@ fn etag(view: &crate::agent::TaskView) -> Option<String> {
 
 /// A task (201 or 200) with its revision as the ETag.
 fn stored_task(status: StatusCode, view: &crate::agent::TaskView, role: Role) -> Response {
-    let body = Json(json::task(view, None, role == Role::Admin));
+    let body = Json(Task::of(view, None, role == Role::Admin));
     match etag(view) {
         Some(etag) => (status, [(header::ETAG, etag)], body).into_response(),
         None => (status, body).into_response(),
@@ -92,15 +100,12 @@ pub async fn create_task(
     Extension(role): Extension<Role>,
     body: Bytes,
 ) -> Result<Response> {
-    let mut definition = Value::Object(body_object(&body)?);
-    let name = match definition.get("name") {
-        Some(Value::String(n)) => n.clone(),
+    let mut fields: TaskFields = body_object(&body)?;
+    let name = match fields.remove("name") {
+        Some(Value::String(n)) => n,
         _ => return Err(ApiError::bad_request("name: a task needs a name (a string)")),
     };
-    if let Value::Object(m) = &mut definition {
-        m.remove("name");
-    }
-    let view = api.agent.create_task(&name, definition).await?;
+    let view = api.agent.create_task(&name, Value::Object(fields)).await?;
     Ok(stored_task(StatusCode::CREATED, &view, role))
 }
 
@@ -114,16 +119,13 @@ async fn change_task(
     patch: bool,
 ) -> Result<Response> {
     let expected = if_match(headers)?;
-    let mut change = Value::Object(body_object(body)?);
-    if let Value::Object(m) = &mut change {
-        match m.remove("name") {
-            Some(Value::String(n)) if n != name => {
-                return Err(ApiError::bad_request("name: a task cannot be renamed"));
-            }
-            _ => {}
+    let mut change: TaskFields = body_object(body)?;
+    if let Some(Value::String(n)) = change.remove("name") {
+        if n != name {
+            return Err(ApiError::bad_request("name: a task cannot be renamed"));
         }
     }
-    let view = api.agent.change_task(name, change, patch, expected).await?;
+    let view = api.agent.change_task(name, Value::Object(change), patch, expected).await?;
     Ok(stored_task(StatusCode::OK, &view, role))
 }
 
@@ -170,20 +172,22 @@ pub async fn task(
         RunFilter { task: Some(name), limit: 20, without_output: true, ..RunFilter::default() };
     let runs = api.agent.services.store.runs(&filter).await?;
     let etag = etag(&view);
-    let mut value = json::task(&view, runs.first(), role == Role::Admin);
-    let next: Vec<String> = match &view.task.kind {
+    let next_runs = match &view.task.kind {
         Kind::Cron(schedule) => schedule
             .iter_after(&crate::clock::zoned_now())
             .take(10)
-            .map(|z| json::zoned(&z))
+            .map(|z| model::zoned(&z))
             .collect(),
         Kind::Daemon => Vec::new(),
     };
-    value["next_runs"] = json!(next);
-    value["runs"] = runs.iter().map(json::run).collect();
+    let detail = TaskDetail {
+        task: Task::of(&view, runs.first(), role == Role::Admin),
+        next_runs,
+        runs: runs.iter().map(Run::of).collect(),
+    };
     Ok(match etag {
-        Some(etag) => ([(header::ETAG, etag)], Json(value)).into_response(),
-        None => Json(value).into_response(),
+        Some(etag) => ([(header::ETAG, etag)], Json(detail)).into_response(),
+        None => Json(detail).into_response(),
     })
 }
 
@@ -194,7 +198,7 @@ fn no_task(name: &str) -> ApiError {
 /// `POST /api/v1/tasks/{name}/run`.
 pub async fn run_task(State(api): State<Arc<Api>>, Path(name): Path<String>) -> Result<Response> {
     let run_id = api.agent.run_now(&name).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": run_id, "task": name }))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(RunStarted { run_id, task: name })).into_response())
 }
 
 /// `POST /api/v1/tasks/{name}/pause`, with an optional body `{"until": INSTANT}`.
@@ -203,11 +207,13 @@ pub async fn pause_task(
     Extension(role): Extension<Role>,
     Path(name): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>> {
-    let until = match body_object(&body)?.get("until") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(text)) => {
-            let at = crate::timearg::instant(text, None, &TimeZone::system())
+) -> Result<Json<Task>> {
+    let until: Option<String> =
+        field(&body_object(&body)?, "until", "expected an instant as a string")?;
+    let until = match until {
+        None => None,
+        Some(text) => {
+            let at = crate::timearg::instant(&text, None, &TimeZone::system())
                 .map_err(|e| ApiError::bad_request(format!("until: {e}")))?
                 .timestamp();
             if at <= crate::clock::now() {
@@ -215,7 +221,6 @@ pub async fn pause_task(
             }
             Some(at)
         }
-        Some(_) => return Err(ApiError::bad_request("until: expected an instant as a string")),
     };
     api.agent.pause(&name, until).await?;
     task_state(&api, &name, role).await
@@ -228,31 +233,42 @@ pub async fn resume_task(
     Extension(role): Extension<Role>,
     Path(name): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>> {
-    let run_missed = match body_object(&body)?.get("missed") {
-        None | Some(Value::Null) => false,
-        Some(Value::String(m)) if m == "skip" => false,
-        Some(Value::String(m)) if m == "once" => true,
-        Some(_) => return Err(ApiError::bad_request("missed: expected \"skip\" or \"once\"")),
-    };
-    api.agent.resume_with(&name, run_missed).await?;
+) -> Result<Json<Task>> {
+    let missed: Option<Missed> =
+        field(&body_object(&body)?, "missed", "expected \"skip\" or \"once\"")?;
+    api.agent.resume_with(&name, missed == Some(Missed::Once)).await?;
     task_state(&api, &name, role).await
 }
 
-async fn task_state(api: &Api, name: &str, role: Role) -> Result<Json<Value>> {
+async fn task_state(api: &Api, name: &str, role: Role) -> Result<Json<Task>> {
     let view = api.agent.task(name).await.ok_or_else(|| no_task(name))?;
-    Ok(Json(json::task(&view, None, role == Role::Admin)))
+    Ok(Json(Task::of(&view, None, role == Role::Admin)))
 }
 
 /// A JSON object body; an empty body is an empty object.
-fn body_object(body: &[u8]) -> Result<serde_json::Map<String, Value>> {
+fn body_object(body: &[u8]) -> Result<Map<String, Value>> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(serde_json::Map::new());
+        return Ok(Map::new());
     }
     match serde_json::from_slice(body) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(ApiError::bad_request("expected a JSON object")),
         Err(e) => Err(ApiError::bad_request(format!("invalid JSON: {e}"))),
+    }
+}
+
+/// A field of a body's object as a `T`; absent or null: none. Not a `T`: a 400 saying what
+/// was `expected`.
+fn field<T: serde::de::DeserializeOwned>(
+    object: &Map<String, Value>,
+    key: &str,
+    expected: &str,
+) -> Result<Option<T>> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => T::deserialize(value)
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("{key}: {expected}"))),
     }
 }
 
@@ -301,11 +317,10 @@ fn run_filter(query: &[(String, String)]) -> Result<RunFilter> {
 pub async fn runs(
     State(api): State<Arc<Api>>,
     Query(query): Query<Vec<(String, String)>>,
-) -> Result<Json<Value>> {
+) -> Result<Json<RunPage>> {
     let filter = run_filter(&query)?;
     let page = api.agent.services.store.page(&filter).await?;
-    let runs: Vec<Value> = page.runs.iter().map(json::run).collect();
-    Ok(Json(json!({ "runs": runs, "next_cursor": page.next })))
+    Ok(Json(RunPage { next_cursor: page.next, runs: page.runs.iter().map(Run::of).collect() }))
 }
 
 async fn find_run(api: &Api, id: &str) -> Result<RunRecord> {
@@ -318,16 +333,16 @@ async fn find_run(api: &Api, id: &str) -> Result<RunRecord> {
 }
 
 /// `GET /api/v1/runs/{id}`: the run with its output (as text; invalid UTF-8 replaced).
-pub async fn run(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Result<Json<Value>> {
+pub async fn run(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Result<Json<Run>> {
     let live = api.agent.services.find(&id);
     let record = find_run(&api, &id).await?;
-    let mut value = json::run(&record);
+    let mut run = Run::of(&record);
     let output = match live {
         Some(live) => live.live.read_from(0).0,
         None => record.output,
     };
-    value["output"] = json!(String::from_utf8_lossy(&output));
-    Ok(Json(value))
+    run.output = Some(String::from_utf8_lossy(&output).into_owned());
+    Ok(Json(run))
 }
 
 /// `GET /api/v1/runs/{id}/output`: the output as plain text; with `?follow=true`, a stream of
@@ -375,7 +390,7 @@ pub async fn output(
                         (api, id, None, Some(record), len, false),
                     ));
                 }
-                let event = Event::default().event("end").data(json::run(&record).to_string());
+                let event = Event::default().event("end").data(end(&record));
                 return Some((Ok(event), (api, id, None, None, seen, true)));
             };
             l.live.changed(seen).await;
@@ -388,7 +403,7 @@ pub async fn output(
                     r
                 });
                 let event = match &record {
-                    Some(r) => Event::default().event("end").data(json::run(r).to_string()),
+                    Some(r) => Event::default().event("end").data(end(r)),
                     None => Event::default().event("end").data("{}"),
                 };
                 return Some((Ok(event), (api, id, None, None, seen, true)));
@@ -402,12 +417,16 @@ pub async fn output(
         .into_response())
 }
 
+/// The data of the `end` event: the finished run.
+fn end(record: &RunRecord) -> String {
+    serde_json::to_string(&Run::of(record)).unwrap_or_else(|_| "{}".to_owned())
+}
+
 /// `POST /api/v1/runs/{id}/kill`.
 pub async fn kill(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Result<Response> {
     match api.agent.kill(&id) {
         Ok(()) => {
-            Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": id, "killing": true })))
-                .into_response())
+            Ok((StatusCode::ACCEPTED, Json(Killing { killing: true, run_id: id })).into_response())
         }
         Err(e) => match api.agent.services.store.run(&id).await? {
             Some(r) => Err(ApiError::new(
@@ -422,12 +441,10 @@ pub async fn kill(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Result
 
 /// `POST /api/v1/reload`: re-reads the task file; an invalid one changes nothing (422 with
 /// every error).
-pub async fn reload(State(api): State<Arc<Api>>) -> Result<Json<Value>> {
+pub async fn reload(State(api): State<Arc<Api>>) -> Result<Json<Counts>> {
     match api.agent.reload().await {
-        Ok(done) => Ok(Json(json!({
-            "added": done.added, "changed": done.changed, "removed": done.removed,
-        }))),
-        Err(errors) => Err(invalid_file(
+        Ok(done) => Ok(Json(done.into())),
+        Err(errors) => Err(ApiError::invalid_file(
             &errors,
             format!(
                 "the task file has {} error(s); the previous tasks keep running",
@@ -435,23 +452,6 @@ pub async fn reload(State(api): State<Arc<Api>>) -> Result<Json<Value>> {
             ),
         )),
     }
-}
-
-/// The errors of a task file as a 422.
-fn invalid_file(errors: &crate::config::ConfigErrors, message: String) -> ApiError {
-    let details: Vec<Value> = errors
-        .0
-        .iter()
-        .map(|e| {
-            json!({
-                "file": e.file, "line": e.line, "column": e.column,
-                "task": e.task, "field": e.field, "message": e.message,
-            })
-        })
-        .collect();
-    let mut error = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_task_file", message);
-    error.details = Some(Value::Array(details));
-    error
 }
 
 /// The text of a task file in a request body, and the name to use for it in messages
@@ -469,12 +469,12 @@ pub async fn plan(
     State(api): State<Arc<Api>>,
     Query(query): Query<HashMap<String, String>>,
     body: Bytes,
-) -> Result<Json<Value>> {
+) -> Result<Json<Plan>> {
     let (text, label) = task_file(&body, &query)?;
     match api.agent.plan(&text, &label).await {
-        Ok(plan) => Ok(Json(plan.to_json())),
+        Ok(plan) => Ok(Json(Plan::from(&plan))),
         Err(errors) => {
-            Err(invalid_file(&errors, format!("{label} has {} error(s)", errors.0.len())))
+            Err(ApiError::invalid_file(&errors, format!("{label} has {} error(s)", errors.0.len())))
         }
     }
 }
@@ -484,16 +484,11 @@ pub async fn apply(
     State(api): State<Arc<Api>>,
     Query(query): Query<HashMap<String, String>>,
     body: Bytes,
-) -> Result<Json<Value>> {
+) -> Result<Json<Plan>> {
     let (text, label) = task_file(&body, &query)?;
     match api.agent.apply(&text, &label).await {
-        Ok((plan, done)) => {
-            let mut value = plan.to_json();
-            value["applied"] =
-                json!({"added": done.added, "changed": done.changed, "removed": done.removed});
-            Ok(Json(value))
-        }
-        Err(crate::agent::ApplyError::Invalid(errors)) => Err(invalid_file(
+        Ok((plan, done)) => Ok(Json(Plan { applied: Some(done.into()), ..Plan::from(&plan) })),
+        Err(crate::agent::ApplyError::Invalid(errors)) => Err(ApiError::invalid_file(
             &errors,
             format!("{label} has {} error(s); nothing was written", errors.0.len()),
         )),
@@ -502,7 +497,7 @@ pub async fn apply(
 }
 
 /// `GET /api/v1/node`: this node, its host and its agent.
-pub async fn node(State(api): State<Arc<Api>>) -> Json<Value> {
+pub async fn node(State(api): State<Arc<Api>>) -> Json<Node> {
     let agent = &api.agent;
     let host = &agent.options.host;
     let uptime = crate::clock::now().duration_since(agent.started).as_secs();
@@ -524,45 +519,39 @@ pub async fn node(State(api): State<Arc<Api>>) -> Json<Value> {
         .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         .map(|kb| kb * 1024);
     let tasks = agent.tasks().await;
-    Json(json!({
-        "name": host.name,
-        "pid": std::process::id(),
-        "addresses": host.addresses,
-        "tags": host.tags,
-        "version": env!("CARGO_PKG_VERSION"),
-        "started_at": agent.started.to_string(),
-        "uptime_s": uptime,
-        "config": agent.options.config,
-        "tasks": tasks.iter().filter(|t| t.here).count(),
-        "runs_in_flight": agent.services.running().len(),
-        "host": {
-            "cpus": std::thread::available_parallelism().map_or(1, |n| n.get()),
-            "load": load,
-            "memory_total": mem("MemTotal:"),
-            "memory_available": mem("MemAvailable:"),
+    Json(Node {
+        addresses: host.addresses.iter().map(ToString::to_string).collect(),
+        agent_rss: rss,
+        config: agent.options.config.clone(),
+        host: model::Machine {
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            load,
+            memory_available: mem("MemAvailable:"),
+            memory_total: mem("MemTotal:"),
         },
-        "agent_rss": rss,
-    }))
+        name: host.name.clone(),
+        pid: std::process::id(),
+        runs_in_flight: agent.services.running().len(),
+        started_at: agent.started.to_string(),
+        tags: host.tags.clone(),
+        tasks: tasks.iter().filter(|t| t.here).count(),
+        uptime_s: uptime,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    })
 }
 
 /// `GET /api/v1/nodes`: every node registered in the store (with a shared store, the fleet),
 /// alive, stopped or lost.
-pub async fn nodes(State(api): State<Arc<Api>>) -> Result<Json<Value>> {
+pub async fn nodes(State(api): State<Arc<Api>>) -> Result<Json<NodeList>> {
     let now = crate::clock::now();
-    let nodes: Vec<Value> = api
-        .agent
-        .nodes()
-        .await?
-        .iter()
-        .map(|n| {
-            json!({
-                "name": n.name, "status": crate::agent::node_status(n, now),
-                "addresses": n.addresses, "tags": n.tags, "version": n.version, "api": n.api,
-                "started_at": n.started_at, "last_seen": n.last_seen, "stopped_at": n.stopped_at,
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "nodes": nodes })))
+    let mut nodes = Vec::new();
+    for n in api.agent.nodes().await? {
+        let status = crate::agent::node_status(&n, now);
+        let status = model::from_name::<NodeStatus>(status)
+            .ok_or_else(|| ApiError::internal(format!("unknown node status {status:?}")))?;
+        nodes.push(NodeInfo::of(&n, status));
+    }
+    Ok(Json(NodeList { nodes }))
 }
 
 /// `GET /metrics`.

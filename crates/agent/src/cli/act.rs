@@ -2,11 +2,13 @@
 
 use std::{io::Write, process::ExitCode, time::Duration};
 
+use super::remote::{segment, Client, Remote};
+use crate::{
+    api::model::{self, Killing, Missed, PauseRequest, ResumeRequest, Run, RunStarted, Task},
+    store::Outcome,
+};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::{json, Value};
-
-use super::remote::{segment, Client, Remote};
 
 /// `cronfleet run`.
 #[derive(Debug, Args)]
@@ -72,8 +74,8 @@ fn spinner(message: String) -> ProgressBar {
 }
 
 /// Exit code of a finished run: 0 when it succeeded, 1 otherwise.
-fn exit_of(run: &Value) -> ExitCode {
-    if run["outcome"] == "succeeded" {
+fn exit_of(run: Option<&Run>) -> ExitCode {
+    if run.is_some_and(|r| r.outcome == Outcome::Succeeded) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -83,8 +85,9 @@ fn exit_of(run: &Value) -> ExitCode {
 /// Runs `cronfleet run`.
 pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     let client = args.remote.client()?;
-    let started = client.post(&format!("/api/v1/tasks/{}/run", segment(&args.task)), None)?;
-    let id = started["run_id"].as_str().unwrap_or_default().to_owned();
+    let started: RunStarted =
+        client.post(&format!("/api/v1/tasks/{}/run", segment(&args.task)), None::<&()>)?;
+    let id = started.run_id;
     if !args.wait {
         println!("started {id}");
         return Ok(ExitCode::SUCCESS);
@@ -92,18 +95,19 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     let bar = spinner(id.clone());
     // The run appears once its concurrency policy lets it start.
     let end = loop {
-        match client.get(&format!("/api/v1/runs/{}", segment(&id))) {
+        match client.get::<Run>(&format!("/api/v1/runs/{}", segment(&id))) {
             Ok(_) => break follow(&client, &id, &bar)?,
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     };
     bar.finish_and_clear();
-    eprintln!("{id}: {}", describe(&end));
-    Ok(exit_of(&end))
+    eprintln!("{id}: {}", describe(end.as_ref()));
+    Ok(exit_of(end.as_ref()))
 }
 
-/// Prints a run's output as it comes (above the spinner); returns the finished run.
-pub fn follow(client: &Client, id: &str, bar: &ProgressBar) -> Result<Value, String> {
+/// Prints a run's output as it comes (above the spinner); returns the finished run (none when
+/// the agent no longer has its record).
+pub fn follow(client: &Client, id: &str, bar: &ProgressBar) -> Result<Option<Run>, String> {
     client.follow(id, |text| {
         bar.suspend(|| {
             let mut out = std::io::stdout().lock();
@@ -113,23 +117,17 @@ pub fn follow(client: &Client, id: &str, bar: &ProgressBar) -> Result<Value, Str
     })
 }
 
-fn describe(run: &Value) -> String {
-    let mut text = run["outcome"].as_str().unwrap_or("?").replace('_', " ");
-    if let Some(code) = run["exit_code"].as_i64() {
-        text.push_str(&format!(", exit code {code}"));
-    }
-    if let Some(ms) = run["duration_ms"].as_i64() {
-        text.push_str(&format!(", {:.3}s", ms as f64 / 1000.0));
-    }
-    text
+fn describe(run: Option<&Run>) -> String {
+    run.map_or_else(|| "?".to_owned(), Run::describe)
 }
 
 /// Runs `cronfleet pause`.
 pub fn pause(args: PauseArgs) -> Result<ExitCode, String> {
     let client = args.remote.client()?;
-    let body = args.until.map(|u| json!({ "until": u }));
-    let task = client.post(&format!("/api/v1/tasks/{}/pause", segment(&args.task)), body)?;
-    match task["paused_until"].as_str() {
+    let body = args.until.map(|until| PauseRequest { until: Some(until) });
+    let task: Task =
+        client.post(&format!("/api/v1/tasks/{}/pause", segment(&args.task)), body.as_ref())?;
+    match task.paused_until {
         Some(until) => println!("paused {} until {until}", args.task),
         None => println!("paused {} (until resumed)", args.task),
     }
@@ -139,9 +137,12 @@ pub fn pause(args: PauseArgs) -> Result<ExitCode, String> {
 /// Runs `cronfleet resume`.
 pub fn resume(args: ResumeArgs) -> Result<ExitCode, String> {
     let client = args.remote.client()?;
-    let body = json!({ "missed": args.missed });
-    let task = client.post(&format!("/api/v1/tasks/{}/resume", segment(&args.task)), Some(body))?;
-    let next = task["next_run"].as_str().unwrap_or("-");
+    let missed = model::from_name::<Missed>(&args.missed)
+        .ok_or_else(|| format!("--missed {}: expected skip or once", args.missed))?;
+    let body = ResumeRequest { missed: Some(missed) };
+    let task: Task =
+        client.post(&format!("/api/v1/tasks/{}/resume", segment(&args.task)), Some(&body))?;
+    let next = task.next_run.as_deref().unwrap_or("-");
     println!("resumed {}; next run {next}", args.task);
     Ok(ExitCode::SUCCESS)
 }
@@ -150,20 +151,20 @@ pub fn resume(args: ResumeArgs) -> Result<ExitCode, String> {
 pub fn kill(args: KillArgs) -> Result<ExitCode, String> {
     let client = args.remote.client()?;
     let path = format!("/api/v1/runs/{}", segment(&args.run));
-    client.post(&format!("{path}/kill"), None)?;
+    let _: Killing = client.post(&format!("{path}/kill"), None::<&()>)?;
     if args.no_wait {
         println!("killing {}", args.run);
         return Ok(ExitCode::SUCCESS);
     }
     let bar = spinner(format!("killing {}", args.run));
     let run = loop {
-        let run = client.get(&path)?;
-        if run["outcome"] != "running" {
+        let run: Run = client.get(&path)?;
+        if run.outcome != Outcome::Running {
             break run;
         }
         std::thread::sleep(Duration::from_millis(200));
     };
     bar.finish_and_clear();
-    println!("{}: {}", args.run, describe(&run));
+    println!("{}: {}", args.run, run.describe());
     Ok(ExitCode::SUCCESS)
 }

@@ -5,10 +5,12 @@
 use std::{io::Write, path::PathBuf, process::ExitCode};
 
 use clap::Args;
-use serde_json::Value;
 
 use super::remote::{segment, Client, Remote};
-use crate::store::{Outcome, RunFilter, Store};
+use crate::{
+    api::model::{Run, RunPage},
+    store::{Outcome, RunFilter, Store},
+};
 
 /// `cronfleet runs`.
 #[derive(Debug, Args)]
@@ -66,7 +68,7 @@ async fn open(dir: Option<PathBuf>) -> Result<Store, String> {
 /// Runs `cronfleet runs`.
 pub fn runs(args: RunsArgs) -> Result<ExitCode, String> {
     let outcome = args.outcome.as_deref().map(str::parse::<Outcome>).transpose()?;
-    let runs: Vec<Value> = match args.remote.find()? {
+    let runs: Vec<Run> = match args.remote.find()? {
         Some(client) => {
             let mut query = format!("/api/v1/runs?limit={}", args.limit.clamp(1, 1000));
             if let Some(task) = &args.task {
@@ -75,8 +77,7 @@ pub fn runs(args: RunsArgs) -> Result<ExitCode, String> {
             if let Some(outcome) = outcome {
                 query.push_str(&format!("&outcome={}", outcome.as_str()));
             }
-            let page = client.get(&query)?;
-            page["runs"].as_array().cloned().unwrap_or_default()
+            client.get::<RunPage>(&query)?.runs
         }
         None => runtime()?.block_on(async {
             let store = open(Some(args.remote.dir())).await?;
@@ -88,12 +89,12 @@ pub fn runs(args: RunsArgs) -> Result<ExitCode, String> {
                 ..RunFilter::default()
             };
             let runs = store.runs(&filter).await.map_err(|e| e.to_string())?;
-            Ok::<_, String>(runs.iter().map(crate::api::json::run).collect())
+            Ok::<_, String>(runs.iter().map(Run::of).collect())
         })?,
     };
     let mut out = std::io::stdout().lock();
     if args.json {
-        let _ = writeln!(out, "{}", Value::Array(runs));
+        let _ = writeln!(out, "{}", serde_json::to_string(&runs).map_err(|e| e.to_string())?);
         return Ok(ExitCode::SUCCESS);
     }
     let _ = writeln!(
@@ -102,22 +103,19 @@ pub fn runs(args: RunsArgs) -> Result<ExitCode, String> {
         "SLOT", "TASK", "OUTCOME", "EXIT", "DURATION"
     );
     for r in &runs {
-        let exit = match (r["exit_code"].as_i64(), r["signal"].as_i64()) {
+        let exit = match (r.exit_code, r.signal) {
             (Some(c), _) => c.to_string(),
             (None, Some(s)) => format!("sig {s}"),
             _ => "-".into(),
         };
-        let duration = r["duration_ms"]
-            .as_i64()
-            .map_or("-".into(), |ms| format!("{:.3}s", ms as f64 / 1000.0));
-        let text = |key: &str| r[key].as_str().unwrap_or("-").to_owned();
+        let duration = r.duration_ms.map_or("-".into(), |ms| format!("{:.3}s", ms as f64 / 1000.0));
         let _ = writeln!(
             out,
             "{:<25}  {:<20}  {:<10}  {exit:>7}  {duration:>9}  {}",
-            text("slot"),
-            text("task"),
-            text("outcome"),
-            text("id")
+            r.slot,
+            r.task,
+            r.outcome.as_str(),
+            r.id
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -167,21 +165,19 @@ fn logs_from(client: &Client, args: &LogsArgs) -> Result<ExitCode, String> {
     let id = match &args.run {
         Some(id) => id.clone(),
         None => {
-            let page =
+            let page: RunPage =
                 client.get(&format!("/api/v1/runs?task={}&limit=20", segment(&args.task)))?;
-            page["runs"]
-                .as_array()
+            page.runs
                 .into_iter()
-                .flatten()
-                .find(|r| r["outcome"] != "skipped" && r["outcome"] != "missed")
-                .and_then(|r| r["id"].as_str().map(str::to_owned))
+                .find(|r| !matches!(r.outcome, Outcome::Skipped | Outcome::Missed))
+                .map(|r| r.id)
                 .ok_or_else(|| no_run(args))?
         }
     };
     if args.follow {
         let bar = indicatif::ProgressBar::hidden();
         let end = super::act::follow(client, &id, &bar)?;
-        eprintln!("{id}: {}", end["outcome"].as_str().unwrap_or("?"));
+        eprintln!("{id}: {}", end.map_or("?", |r| r.outcome.as_str()));
         return Ok(ExitCode::SUCCESS);
     }
     let output = client.output(&id)?;

@@ -4,9 +4,14 @@
 use std::{io::BufRead, path::PathBuf, time::Duration};
 
 use clap::Args;
+use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
 
-use crate::{agent::default_state_dir, pidfile};
+use crate::{
+    agent::default_state_dir,
+    api::model::{ErrorBody, ErrorDetails, Run, TaskFields},
+    pidfile,
+};
 
 /// Where the agent is.
 #[derive(Clone, Debug, Args)]
@@ -106,47 +111,34 @@ impl Remote {
 }
 
 impl Client {
-    fn send(&self, request: reqwest::blocking::RequestBuilder) -> Result<Value, String> {
+    /// Sends a request; the answer's body as `T` (an empty body read as `null`, so `()`
+    /// takes a 204).
+    fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::blocking::RequestBuilder,
+    ) -> Result<T, String> {
         let response = request
             .bearer_auth(&self.token)
             .send()
             .map_err(|e| format!("cannot reach the agent at {}: {e}", self.base))?;
         let status = response.status();
-        let body: Value = response.json().unwrap_or(Value::Null);
-        if status.is_success() {
-            Ok(body)
-        } else {
-            let message = body["error"]["message"].as_str().unwrap_or("no message");
-            let mut text = format!("{message} (HTTP {})", status.as_u16());
-            if let Some(details) = body["error"]["details"].as_array() {
-                for d in details {
-                    let message = d["message"].as_str().unwrap_or("");
-                    let field =
-                        d["field"].as_str().map(|f| format!("field `{f}`: ")).unwrap_or_default();
-                    match d["file"].as_str() {
-                        Some(file) => {
-                            let task = d["task"]
-                                .as_str()
-                                .map(|t| format!("task {t:?}, "))
-                                .unwrap_or_default();
-                            text.push_str(&format!(
-                                "\n{file}:{}:{}: {task}{field}{message}",
-                                d["line"], d["column"]
-                            ));
-                        }
-                        None => text.push_str(&format!("\n{field}{message}")),
-                    }
-                }
-            }
-            Err(text)
+        let body = response.bytes().unwrap_or_default();
+        if !status.is_success() {
+            return Err(error_text(status, &body));
         }
+        let parsed = if body.iter().all(u8::is_ascii_whitespace) {
+            T::deserialize(Value::Null).map_err(|e| e.to_string())
+        } else {
+            serde_json::from_slice(&body).map_err(|e| e.to_string())
+        };
+        parsed.map_err(|e| format!("the agent at {} gave an answer not understood: {e}", self.base))
     }
 
-    /// `GET path`, as JSON.
+    /// `GET path`.
     ///
     /// # Errors
     /// The agent's error message, or why it could not be reached.
-    pub fn get(&self, path: &str) -> Result<Value, String> {
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, String> {
         self.send(self.http.get(format!("{}{path}", self.base)))
     }
 
@@ -154,10 +146,14 @@ impl Client {
     ///
     /// # Errors
     /// The agent's error message, or why it could not be reached.
-    pub fn post(&self, path: &str, body: Option<Value>) -> Result<Value, String> {
+    pub fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, String> {
         let mut request = self.http.post(format!("{}{path}", self.base));
         if let Some(body) = body {
-            request = request.json(&body);
+            request = request.json(body);
         }
         self.send(request)
     }
@@ -166,20 +162,22 @@ impl Client {
     ///
     /// # Errors
     /// The agent's error message, or why it could not be reached.
-    pub fn request(
+    pub fn request<T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,
-        json: Option<Value>,
-        text: Option<String>,
+        body: Body<'_>,
         if_match: Option<i64>,
-    ) -> Result<Value, String> {
+    ) -> Result<T, String> {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(json) = json {
-            request = request.json(&json);
-        }
-        if let Some(text) = text {
-            request = request.header("content-type", "text/plain; charset=utf-8").body(text);
+        match body {
+            Body::None => {}
+            Body::Fields(fields) => request = request.json(fields),
+            Body::Text(text) => {
+                request = request
+                    .header("content-type", "text/plain; charset=utf-8")
+                    .body(text.to_owned());
+            }
         }
         if let Some(revision) = if_match {
             request = request.header("if-match", format!("\"{revision}\""));
@@ -200,18 +198,17 @@ impl Client {
             .send()
             .map_err(|e| format!("cannot reach the agent at {}: {e}", self.base))?;
         if !response.status().is_success() {
-            let body: Value = response.json().unwrap_or(Value::Null);
-            return Err(body["error"]["message"].as_str().unwrap_or("no output").to_owned());
+            return Err(error_message(&response.bytes().unwrap_or_default(), "no output"));
         }
         response.bytes().map(|b| b.to_vec()).map_err(|e| e.to_string())
     }
 
     /// Follows a run's output as it comes, calling `chunk` with each piece; returns the
-    /// finished run.
+    /// finished run (none when the agent no longer has its record).
     ///
     /// # Errors
     /// The agent's error, or a broken stream.
-    pub fn follow(&self, id: &str, mut chunk: impl FnMut(&str)) -> Result<Value, String> {
+    pub fn follow(&self, id: &str, mut chunk: impl FnMut(&str)) -> Result<Option<Run>, String> {
         let url = format!("{}/api/v1/runs/{}/output?follow=true", self.base, segment(id));
         let response = self
             .http
@@ -220,8 +217,7 @@ impl Client {
             .send()
             .map_err(|e| format!("cannot reach the agent at {}: {e}", self.base))?;
         if !response.status().is_success() {
-            let body: Value = response.json().unwrap_or(Value::Null);
-            return Err(body["error"]["message"].as_str().unwrap_or("no such run").to_owned());
+            return Err(error_message(&response.bytes().unwrap_or_default(), "no such run"));
         }
         // Server-sent events: `event:` then `data:` lines (one per line of text), then a
         // blank line.
@@ -238,11 +234,64 @@ impl Client {
                 data.clear();
                 match event.as_str() {
                     "output" => chunk(&text),
-                    "end" => return serde_json::from_str(&text).map_err(|e| e.to_string()),
+                    // `{}`: the run's record is gone.
+                    "end" if text == "{}" => return Ok(None),
+                    "end" => {
+                        return serde_json::from_str(&text).map(Some).map_err(|e| e.to_string())
+                    }
                     _ => {}
                 }
             }
         }
         Err("the stream ended before the run did".into())
     }
+}
+
+/// The body of a request.
+#[derive(Clone, Copy, Debug)]
+pub enum Body<'a> {
+    /// None.
+    None,
+    /// Task file fields, as JSON.
+    Fields(&'a TaskFields),
+    /// A task file.
+    Text(&'a str),
+}
+
+/// The message of an error's body, or `otherwise`.
+fn error_message(body: &[u8], otherwise: &str) -> String {
+    serde_json::from_slice::<ErrorBody>(body)
+        .map_or_else(|_| otherwise.to_owned(), |b| b.error.message)
+}
+
+/// An error answer as text: the agent's message and status, then each of its details on a
+/// line of its own (a task file's errors with their places).
+fn error_text(status: reqwest::StatusCode, body: &[u8]) -> String {
+    let error = serde_json::from_slice::<ErrorBody>(body).ok().map(|b| b.error);
+    let message = error.as_ref().map_or("no message", |e| e.message.as_str());
+    let mut text = format!("{message} (HTTP {})", status.as_u16());
+    let field =
+        |f: &Option<String>| f.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default();
+    match error.and_then(|e| e.details) {
+        Some(ErrorDetails::File(problems)) => {
+            for p in problems {
+                let task = p.task.as_ref().map(|t| format!("task {t:?}, ")).unwrap_or_default();
+                text.push_str(&format!(
+                    "\n{}:{}:{}: {task}{}{}",
+                    p.file,
+                    p.line,
+                    p.column,
+                    field(&p.field),
+                    p.message
+                ));
+            }
+        }
+        Some(ErrorDetails::Fields(problems)) => {
+            for p in problems {
+                text.push_str(&format!("\n{}{}", field(&p.field), p.message));
+            }
+        }
+        Some(ErrorDetails::Revision { .. }) | None => {}
+    }
+    text
 }

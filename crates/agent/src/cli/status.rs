@@ -10,6 +10,7 @@ use serde_json::json;
 use super::remote::{Client, Remote};
 use crate::{
     agent::Host,
+    api::model::{self, Node, NodeList, Task, TaskList},
     config::{self, Kind},
     pidfile,
     store::{Outcome, RunFilter, Store},
@@ -143,65 +144,62 @@ pub fn run(args: StatusArgs) -> Result<ExitCode, String> {
 
 /// `cronfleet status` from a running agent's API.
 fn from_api(client: &Client, as_json: bool) -> Result<ExitCode, String> {
-    let node = client.get("/api/v1/node")?;
-    let tasks = client.get("/api/v1/tasks")?;
-    let here: Vec<&serde_json::Value> = tasks["tasks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|t| t["runs_here"] == true || t["enabled"] == false)
-        .collect();
+    let node: Node = client.get("/api/v1/node")?;
+    let tasks: TaskList = client.get("/api/v1/tasks")?;
+    let here: Vec<&Task> =
+        tasks.tasks.iter().filter(|t| t.runs_here || !t.definition.enabled).collect();
+    let schedule =
+        |t: &Task| t.definition.description().unwrap_or("daemon: kept running").to_owned();
     let mut out = std::io::stdout().lock();
     if as_json {
         let rows: Vec<serde_json::Value> = here
             .iter()
             .map(|t| {
+                let last = t.last_run.as_ref();
                 json!({
-                    "name": t["name"], "enabled": t["enabled"], "paused": t["paused"],
-                    "paused_until": t["paused_until"],
-                    "schedule": t.get("description").unwrap_or(&json!("daemon: kept running")),
-                    "next": t["next_run"], "last_outcome": t["last_run"]["outcome"],
-                    "last_slot": t["last_run"]["slot"], "running": t["running"],
+                    "name": t.definition.name, "enabled": t.definition.enabled,
+                    "paused": t.paused, "paused_until": t.paused_until,
+                    "schedule": schedule(t), "next": t.next_run,
+                    "last_outcome": last.map(|r| r.outcome.as_str()),
+                    "last_slot": last.map(|r| &r.slot), "running": t.running,
                 })
             })
             .collect();
         let agent = json!({
-            "running": true, "pid": node["pid"], "node": node["name"],
-            "version": node["version"], "started_at": node["started_at"],
+            "running": true, "pid": node.pid, "node": node.name,
+            "version": node.version, "started_at": node.started_at,
         });
         let _ = writeln!(out, "{}", json!({ "agent": agent, "tasks": rows }));
         return Ok(ExitCode::SUCCESS);
     }
-    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
     let _ = writeln!(
         out,
         "agent: running, pid {}, node {}, since {}, version {}",
-        node["pid"],
-        text(&node["name"]),
-        text(&node["started_at"]),
-        text(&node["version"])
+        node.pid, node.name, node.started_at, node.version
     );
-    let _ = writeln!(out, "config: {}\n", text(&node["config"]));
+    let _ = writeln!(out, "config: {}\n", node.config.display());
     let _ =
         writeln!(out, "{:<20}  {:<26}  {:<20}  {:>7}  SCHEDULE", "TASK", "NEXT", "LAST", "RUNNING");
     for t in here {
-        let next = if t["enabled"] == false {
+        let next = if !t.definition.enabled {
             "disabled".to_owned()
-        } else if t["paused"] == true {
-            match t["paused_until"].as_str() {
+        } else if t.paused {
+            match &t.paused_until {
                 Some(until) => format!("paused until {until}"),
                 None => "paused".to_owned(),
             }
         } else {
-            text(&t["next_run"])
+            t.next_run.clone().unwrap_or_else(|| "-".to_owned())
         };
-        let schedule = t["description"].as_str().unwrap_or("daemon: kept running");
+        let last = t.last_run.as_ref().map_or("-", |r| r.outcome.as_str());
+        // The running count unpadded, as this view has always printed it (it came from a
+        // JSON value, which ignores a width), unlike the view from the state directory.
         let _ = writeln!(
             out,
-            "{:<20}  {next:<26}  {:<20}  {:>7}  {schedule}",
-            text(&t["name"]),
-            text(&t["last_run"]["outcome"]),
-            t["running"]
+            "{:<20}  {next:<26}  {last:<20}  {}  {}",
+            t.definition.name,
+            t.running,
+            schedule(t)
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -220,29 +218,27 @@ pub struct NodesArgs {
 /// Runs `cronfleet nodes`: the nodes registered in the agent's store (with a shared store,
 /// the whole fleet), alive, stopped or lost.
 pub fn nodes(args: NodesArgs) -> Result<ExitCode, String> {
-    let nodes = args.remote.client()?.get("/api/v1/nodes")?;
+    let nodes: NodeList = args.remote.client()?.get("/api/v1/nodes")?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        let _ = writeln!(out, "{nodes}");
+        let _ = writeln!(out, "{}", serde_json::to_string(&nodes).map_err(|e| e.to_string())?);
         return Ok(ExitCode::SUCCESS);
     }
-    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
     let _ = writeln!(
         out,
         "{:<20}  {:<8}  {:<8}  {:<30}  {:<20}  API",
         "NODE", "STATUS", "VERSION", "LAST SEEN", "TAGS"
     );
-    for n in nodes["nodes"].as_array().into_iter().flatten() {
-        let tags: Vec<String> = n["tags"].as_array().into_iter().flatten().map(&text).collect();
+    for n in &nodes.nodes {
         let _ = writeln!(
             out,
             "{:<20}  {:<8}  {:<8}  {:<30}  {:<20}  {}",
-            text(&n["name"]),
-            text(&n["status"]),
-            text(&n["version"]),
-            text(&n["last_seen"]),
-            tags.join(","),
-            text(&n["api"])
+            n.name,
+            model::name_of(&n.status),
+            n.version,
+            n.last_seen,
+            n.tags.join(","),
+            n.api.as_deref().unwrap_or("-")
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -5,9 +5,11 @@ use std::{collections::BTreeMap, io::Write, path::PathBuf, process::ExitCode};
 
 use clap::{Args, Subcommand};
 use reqwest::Method;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{json, Value};
 
-use super::remote::{segment, Client, Remote};
+use super::remote::{segment, Body, Client, Remote};
+use crate::api::model::{Plan, Task, TaskDetail, TaskFields, TaskList};
 
 /// `cronfleet task`.
 #[derive(Debug, Args)]
@@ -108,16 +110,28 @@ struct DefineArgs {
     remote: Remote,
 }
 
+/// The `http` table of `--url`, `--header`, `--method` and `--body` (what is left out, the
+/// agent fills in).
+#[derive(Serialize)]
+struct HttpFlags<'a> {
+    url: &'a str,
+    headers: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    method: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<&'a str>,
+}
+
 fn pair(text: &str, sep: char, what: &str) -> Result<(String, String), String> {
     text.split_once(sep)
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .ok_or_else(|| format!("{what} {text:?}: expected KEY{sep}VALUE"))
 }
 
-/// The JSON definition the flags describe.
-fn definition(args: &DefineArgs) -> Result<Value, String> {
-    let mut def: Map<String, Value> = match args.json.as_deref() {
-        None => Map::new(),
+/// The task file fields the flags describe.
+fn definition(args: &DefineArgs) -> Result<TaskFields, String> {
+    let mut def = match args.json.as_deref() {
+        None => TaskFields::new(),
         Some(text) => {
             let text = if text == "-" {
                 std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string())?
@@ -141,16 +155,11 @@ fn definition(args: &DefineArgs) -> Result<Value, String> {
         }
     }
     if let Some(url) = &args.url {
-        let headers: BTreeMap<String, String> =
+        let headers =
             args.headers.iter().map(|h| pair(h, ':', "--header")).collect::<Result<_, _>>()?;
-        let mut http = json!({ "url": url, "headers": headers });
-        if let Some(m) = &args.method {
-            http["method"] = json!(m);
-        }
-        if let Some(b) = &args.body {
-            http["body"] = json!(b);
-        }
-        def.insert("http".into(), http);
+        let http =
+            HttpFlags { url, headers, method: args.method.as_deref(), body: args.body.as_deref() };
+        def.insert("http".into(), serde_json::to_value(http).map_err(|e| e.to_string())?);
     }
     if !args.labels.is_empty() {
         let labels: BTreeMap<String, String> =
@@ -160,17 +169,18 @@ fn definition(args: &DefineArgs) -> Result<Value, String> {
     if let Some(enabled) = args.enabled {
         def.insert("enabled".into(), json!(enabled));
     }
-    Ok(Value::Object(def))
+    Ok(def)
 }
 
-fn print_task(task: &Value) {
-    let next = task["next_run"].as_str().unwrap_or("-");
-    let paused = if task["paused"] == true { " (paused)" } else { "" };
+fn print_task(task: &Task) {
+    let next = task.next_run.as_deref().unwrap_or("-");
+    let paused = if task.paused { " (paused)" } else { "" };
+    let revision =
+        task.stored.as_ref().map_or_else(|| "null".to_owned(), |s| s.revision.to_string());
     println!(
-        "{} revision {} · {}{paused} · next {next}",
-        task["name"].as_str().unwrap_or("?"),
-        task["revision"],
-        task["description"].as_str().unwrap_or("daemon")
+        "{} revision {revision} · {}{paused} · next {next}",
+        task.definition.name,
+        task.definition.description().unwrap_or("daemon")
     );
 }
 
@@ -179,29 +189,34 @@ pub fn run(args: TaskArgs) -> Result<ExitCode, String> {
     match args.command {
         TaskCommand::Ls(a) => ls(&a),
         TaskCommand::Show(a) => {
-            let task = a.remote.client()?.get(&format!("/api/v1/tasks/{}", segment(&a.name)))?;
+            let path = format!("/api/v1/tasks/{}", segment(&a.name));
+            let task: TaskDetail = a.remote.client()?.get(&path)?;
             println!("{}", serde_json::to_string_pretty(&task).unwrap_or_default());
             Ok(ExitCode::SUCCESS)
         }
         TaskCommand::Create(a) => {
             let mut def = definition(&a)?;
-            def["name"] = json!(a.name);
-            let task =
-                a.remote.client()?.request(Method::POST, "/api/v1/tasks", Some(def), None, None)?;
+            def.insert("name".into(), json!(a.name));
+            let task: Task = a.remote.client()?.request(
+                Method::POST,
+                "/api/v1/tasks",
+                Body::Fields(&def),
+                None,
+            )?;
             print_task(&task);
             Ok(ExitCode::SUCCESS)
         }
         TaskCommand::Edit(a) => {
             let def = definition(&a)?;
             let path = format!("/api/v1/tasks/{}", segment(&a.name));
-            let task =
-                a.remote.client()?.request(Method::PATCH, &path, Some(def), None, a.revision)?;
+            let task: Task =
+                a.remote.client()?.request(Method::PATCH, &path, Body::Fields(&def), a.revision)?;
             print_task(&task);
             Ok(ExitCode::SUCCESS)
         }
         TaskCommand::Rm(a) => {
             let path = format!("/api/v1/tasks/{}", segment(&a.name));
-            a.remote.client()?.request(Method::DELETE, &path, None, None, a.revision)?;
+            a.remote.client()?.request::<()>(Method::DELETE, &path, Body::None, a.revision)?;
             println!("deleted {}", a.name);
             Ok(ExitCode::SUCCESS)
         }
@@ -218,10 +233,10 @@ fn ls(args: &LsArgs) -> Result<ExitCode, String> {
         query.push(format!("label={}", segment(l)));
     }
     let path = format!("/api/v1/tasks?{}", query.join("&"));
-    let tasks = args.remote.client()?.get(&path)?;
+    let tasks: TaskList = args.remote.client()?.get(&path)?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        let _ = writeln!(out, "{tasks}");
+        let _ = writeln!(out, "{}", serde_json::to_string(&tasks).map_err(|e| e.to_string())?);
         return Ok(ExitCode::SUCCESS);
     }
     let _ = writeln!(
@@ -229,23 +244,18 @@ fn ls(args: &LsArgs) -> Result<ExitCode, String> {
         "{:<24}  {:<6}  {:>4}  {:<26}  {:<20}  SCHEDULE",
         "TASK", "ORIGIN", "REV", "NEXT", "LABELS"
     );
-    for t in tasks["tasks"].as_array().into_iter().flatten() {
-        let labels: Vec<String> = t["labels"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-            .collect();
-        let next =
-            if t["paused"] == true { "paused" } else { t["next_run"].as_str().unwrap_or("-") };
-        let rev = t["revision"].as_i64().map_or("-".to_owned(), |r| r.to_string());
+    for t in &tasks.tasks {
+        let d = &t.definition;
+        let labels: Vec<String> = d.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let next = if t.paused { "paused" } else { t.next_run.as_deref().unwrap_or("-") };
+        let rev = t.stored.as_ref().map_or("-".to_owned(), |s| s.revision.to_string());
         let _ = writeln!(
             out,
             "{:<24}  {:<6}  {rev:>4}  {next:<26}  {:<20}  {}",
-            t["name"].as_str().unwrap_or("?"),
-            t["origin"].as_str().unwrap_or("?"),
+            d.name,
+            d.origin.as_str(),
             labels.join(","),
-            t["description"].as_str().unwrap_or("daemon")
+            d.description().unwrap_or("daemon")
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -276,7 +286,7 @@ pub struct PlanArgs {
 }
 
 /// `plan`/`apply --store`: the file compared with the fleet's stored one, and stored.
-fn with_store(args: &PlanArgs, url: &str, store_it: bool) -> Result<Value, String> {
+fn with_store(args: &PlanArgs, url: &str, store_it: bool) -> Result<Plan, String> {
     let text = std::fs::read_to_string(&args.file)
         .map_err(|e| format!("{}: cannot read the file: {e}", args.file.display()))?;
     let set = crate::config::parse(&args.file, &text).map_err(|e| e.to_string())?;
@@ -294,55 +304,58 @@ fn with_store(args: &PlanArgs, url: &str, store_it: bool) -> Result<Value, Strin
             None => Vec::new(),
         };
         let plan = crate::agent::plan::compare(&old, &set.tasks, &Default::default());
-        let mut out = plan.to_json();
+        let mut out = Plan::from(&plan);
         if store_it {
             let now = crate::clock::now().to_string();
             let revision = store.put_task_file(&text, &now).await.map_err(|e| e.to_string())?;
-            out["revision"] = revision.into();
+            out.revision = Some(revision);
         }
         Ok(out)
     })
 }
 
-fn send_file(args: &PlanArgs, client: &Client, route: &str) -> Result<Value, String> {
+fn send_file(args: &PlanArgs, client: &Client, route: &str) -> Result<Plan, String> {
     let text = std::fs::read_to_string(&args.file)
         .map_err(|e| format!("{}: cannot read the file: {e}", args.file.display()))?;
     let label = args.file.display().to_string();
     client.request(
         Method::POST,
         &format!("/api/v1/{route}?file={}", segment(&label)),
-        None,
-        Some(text),
+        Body::Text(&text),
         None,
     )
 }
 
-fn show_plan(plan: &Value) {
-    let list = |key: &str| plan[key].as_array().cloned().unwrap_or_default();
-    let in_flight = |n: &Value| match n.as_u64() {
-        Some(0) | None => String::new(),
-        Some(1) => "; 1 run in flight finishes as it is".to_owned(),
-        Some(n) => format!("; {n} runs in flight finish as they are"),
+fn show_plan(plan: &Plan) {
+    let in_flight = |n: usize| match n {
+        0 => String::new(),
+        1 => "; 1 run in flight finishes as it is".to_owned(),
+        n => format!("; {n} runs in flight finish as they are"),
     };
-    for name in list("added") {
-        println!("+ {}  (added)", name.as_str().unwrap_or("?"));
+    for name in &plan.added {
+        println!("+ {name}  (added)");
     }
-    for c in list("changed") {
-        println!("~ {}  (changed{})", c["name"].as_str().unwrap_or("?"), in_flight(&c["running"]));
-        for f in c["fields"].as_array().into_iter().flatten() {
-            println!("    {}: {} -> {}", f["field"].as_str().unwrap_or("?"), f["old"], f["new"]);
+    for c in &plan.changed {
+        println!("~ {}  (changed{})", c.name, in_flight(c.running));
+        for f in &c.fields {
+            println!("    {}: {} -> {}", f.field, f.old, f.new);
         }
     }
-    for r in list("removed") {
-        println!("- {}  (removed{})", r["name"].as_str().unwrap_or("?"), in_flight(&r["running"]));
+    for r in &plan.removed {
+        println!("- {}  (removed{})", r.name, in_flight(r.running));
     }
-    let unchanged = list("unchanged").len();
-    let changes = list("added").len() + list("changed").len() + list("removed").len();
+    let unchanged = plan.unchanged.len();
+    let changes = plan.added.len() + plan.changed.len() + plan.removed.len();
     if changes == 0 {
         println!("no changes ({unchanged} tasks unchanged)");
     } else {
         println!("{changes} change(s), {unchanged} unchanged");
     }
+}
+
+/// A plan as JSON, for scripts.
+fn plan_json(plan: &Plan) -> Result<String, String> {
+    serde_json::to_string(plan).map_err(|e| e.to_string())
 }
 
 /// Runs `cronfleet plan FILE`.
@@ -352,7 +365,7 @@ pub fn plan(args: PlanArgs) -> Result<ExitCode, String> {
         None => send_file(&args, &args.remote.client()?, "plan")?,
     };
     if args.json {
-        println!("{plan}");
+        println!("{}", plan_json(&plan)?);
     } else {
         show_plan(&plan);
     }
@@ -366,16 +379,16 @@ pub fn apply(args: PlanArgs) -> Result<ExitCode, String> {
         None => send_file(&args, &args.remote.client()?, "apply")?,
     };
     if args.json {
-        println!("{done}");
-    } else if args.store.is_some() {
+        println!("{}", plan_json(&done)?);
+    } else if let Some(revision) = done.revision {
         show_plan(&done);
-        println!("stored as revision {}: the fleet's agents reload it now", done["revision"]);
+        println!("stored as revision {revision}: the fleet's agents reload it now");
     } else {
         show_plan(&done);
-        let a = &done["applied"];
+        let a = done.applied.ok_or("the agent did not say what it applied")?;
         println!(
             "applied on this node: {} added, {} changed, {} removed",
-            a["added"], a["changed"], a["removed"]
+            a.added, a.changed, a.removed
         );
     }
     Ok(ExitCode::SUCCESS)

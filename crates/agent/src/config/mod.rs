@@ -5,6 +5,7 @@
 //! task and field, so a bad file gets all its errors at once. Nothing downstream re-validates.
 //! The reference for every field is `docs/task-file.md`.
 
+pub mod definition;
 mod error;
 mod hosts;
 mod notify;

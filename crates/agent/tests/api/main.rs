@@ -1,6 +1,8 @@
 //! The agent's HTTP API, against a real agent process on a free port: auth on every route,
 //! tasks, runs, output (also streamed), run now, pause/resume, kill, reload, node, metrics,
-//! TLS and the refusal to listen openly.
+//! TLS and the refusal to listen openly. `golden` pins the JSON of every route.
+
+mod golden;
 
 use std::{
     io::{BufRead, BufReader},

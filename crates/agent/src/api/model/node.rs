@@ -1,0 +1,106 @@
+//! This node, its host, and the nodes of the fleet.
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::NodeRecord;
+
+/// `GET /api/v1/node`: this node, its host and its agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    /// The host's addresses.
+    pub addresses: Vec<String>,
+    /// The agent's resident memory, bytes.
+    pub agent_rss: Option<u64>,
+    /// The task file.
+    pub config: std::path::PathBuf,
+    /// The machine.
+    pub host: Machine,
+    /// The node's name.
+    pub name: String,
+    /// The agent's process id.
+    pub pid: u32,
+    /// Runs in flight on this node.
+    pub runs_in_flight: usize,
+    /// When the agent started.
+    pub started_at: String,
+    /// The node's tags (`--tag`).
+    pub tags: Vec<String>,
+    /// The tasks this node runs.
+    pub tasks: usize,
+    /// Seconds since the agent started.
+    pub uptime_s: i64,
+    /// The agent's version.
+    pub version: String,
+}
+
+/// The machine a node runs on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    /// CPUs the agent may use.
+    pub cpus: usize,
+    /// Load averages over 1, 5 and 15 minutes (Linux).
+    pub load: Vec<f64>,
+    /// Bytes of memory available (Linux).
+    pub memory_available: Option<u64>,
+    /// Bytes of memory (Linux).
+    pub memory_total: Option<u64>,
+}
+
+/// Whether a node is alive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeStatus {
+    /// Heard from lately.
+    Alive,
+    /// Stopped cleanly.
+    Stopped,
+    /// Silent for too long.
+    Lost,
+}
+
+/// `GET /api/v1/nodes`: every node registered in the store.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeList {
+    /// The nodes.
+    pub nodes: Vec<NodeInfo>,
+}
+
+/// A node of the fleet, as registered in the store.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Its addresses.
+    pub addresses: Vec<String>,
+    /// Its API's URL, when it serves one.
+    pub api: Option<String>,
+    /// When it was last heard from.
+    pub last_seen: String,
+    /// Its name.
+    pub name: String,
+    /// When its agent started.
+    pub started_at: String,
+    /// Alive, stopped or lost.
+    pub status: NodeStatus,
+    /// When it stopped cleanly.
+    pub stopped_at: Option<String>,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// Its agent's version.
+    pub version: String,
+}
+
+impl NodeInfo {
+    /// A node's record and status.
+    pub fn of(n: &NodeRecord, status: NodeStatus) -> NodeInfo {
+        NodeInfo {
+            addresses: n.addresses.clone(),
+            api: n.api.clone(),
+            last_seen: n.last_seen.clone(),
+            name: n.name.clone(),
+            started_at: n.started_at.clone(),
+            status,
+            stopped_at: n.stopped_at.clone(),
+            tags: n.tags.clone(),
+            version: n.version.clone(),
+        }
+    }
+}
