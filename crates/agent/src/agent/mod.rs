@@ -596,10 +596,10 @@ mod tests {
             last_seen: last_seen.into(),
             stopped_at: stopped.map(Into::into),
         };
-        assert_eq!(node_status(&node("2026-11-23T10:00:10Z", None), now), "alive");
-        assert_eq!(node_status(&node("2026-11-23T10:00:04Z", None), now), "lost");
+        assert_eq!(node_status(&node("2026-11-23T10:00:10Z", None), now).as_str(), "alive");
+        assert_eq!(node_status(&node("2026-11-23T10:00:04Z", None), now).as_str(), "lost");
         let stopped = node("2026-11-23T10:00:19Z", Some("2026-11-23T10:00:19Z"));
-        assert_eq!(node_status(&stopped, now), "stopped");
+        assert_eq!(node_status(&stopped, now).as_str(), "stopped");
     }
 
     #[test]

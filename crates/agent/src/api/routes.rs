@@ -19,8 +19,8 @@ use super::{
     auth::Role,
     error::ApiError,
     model::{
-        self, Counts, Killing, Missed, Node, NodeInfo, NodeList, NodeStatus, Plan, Run, RunPage,
-        RunStarted, Task, TaskDetail, TaskFields, TaskList,
+        self, Counts, Killing, Missed, Node, NodeInfo, NodeList, Plan, Run, RunPage, RunStarted,
+        Task, TaskDetail, TaskFields, TaskList,
     },
     Api,
 };
@@ -546,10 +546,7 @@ pub async fn nodes(State(api): State<Arc<Api>>) -> Result<Json<NodeList>> {
     let now = crate::clock::now();
     let mut nodes = Vec::new();
     for n in api.agent.nodes().await? {
-        let status = crate::agent::node_status(&n, now);
-        let status = model::from_name::<NodeStatus>(status)
-            .ok_or_else(|| ApiError::internal(format!("unknown node status {status:?}")))?;
-        nodes.push(NodeInfo::of(&n, status));
+        nodes.push(NodeInfo::of(&n, crate::agent::node_status(&n, now)));
     }
     Ok(Json(NodeList { nodes }))
 }

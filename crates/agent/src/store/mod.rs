@@ -34,7 +34,7 @@ mod tasks;
 mod tests;
 
 pub use fleet::{Claim, Fleet, Flushed, Handoff, Leader, Seat};
-pub use nodes::NodeRecord;
+pub use nodes::{NodeRecord, NodeStatus};
 pub use runs::{parse_cursor, run_id, Outcome, RunFilter, RunPage, RunRecord};
 pub use tasks::StoredTask;
 

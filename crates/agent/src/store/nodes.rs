@@ -4,6 +4,30 @@ use sqlx::Row;
 
 use super::{Store, StoreError};
 
+/// Whether a node runs, stopped cleanly, or went silent (judged from its record and the time:
+/// see `agent::node_status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeStatus {
+    /// Heard from lately.
+    Alive,
+    /// Stopped cleanly.
+    Stopped,
+    /// Silent for too long.
+    Lost,
+}
+
+impl NodeStatus {
+    /// Its name, as the API and the dashboard show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeStatus::Alive => "alive",
+            NodeStatus::Stopped => "stopped",
+            NodeStatus::Lost => "lost",
+        }
+    }
+}
+
 /// A node (an agent) as it registered in the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeRecord {

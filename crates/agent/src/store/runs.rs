@@ -7,8 +7,10 @@ use sqlx::{any::AnyRow, Row};
 
 use super::{Store, StoreError};
 
-/// How a run ended (or why a slot had no run).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How a run ended (or why a slot had no run). Its serde names are [`Outcome::as_str`]'s,
+/// what the store keeps and the API shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Still going.
     Running,

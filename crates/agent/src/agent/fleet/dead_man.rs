@@ -9,7 +9,7 @@ use super::{node_status, Agent};
 use crate::{
     agent::TaskView,
     config::Kind,
-    store::{Fleet, Outcome, RunRecord},
+    store::{Fleet, NodeStatus, Outcome, RunRecord},
 };
 
 /// A slot with no record this long after it is missed (claims and starts take a second).
@@ -143,6 +143,9 @@ async fn gone_holder(
         *nodes = Some(store.nodes().await.ok()?);
     }
     let now = crate::clock::now();
-    let alive = nodes.as_ref()?.iter().any(|n| n.name == holder && node_status(n, now) == "alive");
+    let alive = nodes
+        .as_ref()?
+        .iter()
+        .any(|n| n.name == holder && node_status(n, now) == NodeStatus::Alive);
     (!alive).then_some(holder)
 }

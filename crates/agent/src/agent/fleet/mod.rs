@@ -26,7 +26,7 @@ use jiff::Timestamp;
 use super::{Agent, PRUNE_EVERY};
 pub use member::Member;
 
-use crate::store::{Fleet, Flushed, Handoff, Leader, NodeRecord};
+use crate::store::{Fleet, Flushed, Handoff, Leader, NodeRecord, NodeStatus};
 
 /// How often a node says it is alive.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -43,17 +43,17 @@ const CHORES_EVERY: Duration = Duration::from_secs(5);
 /// How often a node whose database was away checks whether it is back.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
-/// Whether a node runs (`alive`), stopped cleanly (`stopped`), or went silent (`lost`).
-pub fn node_status(node: &NodeRecord, now: Timestamp) -> &'static str {
+/// Whether a node runs, stopped cleanly, or went silent (for [`LOST_AFTER`]) at `now`.
+pub fn node_status(node: &NodeRecord, now: Timestamp) -> NodeStatus {
     if node.stopped_at.is_some() {
-        return "stopped";
+        return NodeStatus::Stopped;
     }
     let seen = node.last_seen.parse::<Timestamp>().unwrap_or(Timestamp::UNIX_EPOCH);
     let silent = now.duration_since(seen);
     if silent > jiff::SignedDuration::try_from(LOST_AFTER).unwrap_or_default() {
-        "lost"
+        NodeStatus::Lost
     } else {
-        "alive"
+        NodeStatus::Alive
     }
 }
 
@@ -143,7 +143,7 @@ async fn lose_silent_nodes(fleet: &Fleet) {
         .await
         .unwrap_or_default()
         .iter()
-        .filter(|n| node_status(n, now) == "lost")
+        .filter(|n| node_status(n, now) == NodeStatus::Lost)
         .map(|n| n.name.clone())
         .collect();
     match fleet.lose_runs(&silent, &now.to_string()).await {

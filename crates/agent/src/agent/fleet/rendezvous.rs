@@ -84,7 +84,7 @@ pub fn candidates(nodes: &[NodeRecord], now: jiff::Timestamp) -> Vec<Candidate> 
                 addresses: n.addresses.iter().filter_map(|a| a.parse().ok()).collect(),
                 tags: n.tags.clone(),
             },
-            alive: super::node_status(n, now) == "alive",
+            alive: super::node_status(n, now) == crate::store::NodeStatus::Alive,
         })
         .collect()
 }

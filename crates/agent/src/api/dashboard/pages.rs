@@ -234,13 +234,13 @@ pub(super) async fn nodes_page(State(api): State<Arc<Api>>, headers: HeaderMap) 
                     @for n in &nodes {
                         @let status = crate::agent::node_status(n, now);
                         @let class = match status {
-                            "alive" => "succeeded",
-                            "lost" => "failed",
-                            _ => "skipped",
+                            crate::store::NodeStatus::Alive => "succeeded",
+                            crate::store::NodeStatus::Lost => "failed",
+                            crate::store::NodeStatus::Stopped => "skipped",
                         };
                         tr data-node=(n.name) {
                             td { (n.name) }
-                            td { span class={ "tag " (class) } { (status) } }
+                            td { span class={ "tag " (class) } { (status.as_str()) } }
                             td { (n.version) }
                             td { (short(&n.last_seen)) }
                             td class="wrap" { (n.addresses.join(", ")) }

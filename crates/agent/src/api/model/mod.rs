@@ -28,15 +28,16 @@ use serde_json::Value;
 
 pub use self::{
     error::{ErrorBody, ErrorDetails, ErrorInfo, FieldProblem, FileProblem},
-    node::{Machine, Node, NodeInfo, NodeList, NodeStatus},
+    node::{Machine, Node, NodeInfo, NodeList},
     plan::{Changed, Counts, FieldChange, Plan, Removed},
-    run::{Killing, OutcomeName, Run, RunPage, RunStarted},
+    run::{Killing, Run, RunPage, RunStarted},
     task::{
         zoned, Missed, PauseRequest, ResumeRequest, Revision, Task, TaskDetail, TaskFields,
         TaskList,
     },
 };
 pub use crate::config::definition::{Definition, HttpFields, KindFields, ProgramFields};
+pub use crate::store::{NodeStatus, Outcome};
 
 /// An enum's value from its serde name (`"timed_out"`), so that the names are written once,
 /// in the enum's serde attributes.
@@ -105,10 +106,8 @@ mod tests {
         assert_eq!(from_name::<NodeStatus>("gone"), None);
         assert_eq!(name_of(&NodeStatus::Stopped), "stopped");
         assert_eq!(from_name::<Missed>("once"), Some(Missed::Once));
-        #[derive(Serialize)]
-        struct O(#[serde(with = "OutcomeName")] Outcome);
         for outcome in [Outcome::TimedOut, Outcome::Abandoned, Outcome::Succeeded] {
-            assert_eq!(name_of(&O(outcome)), outcome.as_str());
+            assert_eq!(name_of(&outcome), outcome.as_str());
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::NodeRecord;
+use crate::store::{NodeRecord, NodeStatus};
 
 /// `GET /api/v1/node`: this node, its host and its agent.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -44,18 +44,6 @@ pub struct Machine {
     pub memory_available: Option<u64>,
     /// Bytes of memory (Linux).
     pub memory_total: Option<u64>,
-}
-
-/// Whether a node is alive.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NodeStatus {
-    /// Heard from lately.
-    Alive,
-    /// Stopped cleanly.
-    Stopped,
-    /// Silent for too long.
-    Lost,
 }
 
 /// `GET /api/v1/nodes`: every node registered in the store.

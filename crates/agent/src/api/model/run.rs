@@ -5,32 +5,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::{Outcome, RunRecord};
 
-/// The names of a run's [`Outcome`].
-// TODO: when `store::Outcome` derives `Serialize`/`Deserialize` itself (with
-// `rename_all = "snake_case"`), this goes and the `with` attributes with it.
-#[derive(Serialize, Deserialize)]
-#[serde(remote = "Outcome", rename_all = "snake_case")]
-pub enum OutcomeName {
-    /// `running`.
-    Running,
-    /// `succeeded`.
-    Succeeded,
-    /// `failed`.
-    Failed,
-    /// `timed_out`.
-    TimedOut,
-    /// `killed`.
-    Killed,
-    /// `skipped`.
-    Skipped,
-    /// `missed`.
-    Missed,
-    /// `abandoned`.
-    Abandoned,
-    /// `lost`.
-    Lost,
-}
-
 /// A run, without its output except in `GET /api/v1/runs/{id}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Run {
@@ -51,7 +25,6 @@ pub struct Run {
     /// The node it ran on.
     pub node: String,
     /// How it ended.
-    #[serde(with = "OutcomeName")]
     pub outcome: Outcome,
     /// Its output as text (invalid UTF-8 replaced): only in `GET /api/v1/runs/{id}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
