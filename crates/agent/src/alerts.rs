@@ -20,6 +20,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::{
+    agent::Background,
     config::{AlertRules, Notifier, NotifierKind, Task},
     metrics::Metrics,
     store::{Outcome, RunRecord},
@@ -111,6 +112,8 @@ pub struct Alerts {
     metrics: Arc<Metrics>,
     http: reqwest::Client,
     state: Mutex<State>,
+    /// Where each channel's worker runs (it ends when its channel goes, or the agent stops).
+    background: Background,
 }
 
 impl std::fmt::Debug for Alerts {
@@ -120,13 +123,13 @@ impl std::fmt::Debug for Alerts {
 }
 
 impl Alerts {
-    /// An engine with no channels yet.
-    pub fn new(node: &str, metrics: Arc<Metrics>) -> Alerts {
+    /// An engine with no channels yet; its channels' workers run on `background`.
+    pub fn new(node: &str, metrics: Arc<Metrics>, background: Background) -> Alerts {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        Alerts { node: node.to_owned(), metrics, http, state: Mutex::default() }
+        Alerts { node: node.to_owned(), metrics, http, state: Mutex::default(), background }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -149,7 +152,7 @@ impl Alerts {
                         metrics: self.metrics.clone(),
                         sent: VecDeque::new(),
                     };
-                    tokio::spawn(worker.run(rx));
+                    self.background.spawn(worker.run(rx));
                     Channel { notifier: n.clone(), queue: tx }
                 }
             };
@@ -379,18 +382,20 @@ impl Worker {
         false
     }
 
-    async fn post(&self, alert: &Alert) -> Result<(), String> {
+    async fn post(&self, alert: &Alert) -> Result<(), DeliveryError> {
         let (url, body, signature) = render(&self.notifier, alert, Timestamp::now());
         let mut request = self.http.post(url).header("content-type", "application/json");
         if let Some(signature) = signature {
             request = request.header("x-cronfleet-signature", signature);
         }
         // The URL may hold a credential (Slack, DingTalk): errors are reported without it.
-        let response = request.body(body).send().await.map_err(|e| e.without_url().to_string())?;
+        let response =
+            request.body(body).send().await.map_err(|e| DeliveryError::Send(e.without_url()))?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         if !status.is_success() {
-            return Err(format!("HTTP {status}: {}", text.chars().take(200).collect::<String>()));
+            let text = text.chars().take(200).collect();
+            return Err(DeliveryError::Status { status: status.as_u16(), text });
         }
         // DingTalk answers 200 with an error code in the body.
         if self.notifier.kind == NotifierKind::DingTalk {
@@ -398,11 +403,38 @@ impl Worker {
                 .ok()
                 .and_then(|v| v["errcode"].as_i64());
             if code.is_some_and(|c| c != 0) {
-                return Err(format!("DingTalk refused the message: {text}"));
+                return Err(DeliveryError::Refused { text });
             }
         }
         Ok(())
     }
+}
+
+/// Why a channel did not take an alert.
+#[derive(Debug, thiserror::Error)]
+enum DeliveryError {
+    /// No answer (the URL, which may hold a credential, left out).
+    #[error("{0}")]
+    Send(reqwest::Error),
+    /// An answer other than success (its body's start).
+    #[error("HTTP {}: {text}", display_status(*status))]
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The start of the answer's body.
+        text: String,
+    },
+    /// DingTalk answers 200 with an error code in the body.
+    #[error("DingTalk refused the message: {text}")]
+    Refused {
+        /// The answer's body.
+        text: String,
+    },
+}
+
+/// A status as reqwest shows it (`404 Not Found`).
+fn display_status(status: u16) -> String {
+    reqwest::StatusCode::from_u16(status).map_or_else(|_| status.to_string(), |s| s.to_string())
 }
 
 fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {

@@ -2,14 +2,35 @@
 
 use jiff::{civil, tz::TimeZone, Timestamp, Zoned};
 
+/// Why a zone or an instant given on the command line (or in a request) is not one.
+#[derive(Debug, thiserror::Error)]
+pub enum TimeArgError {
+    /// A zone name the time zone database does not know.
+    #[error("unknown time zone {0:?} (IANA names like Europe/Berlin)")]
+    UnknownZone(String),
+    /// A local time that does not exist in the zone (jiff says why).
+    #[error("invalid time {text:?}: {source}")]
+    Invalid {
+        /// The text.
+        text: String,
+        /// Why.
+        source: jiff::Error,
+    },
+    /// None of the accepted forms.
+    #[error(
+        "invalid time {0:?}: expected RFC 3339 (2026-03-08T01:30:00-05:00), \
+         with a zone (2026-03-08T01:30:00-05:00[America/New_York]), \
+         or a local date and time (2026-03-08T01:30:00)"
+    )]
+    Form(String),
+}
+
 /// Looks up an IANA time zone name such as `Europe/Berlin`.
 ///
 /// # Errors
 /// A message naming the zone when it is unknown.
-pub fn zone(name: &str) -> Result<TimeZone, String> {
-    jiff::tz::db()
-        .get(name)
-        .map_err(|_| format!("unknown time zone {name:?} (IANA names like Europe/Berlin)"))
+pub fn zone(name: &str) -> Result<TimeZone, TimeArgError> {
+    jiff::tz::db().get(name).map_err(|_| TimeArgError::UnknownZone(name.to_owned()))
 }
 
 /// Parses an instant: RFC 9557 (`2026-03-08T01:30:00-05:00[America/New_York]`), RFC 3339
@@ -21,7 +42,11 @@ pub fn zone(name: &str) -> Result<TimeZone, String> {
 ///
 /// # Errors
 /// A message saying which forms are accepted.
-pub fn instant(text: &str, tz: Option<&TimeZone>, default: &TimeZone) -> Result<Zoned, String> {
+pub fn instant(
+    text: &str,
+    tz: Option<&TimeZone>,
+    default: &TimeZone,
+) -> Result<Zoned, TimeArgError> {
     if let Ok(z) = text.parse::<Zoned>() {
         return Ok(match tz {
             Some(tz) => z.with_time_zone(tz.clone()),
@@ -36,12 +61,10 @@ pub fn instant(text: &str, tz: Option<&TimeZone>, default: &TimeZone) -> Result<
         .parse::<civil::DateTime>()
         .or_else(|_| text.parse::<civil::Date>().map(|d| d.to_datetime(civil::Time::midnight())));
     match civil {
-        Ok(dt) => dt.to_zoned(tz.clone()).map_err(|e| format!("invalid time {text:?}: {e}")),
-        Err(_) => Err(format!(
-            "invalid time {text:?}: expected RFC 3339 (2026-03-08T01:30:00-05:00), \
-             with a zone (2026-03-08T01:30:00-05:00[America/New_York]), \
-             or a local date and time (2026-03-08T01:30:00)"
-        )),
+        Ok(dt) => dt
+            .to_zoned(tz.clone())
+            .map_err(|source| TimeArgError::Invalid { text: text.to_owned(), source }),
+        Err(_) => Err(TimeArgError::Form(text.to_owned())),
     }
 }
 

@@ -3,7 +3,9 @@
 //! slots not run) starts here, and all of them end when the agent stops.
 //!
 //! A loop ends when its work returns or when [`Background::stop`] cancels it at its next
-//! `.await`; no loop is left waiting for a `Weak` upgrade to fail.
+//! `.await`; no loop is left waiting for a `Weak` upgrade to fail. Work scoped to one run,
+//! daemon, lease or API connection is spawned by its owner and ends with it (joined, aborted
+//! or cancelled there); the store spawns nothing.
 
 use std::{future::Future, time::Duration};
 

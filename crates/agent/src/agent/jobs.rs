@@ -151,7 +151,7 @@ impl Services {
             fleet,
             store,
             node: node.to_owned(),
-            alerts: Arc::new(Alerts::new(node, metrics.clone())),
+            alerts: Arc::new(Alerts::new(node, metrics.clone(), background.clone())),
             metrics,
             in_flight: std::sync::Mutex::default(),
             background,

@@ -4,7 +4,11 @@
 //! A tokens file has one token per line: `ROLE TOKEN [NAME]`, where ROLE is `read` or `admin`;
 //! `#` starts a comment. Tokens are compared in constant time.
 
-use std::{io::Write, os::unix::fs::OpenOptionsExt, path::Path};
+use std::{
+    io::Write,
+    os::unix::fs::OpenOptionsExt,
+    path::{Path, PathBuf},
+};
 
 use ring::rand::SecureRandom;
 use subtle::ConstantTimeEq;
@@ -53,37 +57,89 @@ impl Tokens {
     ///
     /// # Errors
     /// The file, line and reason of the first bad line, or why it cannot be read.
-    pub fn load(&mut self, path: &Path) -> Result<(), String> {
+    pub fn load(&mut self, path: &Path) -> Result<(), TokensError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("{}: cannot read the tokens file: {e}", path.display()))?;
+            .map_err(|source| TokensError::Read { path: path.to_owned(), source })?;
         for (i, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
             if line.is_empty() {
                 continue;
             }
-            let at = format!("{}:{}", path.display(), i + 1);
+            let at = |reason| TokensError::Line { path: path.to_owned(), line: i + 1, reason };
             let mut words = line.split_whitespace();
             let role = match words.next() {
                 Some("read") => Role::Read,
                 Some("admin") => Role::Admin,
-                Some(other) => {
-                    return Err(format!("{at}: role {other:?}: expected read or admin"));
-                }
+                Some(other) => return Err(at(LineError::Role(other.to_owned()))),
                 None => continue,
             };
             let Some(token) = words.next() else {
-                return Err(format!("{at}: expected `ROLE TOKEN [NAME]`"));
+                return Err(at(LineError::Shape));
             };
             if token.len() < MIN_TOKEN_LEN || !token.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(format!(
-                    "{at}: a token needs at least {MIN_TOKEN_LEN} printable characters"
-                ));
+                return Err(at(LineError::Short));
             }
             let name = words.next().map_or_else(|| format!("line {}", i + 1), str::to_owned);
             self.add(role, token, &name);
         }
         Ok(())
     }
+}
+
+/// Why tokens could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum TokensError {
+    /// The tokens file cannot be read.
+    #[error("{}: cannot read the tokens file: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A line of the tokens file is wrong.
+    #[error("{}:{line}: {reason}", path.display())]
+    Line {
+        /// The file.
+        path: PathBuf,
+        /// The line, from 1.
+        line: usize,
+        /// What is wrong.
+        reason: LineError,
+    },
+    /// The system gave no random bytes for a new token.
+    #[error("cannot read random bytes from the system")]
+    Random,
+    /// The agent's own token file cannot be created.
+    #[error("cannot create {}: {source}", path.display())]
+    Create {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The agent's own token cannot be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// What is wrong with a line of a tokens file.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    /// Not a role we know.
+    #[error("role {0:?}: expected read or admin")]
+    Role(String),
+    /// A role without a token.
+    #[error("expected `ROLE TOKEN [NAME]`")]
+    Shape,
+    /// A token too short, or with characters that cannot be sent in a header.
+    #[error("a token needs at least {MIN_TOKEN_LEN} printable characters")]
+    Short,
 }
 
 /// The SHA-256 digest of a token.
@@ -98,7 +154,7 @@ fn digest(token: &str) -> [u8; 32] {
 ///
 /// # Errors
 /// When the file can be neither read nor created.
-pub fn own_token(path: &Path) -> Result<String, String> {
+pub fn own_token(path: &Path) -> Result<String, TokensError> {
     if let Ok(token) = std::fs::read_to_string(path) {
         let token = token.trim().to_owned();
         if token.len() >= MIN_TOKEN_LEN {
@@ -106,9 +162,7 @@ pub fn own_token(path: &Path) -> Result<String, String> {
         }
     }
     let mut bytes = [0u8; 32];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| "cannot read random bytes from the system".to_owned())?;
+    ring::rand::SystemRandom::new().fill(&mut bytes).map_err(|_| TokensError::Random)?;
     let token = hex::encode(bytes);
     let _ = std::fs::remove_file(path);
     let mut file = std::fs::OpenOptions::new()
@@ -116,8 +170,9 @@ pub fn own_token(path: &Path) -> Result<String, String> {
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    writeln!(file, "{token}").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        .map_err(|source| TokensError::Create { path: path.to_owned(), source })?;
+    writeln!(file, "{token}")
+        .map_err(|source| TokensError::Write { path: path.to_owned(), source })?;
     Ok(token)
 }
 
@@ -144,10 +199,10 @@ mod tests {
         assert_eq!(tokens.check(""), None);
 
         std::fs::write(&file, "read short\n").unwrap();
-        let e = Tokens::default().load(&file).unwrap_err();
+        let e = Tokens::default().load(&file).unwrap_err().to_string();
         assert!(e.ends_with(":1: a token needs at least 16 printable characters"), "{e}");
         std::fs::write(&file, "\nwrite 0123456789abcdef\n").unwrap();
-        let e = Tokens::default().load(&file).unwrap_err();
+        let e = Tokens::default().load(&file).unwrap_err().to_string();
         assert!(e.contains(":2: role \"write\""), "{e}");
 
         let own = dir.join("api-token");

@@ -204,22 +204,57 @@ pub fn router(api: Arc<Api>) -> Router {
         .with_state(api)
 }
 
+/// Why the API could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// An address other than loopback without TLS, not allowed in so many words.
+    #[error(
+        "refusing to serve the API on {0} without TLS: give --tls-cert and --tls-key, \
+         or --insecure-listen if the network is trusted"
+    )]
+    Insecure(std::net::IpAddr),
+    /// A file of the state directory.
+    #[error("cannot {action} {}: {source}", path.display())]
+    File {
+        /// What was done to it.
+        action: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// The tokens.
+    #[error(transparent)]
+    Tokens(#[from] auth::TokensError),
+    /// The TLS certificate or key (the option, the file and what is wrong with it).
+    #[error("{0}")]
+    Tls(String),
+    /// The address cannot be listened on.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
 /// Binds the API and serves it in the background; returns the address it listens on, which
 /// is also written to `STATE_DIR/api-addr` (as a URL).
 ///
 /// # Errors
 /// A bad tokens file, TLS files, a refused address, or a failed bind.
-pub async fn start(agent: Arc<Agent>, config: Config) -> Result<SocketAddr, String> {
+pub async fn start(agent: Arc<Agent>, config: Config) -> Result<SocketAddr, StartError> {
     let ip = config.listen.ip();
     if !ip.is_loopback() && config.tls.is_none() && !config.insecure_listen {
-        return Err(format!(
-            "refusing to serve the API on {ip} without TLS: give --tls-cert and --tls-key, \
-             or --insecure-listen if the network is trusted"
-        ));
+        return Err(StartError::Insecure(ip));
     }
     let state_dir = agent.options.state_dir.clone();
-    std::fs::create_dir_all(&state_dir)
-        .map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
+    std::fs::create_dir_all(&state_dir).map_err(|source| StartError::File {
+        action: "create",
+        path: state_dir.clone(),
+        source,
+    })?;
     let mut tokens = Tokens::default();
     tokens.add(Role::Admin, &auth::own_token(&state_dir.join("api-token"))?, "agent");
     if let Some(file) = &config.tokens_file {
@@ -231,8 +266,10 @@ pub async fn start(agent: Arc<Agent>, config: Config) -> Result<SocketAddr, Stri
     };
     let listener = TcpListener::bind(config.listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| StartError::Listen { addr: config.listen, source })?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     // Listening on every address: local clients use loopback.
     let mut local = addr;
@@ -249,39 +286,42 @@ pub async fn start(agent: Arc<Agent>, config: Config) -> Result<SocketAddr, Stri
     let partial = state_dir.join("api-addr.partial");
     std::fs::write(&partial, format!("{url}\n"))
         .and_then(|()| std::fs::rename(&partial, &addr_file))
-        .map_err(|e| format!("cannot write {}: {e}", addr_file.display()))?;
+        .map_err(|source| StartError::File { action: "write", path: addr_file.clone(), source })?;
     let api =
         Arc::new(Api { agent, tokens, public_metrics: config.public_metrics, tls: tls.is_some() });
     api.agent.register(Some(url.clone())).await;
+    let background = api.agent.services.background.clone();
     let app = router(api);
     tracing::info!(url, "API listening");
-    tokio::spawn(serve(listener, app, tls));
+    // The listener ends with the agent; connections in progress end with the process.
+    background.spawn(serve(listener, app, tls));
     Ok(addr)
 }
 
 fn tls_acceptor(
     cert: &std::path::Path,
     key: &std::path::Path,
-) -> Result<tokio_rustls::TlsAcceptor, String> {
+) -> Result<tokio_rustls::TlsAcceptor, StartError> {
     use tokio_rustls::rustls::{
         self,
         pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
     };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|certs| certs.collect::<Result<_, _>>())
-        .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?;
+        .map_err(|e| StartError::Tls(format!("--tls-cert {}: {e}", cert.display())))?;
     if certs.is_empty() {
-        return Err(format!("--tls-cert {}: no certificate in the file", cert.display()));
+        let message = format!("--tls-cert {}: no certificate in the file", cert.display());
+        return Err(StartError::Tls(message));
     }
     let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("--tls-key {}: {e}", key.display()))?;
+        .map_err(|e| StartError::Tls(format!("--tls-key {}: {e}", key.display())))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| StartError::Tls(e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?;
+        .map_err(|e| StartError::Tls(format!("--tls-cert/--tls-key: {e}")))?;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 

@@ -169,7 +169,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode, String> {
         let agent = agent::start(options).await.map_err(|e| e.to_string())?;
         match api {
             Some(config) => {
-                api::start(agent.clone(), config).await?;
+                api::start(agent.clone(), config).await.map_err(|e| e.to_string())?;
             }
             None => agent.register(None).await,
         }

@@ -67,7 +67,12 @@ async fn open(dir: Option<PathBuf>) -> Result<Store, String> {
 
 /// Runs `cronfleet runs`.
 pub fn runs(args: RunsArgs) -> Result<ExitCode, String> {
-    let outcome = args.outcome.as_deref().map(str::parse::<Outcome>).transpose()?;
+    let outcome = args
+        .outcome
+        .as_deref()
+        .map(str::parse::<Outcome>)
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let runs: Vec<Run> = match args.remote.find()? {
         Some(client) => {
             let mut query = format!("/api/v1/runs?limit={}", args.limit.clamp(1, 1000));

@@ -57,16 +57,16 @@ pub fn prev(args: PrevArgs) -> Result<ExitCode, String> {
 }
 
 fn print(args: Common, at: Option<&str>, forward: bool) -> Result<ExitCode, String> {
-    let tz = args.tz.as_deref().map(timearg::zone).transpose()?;
+    let tz = args.tz.as_deref().map(timearg::zone).transpose().map_err(|e| e.to_string())?;
     let default = TimeZone::system();
     let expr = args.expr.join(" ");
     let mut schedule: Schedule = expr.parse().map_err(|e| format!("{e}"))?;
     if let Some(anchor) = &args.anchor {
-        let anchor = timearg::instant(anchor, tz.as_ref(), &default)?;
+        let anchor = timearg::instant(anchor, tz.as_ref(), &default).map_err(|e| e.to_string())?;
         schedule = schedule.with_anchor(anchor).map_err(|e| e.reason().to_owned())?;
     }
     let start: Zoned = match at {
-        Some(text) => timearg::instant(text, tz.as_ref(), &default)?,
+        Some(text) => timearg::instant(text, tz.as_ref(), &default).map_err(|e| e.to_string())?,
         None => Zoned::now().with_time_zone(tz.unwrap_or(default)),
     };
     let times: Box<dyn Iterator<Item = Zoned>> = if forward {

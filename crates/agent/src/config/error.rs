@@ -81,7 +81,7 @@ impl<'a> Reporter<'a> {
         offset: usize,
         task: Option<&str>,
         field: Option<&str>,
-        message: impl Into<String>,
+        message: impl std::fmt::Display,
     ) {
         let (line, column) = self.position(offset);
         self.errors.push(ConfigError {
@@ -90,7 +90,7 @@ impl<'a> Reporter<'a> {
             column,
             task: task.map(str::to_owned),
             field: field.map(str::to_owned),
-            message: message.into(),
+            message: message.to_string(),
         });
     }
 }

@@ -13,32 +13,46 @@ pub enum HostPattern {
     Glob(String),
 }
 
+/// Why a `hosts` pattern is not one.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    /// A CIDR block whose address is not one (the address, the pattern).
+    #[error("{0:?} in {1:?} is not an IP address")]
+    NotAnAddress(String, String),
+    /// A prefix length out of range (the pattern, the longest for its family).
+    #[error("the prefix length in {0:?} must be 0-{1}")]
+    Prefix(String, u8),
+    /// Neither an address, a block nor a glob.
+    #[error(
+        "{0:?} is not an IP address, a CIDR block (10.0.0.0/24) or a hostname glob \
+         (letters, digits, - . _ and the wildcards * ?)"
+    )]
+    NotAPattern(String),
+}
+
 impl HostPattern {
     /// Parses one pattern.
     ///
     /// # Errors
     /// A message saying what is wrong.
-    pub fn parse(text: &str) -> Result<HostPattern, String> {
+    pub fn parse(text: &str) -> Result<HostPattern, PatternError> {
         if let Ok(ip) = text.parse::<IpAddr>() {
             return Ok(HostPattern::Ip(ip));
         }
         if let Some((addr, bits)) = text.split_once('/') {
             let ip: IpAddr =
-                addr.parse().map_err(|_| format!("{addr:?} in {text:?} is not an IP address"))?;
+                addr.parse().map_err(|_| PatternError::NotAnAddress(addr.into(), text.into()))?;
             let max = if ip.is_ipv4() { 32 } else { 128 };
             let bits: u8 = bits
                 .parse()
                 .ok()
                 .filter(|b| *b <= max)
-                .ok_or_else(|| format!("the prefix length in {text:?} must be 0-{max}"))?;
+                .ok_or_else(|| PatternError::Prefix(text.into(), max))?;
             return Ok(HostPattern::Cidr(ip, bits));
         }
         let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '*' | '?');
         if text.is_empty() || !text.chars().all(valid) {
-            return Err(format!(
-                "{text:?} is not an IP address, a CIDR block (10.0.0.0/24) or a hostname glob \
-                 (letters, digits, - . _ and the wildcards * ?)"
-            ));
+            return Err(PatternError::NotAPattern(text.into()));
         }
         Ok(HostPattern::Glob(text.to_ascii_lowercase()))
     }
@@ -133,9 +147,12 @@ mod tests {
 
     #[test]
     fn bad_patterns_say_why() {
-        assert!(HostPattern::parse("10.0.0.0/33").unwrap_err().contains("0-32"));
-        assert!(HostPattern::parse("10.0.0/24").unwrap_err().contains("not an IP address"));
-        assert!(HostPattern::parse("web 1").unwrap_err().contains("hostname glob"));
+        assert!(HostPattern::parse("10.0.0.0/33").unwrap_err().to_string().contains("0-32"));
+        assert!(HostPattern::parse("10.0.0/24")
+            .unwrap_err()
+            .to_string()
+            .contains("not an IP address"));
+        assert!(HostPattern::parse("web 1").unwrap_err().to_string().contains("hostname glob"));
         assert!(HostPattern::parse("").is_err());
     }
 }

@@ -29,9 +29,9 @@ pub use notify::{Notifier, NotifierKind};
 ///
 /// # Errors
 /// A message saying how to write one.
-pub fn units_duration(text: &str) -> Result<std::time::Duration, String> {
+pub fn units_duration(text: &str) -> Result<std::time::Duration, units::UnitError> {
     let d = units::duration(text)?;
-    std::time::Duration::try_from(d).map_err(|e| e.to_string())
+    std::time::Duration::try_from(d).map_err(|_| units::UnitError::TooLong(text.to_owned()))
 }
 
 use error::Reporter;
@@ -415,7 +415,7 @@ struct TaskReader<'r, 'a, 'i> {
 }
 
 impl<'r, 'i> TaskReader<'r, '_, 'i> {
-    fn err(&mut self, at: usize, field: &str, message: impl Into<String>) {
+    fn err(&mut self, at: usize, field: &str, message: impl std::fmt::Display) {
         let in_defaults = self.defaults_span.contains(&at);
         let task = if in_defaults { None } else { self.name.clone() };
         self.rep.error(at, task.as_deref(), Some(field), message);

@@ -63,20 +63,33 @@ impl std::fmt::Debug for Notifier {
 /// The fields of a notifier.
 pub(super) const FIELDS: &[&str] = &["name", "kind", "url", "secret", "max_per_minute"];
 
+/// Why a `${NAME}` could not be replaced.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EnvError {
+    /// `${` with no `}`.
+    #[error("an unclosed ${{")]
+    Unclosed,
+    /// Not a name an environment variable can have.
+    #[error("${{{0}}}: not an environment variable name")]
+    BadName(String),
+    /// Not set where the agent runs.
+    #[error("environment variable {0} is not set on this machine")]
+    Unset(String),
+}
+
 /// Replaces each `${NAME}` with the environment variable's value.
-fn resolve(text: &str) -> Result<String, String> {
+fn resolve(text: &str) -> Result<String, EnvError> {
     let mut out = String::new();
     let mut rest = text;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('}').ok_or("an unclosed ${")?;
+        let end = after.find('}').ok_or(EnvError::Unclosed)?;
         let name = &after[..end];
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return Err(format!("${{{name}}}: not an environment variable name"));
+            return Err(EnvError::BadName(name.to_owned()));
         }
-        let value = std::env::var(name)
-            .map_err(|_| format!("environment variable {name} is not set on this machine"))?;
+        let value = std::env::var(name).map_err(|_| EnvError::Unset(name.to_owned()))?;
         out.push_str(&value);
         rest = &after[end + 1..];
     }
@@ -221,7 +234,10 @@ mod tests {
         unsafe { std::env::set_var("CRONFLEET_TEST_HOOK", "abc") };
         assert_eq!(resolve("https://x/${CRONFLEET_TEST_HOOK}/y").unwrap(), "https://x/abc/y");
         assert_eq!(resolve("plain").unwrap(), "plain");
-        assert!(resolve("${CRONFLEET_TEST_UNSET_VAR}").unwrap_err().contains("is not set"));
+        assert!(resolve("${CRONFLEET_TEST_UNSET_VAR}")
+            .unwrap_err()
+            .to_string()
+            .contains("is not set"));
         assert!(resolve("${A-B}").is_err());
         assert!(resolve("${OPEN").is_err());
     }

@@ -2,26 +2,43 @@
 
 use jiff::SignedDuration;
 
+/// Why a duration or size is not one.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UnitError {
+    /// Zero or negative.
+    #[error("{0:?} must be longer than zero")]
+    NotPositive(String),
+    /// Not a duration at all.
+    #[error("{0:?} is not a duration; write it like 30s, 10m, 1h30m or 7d")]
+    NotADuration(String),
+    /// Longer than a duration can be.
+    #[error("{0:?} is too long")]
+    TooLong(String),
+    /// Not a size, or too large.
+    #[error("{0:?} is not a size; write it like 512B, 64KiB or 1MiB")]
+    NotASize(String),
+}
+
 /// A positive duration in jiff's friendly format: `10s`, `10m`, `1h30m`, `2 hours`, `30d`
 /// (a day here is 24 hours: these are waits and windows, not times of day).
-pub fn duration(text: &str) -> Result<SignedDuration, String> {
+pub fn duration(text: &str) -> Result<SignedDuration, UnitError> {
     let parsed = text.parse::<SignedDuration>().ok().or_else(|| {
         let span = text.parse::<jiff::Span>().ok()?;
         span.to_duration(jiff::SpanRelativeTo::days_are_24_hours()).ok()
     });
     match parsed {
         Some(d) if d.is_positive() => Ok(d),
-        Some(_) => Err(format!("{text:?} must be longer than zero")),
-        None => Err(format!("{text:?} is not a duration; write it like 30s, 10m, 1h30m or 7d")),
+        Some(_) => Err(UnitError::NotPositive(text.to_owned())),
+        None => Err(UnitError::NotADuration(text.to_owned())),
     }
 }
 
 /// A size in bytes: `512`, `512B`, `64KB`, `256KiB`, `1MiB`, `1GB` (KB = 1000, KiB = 1024).
-pub fn size(text: &str) -> Result<u64, String> {
+pub fn size(text: &str) -> Result<u64, UnitError> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let bad = || format!("{text:?} is not a size; write it like 512B, 64KiB or 1MiB");
+    let bad = || UnitError::NotASize(text.to_owned());
     let n: u64 = num.parse().map_err(|_| bad())?;
     let factor: u64 = match unit.trim() {
         "" | "B" => 1,

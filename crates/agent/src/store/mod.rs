@@ -35,7 +35,7 @@ mod tests;
 
 pub use fleet::{Claim, Fleet, Flushed, Handoff, Leader, Seat};
 pub use nodes::{NodeRecord, NodeStatus};
-pub use runs::{parse_cursor, run_id, Outcome, RunFilter, RunPage, RunRecord};
+pub use runs::{parse_cursor, run_id, Outcome, RunFilter, RunPage, RunRecord, UnknownOutcome};
 pub use tasks::StoredTask;
 
 /// Errors of the store.

@@ -49,10 +49,15 @@ impl Outcome {
     }
 }
 
-impl FromStr for Outcome {
-    type Err = String;
+/// A name that is no [`Outcome`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown outcome {0:?}")]
+pub struct UnknownOutcome(pub String);
 
-    fn from_str(s: &str) -> Result<Outcome, String> {
+impl FromStr for Outcome {
+    type Err = UnknownOutcome;
+
+    fn from_str(s: &str) -> Result<Outcome, UnknownOutcome> {
         Ok(match s {
             "running" => Outcome::Running,
             "succeeded" => Outcome::Succeeded,
@@ -63,7 +68,7 @@ impl FromStr for Outcome {
             "missed" => Outcome::Missed,
             "abandoned" => Outcome::Abandoned,
             "lost" => Outcome::Lost,
-            other => return Err(format!("unknown outcome {other:?}")),
+            other => return Err(UnknownOutcome(other.to_owned())),
         })
     }
 }

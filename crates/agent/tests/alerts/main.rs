@@ -242,7 +242,7 @@ alert_on = ["missed", "late"]
     );
     let set = config::parse(std::path::Path::new("t.toml"), &text).unwrap();
     let metrics = Arc::new(Metrics::default());
-    let alerts = Alerts::new("n1", metrics.clone());
+    let alerts = Alerts::new("n1", metrics.clone(), cronfleet::agent::Background::default());
     alerts.configure(&set.notifiers, &set.tasks);
 
     // Late by 45 s: an alert; on time again: resolved. A second late start in the same incident

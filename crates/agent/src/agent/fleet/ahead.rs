@@ -26,7 +26,10 @@ use std::{
 
 use tokio::{sync::watch, time::Instant};
 
-use super::{member::Member, rendezvous::rank_among};
+use super::{
+    member::{ClaimError, Member},
+    rendezvous::rank_among,
+};
 use crate::{config::Task, store::Seat};
 
 /// How long before its slot a claim is made ahead (less the node's spread).
@@ -37,7 +40,7 @@ pub const CLAIM_AHEAD: Duration = Duration::from_millis(500);
 pub const AHEAD_SPREAD: Duration = Duration::from_millis(250);
 
 /// A slot's answer: `None` while the claim is on its way.
-type Answer = watch::Receiver<Option<Result<bool, String>>>;
+type Answer = watch::Receiver<Option<Result<bool, ClaimError>>>;
 
 /// One slot to claim ahead.
 #[derive(Debug)]
@@ -81,7 +84,7 @@ impl Ahead {
     /// The answer to a claim made ahead for a task's slot, if one was made (waiting for it if
     /// it is on its way): true when this node holds a seat of the slot. Taken: asked twice,
     /// the second gets `None`.
-    pub async fn take(&self, task: &str, slot_ts: i64) -> Option<Result<bool, String>> {
+    pub async fn take(&self, task: &str, slot_ts: i64) -> Option<Result<bool, ClaimError>> {
         let key = (task.to_owned(), slot_ts);
         let mut answer = loop {
             let released = self.released.notified();
@@ -267,7 +270,7 @@ async fn claim(member: &Arc<Member>, batch: Vec<Request>) {
                 state.closed || state.epochs.get(&wanted.task).copied().unwrap_or(0) != epoch;
             if gone {
                 state.slots.remove(&(wanted.task.clone(), wanted.slot_ts));
-                if answer == Ok(true) {
+                if matches!(answer, Ok(true)) {
                     state.releasing.insert((wanted.task.clone(), wanted.slot_ts));
                     stale.push(wanted);
                     replies.push((tx, Ok(false)));

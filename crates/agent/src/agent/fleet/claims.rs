@@ -7,7 +7,7 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 use cronfleet_scheduler::{RunContext, SharedJob, Wrapper};
 
 use super::{
-    member::{ClaimRequest, Member},
+    member::{ClaimError, ClaimRequest, Member},
     rendezvous::{backup_wait, rank_among, CLAIM_BACKUPS},
 };
 use crate::{config::Task, store::Seat};
@@ -16,7 +16,12 @@ impl Member {
     /// Claims one seat of a slot. The claims of the jobs due together go to the database in
     /// one statement: while one batch is on its way, the next ones queue up (so a node with
     /// many tasks due in the same second makes one or two round trips for all of them).
-    async fn claim(self: &Arc<Self>, task: &str, slot_ts: i64, seat: u32) -> Result<bool, String> {
+    async fn claim(
+        self: &Arc<Self>,
+        task: &str,
+        slot_ts: i64,
+        seat: u32,
+    ) -> Result<bool, ClaimError> {
         let sender = self.claims.get_or_init(|| {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             self.background.spawn(claim_batches(Arc::downgrade(self), rx));
@@ -24,14 +29,15 @@ impl Member {
         });
         let (answer, reply) = tokio::sync::oneshot::channel();
         let seat = Seat { task: task.to_owned(), slot_ts, seat };
-        sender
-            .send(ClaimRequest { seat, answer })
-            .map_err(|_| "the agent is stopping".to_owned())?;
-        reply.await.unwrap_or_else(|_| Err("the agent is stopping".to_owned()))
+        sender.send(ClaimRequest { seat, answer }).map_err(|_| ClaimError::Stopping)?;
+        reply.await.unwrap_or(Err(ClaimError::Stopping))
     }
 
     /// Claims seats now, in one statement: those of `wanted` this node holds.
-    pub async fn claim_now(&self, wanted: &[Seat]) -> Result<HashSet<Seat>, String> {
+    ///
+    /// # Errors
+    /// The database refused the statement or did not answer.
+    pub async fn claim_now(&self, wanted: &[Seat]) -> Result<HashSet<Seat>, ClaimError> {
         let now = crate::clock::now().to_string();
         self.claim_round_trips.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let began = std::time::Instant::now();
@@ -40,7 +46,7 @@ impl Member {
         if let Some(times) = self.claim_times.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
             times.push(began.elapsed());
         }
-        result.map_err(|e| e.to_string())
+        result.map_err(|e| ClaimError::Store(Arc::new(e)))
     }
 }
 

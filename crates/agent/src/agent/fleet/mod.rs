@@ -24,7 +24,7 @@ use cronfleet_scheduler::EntryId;
 use jiff::Timestamp;
 
 use super::{Agent, PRUNE_EVERY};
-pub use member::Member;
+pub use member::{ClaimError, Member};
 
 use crate::store::{Fleet, Flushed, Handoff, Leader, NodeRecord, NodeStatus};
 
