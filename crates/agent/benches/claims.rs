@@ -20,7 +20,7 @@ use std::{
 };
 
 use cronfleet::{
-    agent::{fleet::rendezvous as jobs, Services},
+    agent::{fleet::rendezvous, Services},
     store::{NodeRecord, Store},
 };
 
@@ -91,8 +91,9 @@ async fn run(url: &str, agents: usize) -> Figures {
         .map(|second| {
             let mut calls = Vec::new();
             for (t, task) in tasks.iter().enumerate() {
-                let order = jobs::rendezvous(task, first + second, &nodes, "node-0");
-                for (rank, name) in order.iter().take(1 + jobs::CLAIM_BACKUPS as usize).enumerate()
+                let order = rendezvous::rendezvous(task, first + second, &nodes, "node-0");
+                for (rank, name) in
+                    order.iter().take(1 + rendezvous::CLAIM_BACKUPS as usize).enumerate()
                 {
                     let i: usize = name.trim_start_matches("node-").parse().unwrap();
                     calls.push((t, rank, i));
@@ -136,7 +137,7 @@ async fn run(url: &str, agents: usize) -> Figures {
                 let took = jiff::Timestamp::now().duration_since(slot.timestamp()).unsigned_abs();
                 let grace = match rank {
                     0 => Duration::ZERO,
-                    k => jobs::backup_wait(k as u32, &services.node),
+                    k => rendezvous::backup_wait(k as u32, &services.node),
                 };
                 (second, t, slot_ts, rank, won, took.saturating_sub(grace))
             }));

@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use cronfleet::{agent::fleet::rendezvous as jobs, store::NodeRecord};
+use cronfleet::{agent::fleet::rendezvous, store::NodeRecord};
 
 fn rank(c: &mut Criterion) {
     let text = "[[task]]\nname = \"billing-reconcile\"\nschedule = \"* * * * * *\"\nrun_on = \"one\"\ncommand = \"true\"\n";
@@ -25,13 +25,13 @@ fn rank(c: &mut Criterion) {
                 stopped_at: None,
             })
             .collect();
-        let candidates = jobs::candidates(&nodes, now);
+        let candidates = rendezvous::candidates(&nodes, now);
         let me = "node-7.example.internal";
         let mut slot = 1_796_000_000i64;
         group.bench_function(format!("{fleet}_nodes"), |b| {
             b.iter(|| {
                 slot += 1;
-                jobs::rank_among(black_box(&task), slot, black_box(&candidates), me)
+                rendezvous::rank_among(black_box(&task), slot, black_box(&candidates), me)
             })
         });
     }

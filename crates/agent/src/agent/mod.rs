@@ -243,49 +243,62 @@ impl Agent {
     }
 }
 
-/// Records the slots the scheduler did not run (skipped by policy, missed while stalled).
+/// Records the slots the scheduler did not run (skipped by policy, missed while stalled),
+/// until the agent stops; then those still queued (what the shutdown itself skipped).
 fn record_skips(scheduler: &Scheduler, services: Arc<Services>) {
     let mut events = scheduler.subscribe();
     let scheduler = scheduler.clone();
-    let background = services.background.clone();
-    background.spawn(async move {
+    let stop = services.background.stopping();
+    services.background.clone().spawn_until(async move {
         loop {
-            let event = match events.recv().await {
-                Ok(e) => e,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(_) => return,
+            let event = tokio::select! {
+                biased;
+                event = events.recv() => match event {
+                    Ok(e) => e,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                },
+                () = stop.cancelled() => break,
             };
-            let (entry, slot, outcome, reason) = match event {
-                cronfleet_scheduler::Event::Skipped { entry, slot, reason, .. } => {
-                    (entry, slot, Outcome::Skipped, reason)
-                }
-                cronfleet_scheduler::Event::Missed { entry, first, last, .. } => {
-                    let reason = format!(
-                        "slots from {first} to {last} passed while the agent could not run them"
-                    );
-                    (entry, last, Outcome::Missed, reason)
-                }
-                _ => continue,
-            };
-            let Some(task) = scheduler.entry(entry).and_then(|e| e.name) else { continue };
-            let member = services.fleet.as_ref();
-            let slot_ts = slot.timestamp().as_second();
-            if let Some(member) = member.filter(|m| outcome == Outcome::Skipped && m.unhand(&task, slot_ts)) {
-                // A slot taken over from another node, skipped here after all: offered again.
-                let _ = member.db.release_handoff(&task, slot_ts).await;
-            }
-            tracing::warn!(task = %task, slot = %slot, outcome = outcome.as_str(), reason = %reason, "slot not run");
-            services.metrics.not_run(&task, outcome.as_str());
-            let shared = services.fleet.is_some();
-            let record = RunRecord::not_run(&task, &slot, outcome, reason, &services.node, shared);
-            if let Err(e) = services.store.put(&record).await {
-                tracing::error!(error = %e, "cannot record a slot not run");
-            }
-            if outcome == Outcome::Missed {
-                services.alerts.missed(&record);
-            }
+            record_not_run(&scheduler, &services, event).await;
+        }
+        while let Ok(event) = events.try_recv() {
+            record_not_run(&scheduler, &services, event).await;
         }
     });
+}
+
+/// Records a slot not run, if `event` is one.
+async fn record_not_run(
+    scheduler: &Scheduler,
+    services: &Services,
+    event: cronfleet_scheduler::Event,
+) {
+    let (entry, slot, outcome, reason) = match event {
+        cronfleet_scheduler::Event::Skipped { entry, slot, reason, .. } => {
+            (entry, slot, Outcome::Skipped, reason)
+        }
+        cronfleet_scheduler::Event::Missed { entry, first, last, .. } => {
+            let reason =
+                format!("slots from {first} to {last} passed while the agent could not run them");
+            (entry, last, Outcome::Missed, reason)
+        }
+        _ => return,
+    };
+    let Some(task) = scheduler.entry(entry).and_then(|e| e.name) else { return };
+    if let (Some(member), Outcome::Skipped) = (&services.fleet, outcome) {
+        member.skipped(&task, slot.timestamp().as_second()).await;
+    }
+    tracing::warn!(task = %task, slot = %slot, outcome = outcome.as_str(), reason = %reason, "slot not run");
+    services.metrics.not_run(&task, outcome.as_str());
+    let shared = services.fleet.is_some();
+    let record = RunRecord::not_run(&task, &slot, outcome, reason, &services.node, shared);
+    if let Err(e) = services.store.put(&record).await {
+        tracing::error!(error = %e, "cannot record a slot not run");
+    }
+    if outcome == Outcome::Missed {
+        services.alerts.missed(&record);
+    }
 }
 
 /// Waits for a burst of reload requests to end.
@@ -339,8 +352,8 @@ impl Agent {
             tracing::error!(error = %e, "cannot register this node");
         }
         self.refresh_nodes().await;
-        if let Some(fleet) = &self.services.fleet {
-            fleet::start(self, fleet);
+        if let Some(member) = &self.services.fleet {
+            fleet::start_membership(self, member);
         }
     }
 }
@@ -445,13 +458,13 @@ pub async fn start(options: Options) -> Result<Arc<Agent>, StartError> {
     for (name, until) in timed {
         agent.resume_at(&name, until);
     }
-    if agent.services.fleet.is_none() {
-        // A fleet's retention is its leader's chore (see `fleet::start`).
-        agent.services.background.spawn(prune(
-            store,
-            agent.options.keep_runs,
-            agent.options.keep_for,
-        ));
+    match &agent.services.fleet {
+        // Retention is then the leader's chore.
+        Some(member) => fleet::start_chores(&agent, member),
+        None => {
+            let (keep_runs, keep_for) = (agent.options.keep_runs, agent.options.keep_for);
+            agent.services.background.spawn(prune(store, keep_runs, keep_for));
+        }
     }
     Ok(agent)
 }
@@ -468,7 +481,7 @@ pub async fn serve(
         // Definitions and pauses changed by other agents (or `apply --store`): told by NOTIFY,
         // checked every heartbeat.
         let (changed, stop) = (reload_tx.clone(), agent.services.background.stopping());
-        agent.services.background.spawn(async move {
+        agent.services.background.spawn_until(async move {
             fleet.watch_changes(changed, HEARTBEAT, stop).await;
         });
     }
@@ -494,6 +507,9 @@ pub async fn serve(
         }
     }
     crate::sd_notify::notify("STOPPING=1");
+    if let Some(member) = &agent.services.fleet {
+        member.stop_heartbeat();
+    }
     let at = crate::clock::now().to_string();
     let _ = agent.services.store.heartbeat(&agent.options.host.name, &at, true).await;
     // Slots claimed ahead that this node will not run go back to the fleet.
@@ -507,119 +523,16 @@ pub async fn serve(
     let mut running = agent.running.lock().await;
     tokio::join!(agent.scheduler.shutdown(grace), running.stop_daemons());
     drop(running);
-    // Then the loops (the heartbeat among them): none outlives the agent.
+    // Then the loops: none outlives the agent (the slots the shutdown skipped are recorded
+    // first).
     if !agent.services.background.stop(BACKGROUND_GRACE).await {
         tracing::warn!("background work still going after {BACKGROUND_GRACE:?}; left behind");
     }
-    // Said again now that no heartbeat can follow it: a clean stop is recorded as stopped.
+    // Said again once no heartbeat can be in flight: a clean stop is recorded as stopped.
     let at = crate::clock::now().to_string();
     let _ = agent.services.store.heartbeat(&agent.options.host.name, &at, true).await;
     tracing::info!("stopped");
 }
 
 #[cfg(test)]
-mod tests {
-    use std::path::Path;
-
-    use super::running::diff;
-    use super::*;
-
-    fn tasks(text: &str) -> Vec<Task> {
-        config::parse(Path::new("t.toml"), text).unwrap().tasks
-    }
-
-    const V1: &str = "[[task]]\nname = \"same\"\nschedule = \"@daily\"\ncommand = \"true\"\n\n\
-                      [[task]]\nname = \"edited\"\nschedule = \"@daily\"\ncommand = \"v1\"\n\n\
-                      [[task]]\nname = \"dropped\"\nschedule = \"@daily\"\ncommand = \"true\"\n";
-
-    /// A reload that lands when a changed task's slot is due, before the timer has fired it:
-    /// the new entry continues from the old one's last slot, so the due slot runs, once.
-    #[tokio::test(flavor = "current_thread")]
-    async fn a_slot_due_during_a_reload_is_not_lost() {
-        use cronfleet_scheduler::{Event, TokioClock};
-        let dir =
-            std::env::temp_dir().join(format!("cronfleet-reload-race-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = Store::open(&dir).await.unwrap();
-        // Virtual time from here on (the runs' records may fail to be written: not looked at).
-        tokio::time::pause();
-        let start: jiff::Zoned = "2026-01-01T00:00:00+00:00[UTC]".parse().unwrap();
-        let scheduler = Scheduler::builder()
-            .time_zone(TimeZone::UTC)
-            .clock(TokioClock::starting_at(start.timestamp()))
-            .build();
-        let mut events = scheduler.subscribe();
-        let mut running = Running {
-            scheduler: scheduler.clone(),
-            services: Arc::new(Services::new(store, "n1")),
-            file: Vec::new(),
-            notifiers: Vec::new(),
-            api: BTreeMap::new(),
-            tasks: HashMap::new(),
-            daemons: HashMap::new(),
-            paused: HashMap::new(),
-        };
-        let host = Host { name: "n1".into(), addresses: Vec::new(), tags: Vec::new() };
-        let v1 = "[[task]]\nname = \"t\"\nschedule = \"*/10 * * * * *\"\ncommand = \"true\"\n";
-        running.file = tasks(v1);
-        running.apply(&host).await;
-        scheduler.start();
-        tokio::time::sleep(std::time::Duration::from_millis(10_500)).await; // the 00:10 slot fires
-                                                                            // 00:20 comes due; before the timer task gets to run, the task is changed.
-        tokio::time::advance(std::time::Duration::from_millis(9_500)).await;
-        running.file = tasks(&v1.replace("true", "echo changed"));
-        running.apply(&host).await;
-        let id = running.tasks["t"].1;
-        assert_eq!(scheduler.entry(id).unwrap().next.unwrap().time().second(), 20);
-        tokio::time::sleep(std::time::Duration::from_secs(15)).await;
-        let mut slots = Vec::new();
-        while let Ok(event) = events.try_recv() {
-            if let Event::Started { slot, .. } = event {
-                slots.push(slot.time().second());
-            }
-        }
-        assert_eq!(slots, [10, 20, 30], "each slot once, none lost");
-        scheduler.shutdown(std::time::Duration::from_secs(1)).await;
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn nodes_are_alive_stopped_or_lost() {
-        let now: Timestamp = "2026-11-23T10:00:20Z".parse().unwrap();
-        let node = |last_seen: &str, stopped: Option<&str>| crate::store::NodeRecord {
-            name: "n".into(),
-            addresses: Vec::new(),
-            tags: Vec::new(),
-            version: "0".into(),
-            api: None,
-            started_at: "2026-11-23T09:00:00Z".into(),
-            last_seen: last_seen.into(),
-            stopped_at: stopped.map(Into::into),
-        };
-        assert_eq!(node_status(&node("2026-11-23T10:00:10Z", None), now).as_str(), "alive");
-        assert_eq!(node_status(&node("2026-11-23T10:00:04Z", None), now).as_str(), "lost");
-        let stopped = node("2026-11-23T10:00:19Z", Some("2026-11-23T10:00:19Z"));
-        assert_eq!(node_status(&stopped, now).as_str(), "stopped");
-    }
-
-    #[test]
-    fn diff_by_name_and_definition() {
-        let running: HashMap<String, (Task, ())> =
-            tasks(V1).into_iter().map(|t| (t.name.clone(), (t, ()))).collect();
-        // `same` moved down a line (its position does not count), `edited` changed, `dropped`
-        // removed, `new` added.
-        let v2 = "\n[[task]]\nname = \"edited\"\nschedule = \"@daily\"\ncommand = \"v2\"\n\n\
-                  [[task]]\nname = \"same\"\nschedule = \"@daily\"\ncommand = \"true\"\n\n\
-                  [[task]]\nname = \"new\"\nschedule = \"@hourly\"\ncommand = \"true\"\n";
-        let d = diff(&running, tasks(v2));
-        assert_eq!((d.added, d.changed, d.removed), (1, 1, 1));
-        let mut stale = d.stale.clone();
-        stale.sort();
-        assert_eq!(stale, ["dropped", "edited"]);
-        let fresh: Vec<&str> = d.fresh.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(fresh, ["edited", "new"]);
-        // Nothing changed: nothing to do.
-        let d = diff(&running, tasks(V1));
-        assert!(d.stale.is_empty() && d.fresh.is_empty());
-    }
-}
+mod tests;

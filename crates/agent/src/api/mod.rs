@@ -9,7 +9,6 @@
 pub mod auth;
 mod dashboard;
 pub mod error;
-pub mod json;
 pub mod model;
 mod routes;
 

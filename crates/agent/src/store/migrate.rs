@@ -11,7 +11,9 @@
 //!
 //! After every upgrade the count is written too. An older cronfleet reads only the count, so
 //! it still refuses a schema newer than it knows; and this one refuses a database whose count
-//! or migrator records go past its own files, before anything writes to it.
+//! or migrator records go past its own files before it changes anything there. A database
+//! already up to date is not handed to the migrator at all (on PostgreSQL its
+//! `CREATE TABLE IF NOT EXISTS` would log a notice on every start).
 
 use sqlx::{migrate::Migrator, AnyConnection, Row};
 
@@ -155,6 +157,9 @@ async fn upgrade(
     if found > known {
         return Err(StoreError::TooNew { path: store.path.clone(), found, known });
     }
+    if recorded == Some(known) && counted >= known {
+        return Ok(());
+    }
     let migrator = match backend {
         Backend::Sqlite => &SQLITE,
         Backend::Postgres => &POSTGRES,
@@ -164,4 +169,15 @@ async fn upgrade(
         migrator.skip(&mut *conn, Some(counted)).await.map_err(migrate)?;
     }
     migrator.run(&mut *conn).await.map_err(migrate)
+}
+
+/// The checksum (its first 8 bytes, in hex) of every migration a backend has, by version: what
+/// `_sqlx_migrations` records of each.
+#[cfg(test)]
+pub(super) fn checksums(backend: Backend) -> Vec<(i64, String)> {
+    let migrator = match backend {
+        Backend::Sqlite => &SQLITE,
+        Backend::Postgres => &POSTGRES,
+    };
+    migrator.iter().map(|m| (m.version, hex::encode(&m.checksum[..8]))).collect()
 }

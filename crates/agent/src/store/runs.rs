@@ -73,7 +73,6 @@ impl FromStr for Outcome {
     }
 }
 
-/// A seat of a `run_on` task's slot, claimed by a node (see [`Fleet::claim`](super::Fleet::claim)).
 /// One run (or a slot without one).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunRecord {

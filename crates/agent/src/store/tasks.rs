@@ -1,6 +1,6 @@
 //! Tasks kept in the store: tasks created through the API (with revisions), pauses, and the
 //! fleet's task file (`cronfleet apply --store`). In a shared store, every change here is
-//! announced to the other agents by the change feed's triggers.
+//! announced to the other agents (the change feed, see `Fleet::watch_changes`).
 
 use sqlx::Row;
 
@@ -81,6 +81,7 @@ impl Store {
             .bind(revision),
         };
         let done = done.execute(&self.pool).await.map_err(self.sql())?;
+        self.changed().await;
         Ok(done.rows_affected() == 1)
     }
 
@@ -108,6 +109,7 @@ impl Store {
             .await
             .map_err(self.sql())?;
         tx.commit().await.map_err(self.sql())?;
+        self.changed().await;
         Ok(done.rows_affected() == 1)
     }
 
@@ -142,6 +144,7 @@ impl Store {
             None => sqlx::query("DELETE FROM paused WHERE task = $1").bind(task),
         };
         query.execute(&self.pool).await.map_err(self.sql())?;
+        self.changed().await;
         Ok(())
     }
 
@@ -176,6 +179,15 @@ impl Store {
         .fetch_one(&self.pool)
         .await
         .map_err(self.sql())?;
+        self.changed().await;
         Ok(row.get(0))
+    }
+
+    /// Tells the agents sharing this database that definitions or pauses changed (nothing
+    /// with a store of its own).
+    async fn changed(&self) {
+        if let Some(fleet) = self.fleet() {
+            fleet.notify_changed().await;
+        }
     }
 }

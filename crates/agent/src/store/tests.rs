@@ -267,6 +267,85 @@ async fn postgres_over_tls() {
     db.drop_database().await;
 }
 
+/// A migration file changed after a release (even in its whitespace) would stop every
+/// database that applied it from starting (sqlx compares checksums): these pin them. A change
+/// of schema is a new file.
+#[test]
+fn migration_checksums_are_pinned() {
+    let pinned = |list: &[(i64, &str)]| -> Vec<(i64, String)> {
+        list.iter().map(|(v, c)| (*v, (*c).to_owned())).collect()
+    };
+    assert_eq!(
+        migrate::checksums(Backend::Sqlite),
+        pinned(&[
+            (1, "77f8ea38488f2ad0"),
+            (2, "c0b84071583c9ec8"),
+            (3, "b27d0be96dc75591"),
+            (4, "a1648b38aba73b85"),
+            (5, "4e84cfc6fe47d03b"),
+            (6, "4b98db541792feed"),
+            (7, "ea51a7631449bc55"),
+            (8, "c7e8effeabf5fb11"),
+        ])
+    );
+    assert_eq!(
+        migrate::checksums(Backend::Postgres),
+        pinned(&[
+            (1, "056c258382108b8e"),
+            (2, "a1648b38aba73b85"),
+            (3, "4e84cfc6fe47d03b"),
+            (4, "4b98db541792feed"),
+            (5, "ea51a7631449bc55"),
+            (6, "c7e8effeabf5fb11"),
+        ])
+    );
+}
+
+/// A PostgreSQL database the hand-written runner migrated (its six migrations, counted in
+/// `cronfleet_schema`, no `_sqlx_migrations`) is taken over in place: its data kept, the six
+/// recorded as applied without running them again, the count still there for older binaries.
+#[tokio::test]
+async fn postgres_migrated_by_the_old_runner_is_upgraded_in_place() {
+    let Some(db) = TestDb::create("bridge").await else { return };
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&db.url).await.unwrap();
+    for sql in [
+        include_str!("../../migrations/postgres/0001_runs_paused_api_tasks.sql"),
+        include_str!("../../migrations/postgres/0002_nodes.sql"),
+        include_str!("../../migrations/postgres/0003_claims.sql"),
+        include_str!("../../migrations/postgres/0004_leases.sql"),
+        include_str!("../../migrations/postgres/0005_handoffs.sql"),
+        include_str!("../../migrations/postgres/0006_task_files.sql"),
+        "CREATE TABLE cronfleet_schema (version BIGINT NOT NULL); \
+         INSERT INTO cronfleet_schema (version) VALUES (6);",
+        "INSERT INTO runs (id, task, slot, slot_ts, attempt, node, started_at, outcome) \
+         VALUES ('kept@100#1', 'kept', '1970-01-01T00:01:40Z', 100, 1, 'n1', '', 'succeeded')",
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    for _ in 0..2 {
+        // Taken over, then opened again as usual.
+        let store = Store::connect(&db.url).await.unwrap();
+        let kept = store.run("kept@100#1").await.unwrap().expect("the old database's run");
+        assert_eq!((kept.task.as_str(), kept.outcome), ("kept", Outcome::Succeeded));
+        let recorded: i64 = sqlx::query("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(recorded, migrate::known(Backend::Postgres));
+        let counted: i64 = sqlx::query("SELECT MAX(version) FROM cronfleet_schema")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(counted, migrate::known(Backend::Postgres));
+        store.pool.close().await;
+    }
+    db.drop_database().await;
+}
+
 #[test]
 fn urls_are_shown_without_passwords() {
     assert_eq!(redact("postgres://cf:s3cret@db:5432/fleet"), "postgres://cf:***@db:5432/fleet");

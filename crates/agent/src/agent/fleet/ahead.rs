@@ -5,7 +5,7 @@
 //! same instant (the slots are whole seconds), so the server answers all of them at once and
 //! the slowest answer waits for all the others. So when a slot of a `run_on` task runs, the
 //! node asks for the task's *next* slot to be claimed [`CLAIM_AHEAD`] before it, less a spread
-//! of its own (up to [`AHEAD_SPREAD`], from a hash of the node's name): the nodes' claims
+//! of its own (up to [`AHEAD_SPREAD`](super::rendezvous::AHEAD_SPREAD), from a hash of the node's name): the nodes' claims
 //! reach the server one after another, and at the slot the node that holds it starts at once.
 //!
 //! At the claim's time the node claims only if it is then the slot's preferred node (the
@@ -27,17 +27,14 @@ use std::{
 use tokio::{sync::watch, time::Instant};
 
 use super::{
-    member::{ClaimError, Member},
-    rendezvous::rank_among,
+    claims::ClaimError,
+    rendezvous::{rank_among, spread},
+    Member,
 };
 use crate::{config::Task, store::Seat};
 
 /// How long before its slot a claim is made ahead (less the node's spread).
 pub const CLAIM_AHEAD: Duration = Duration::from_millis(500);
-
-/// The claims of the fleet's nodes for the same slot go out over this long, each node at an
-/// offset of its own.
-pub const AHEAD_SPREAD: Duration = Duration::from_millis(250);
 
 /// A slot's answer: `None` while the claim is on its way.
 type Answer = watch::Receiver<Option<Result<bool, ClaimError>>>;
@@ -181,12 +178,6 @@ impl Ahead {
         let request = Request { task: task.clone(), seats, slot_ts, epoch };
         let _ = sender.send((at, request));
     }
-}
-
-/// A node's own offset within [`AHEAD_SPREAD`], the same at every start (a hash of its name).
-pub fn spread(node: &str) -> Duration {
-    let hash = super::rendezvous::fnv1a(&[node.as_bytes()]);
-    Duration::from_millis(hash % AHEAD_SPREAD.as_millis() as u64)
 }
 
 /// Makes the claims asked for, at their times: those due together in one statement.

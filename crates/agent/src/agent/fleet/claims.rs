@@ -7,10 +7,43 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 use cronfleet_scheduler::{RunContext, SharedJob, Wrapper};
 
 use super::{
-    member::{ClaimError, ClaimRequest, Member},
     rendezvous::{backup_wait, rank_among, CLAIM_BACKUPS},
+    Member,
 };
-use crate::{config::Task, store::Seat};
+use crate::{
+    config::Task,
+    store::{Seat, StoreError},
+};
+
+/// Why a claim has no answer (the slot is then not run here: never a slot without a claim).
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ClaimError {
+    /// The agent stopped before the claim was answered.
+    #[error("the agent is stopping")]
+    Stopping,
+    /// The database refused the claim or did not answer (one error for every claim of the
+    /// statement, hence shared).
+    #[error(transparent)]
+    Store(Arc<StoreError>),
+}
+
+/// The same answer: every claim of one statement shares its error.
+impl PartialEq for ClaimError {
+    fn eq(&self, other: &ClaimError) -> bool {
+        match (self, other) {
+            (ClaimError::Stopping, ClaimError::Stopping) => true,
+            (ClaimError::Store(a), ClaimError::Store(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+/// One seat a job wants, and where its answer goes.
+#[derive(Debug)]
+pub(super) struct ClaimRequest {
+    pub(super) seat: Seat,
+    pub(super) answer: tokio::sync::oneshot::Sender<Result<bool, ClaimError>>,
+}
 
 impl Member {
     /// Claims one seat of a slot. The claims of the jobs due together go to the database in

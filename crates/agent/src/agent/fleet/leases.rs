@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use cronfleet_scheduler::{JobError, RunContext};
 
-use super::member::Member;
+use super::Member;
 use crate::{config::Task, store};
 
 /// How long a fleet-wide run lease lasts without renewal (a dead holder's seat frees then).

@@ -3,7 +3,6 @@
 //! took over from other nodes.
 
 use std::{
-    collections::HashMap,
     sync::{atomic::AtomicU64, Arc, Mutex, OnceLock, RwLock},
     time::{Duration, Instant},
 };
@@ -11,68 +10,13 @@ use std::{
 use super::{
     ahead::Ahead,
     rendezvous::{candidates, Candidate},
+    Member,
 };
 use crate::{
     agent::Background,
     metrics::Metrics,
-    store::{Fleet, NodeRecord, Seat, StoreError},
+    store::{Fleet, NodeRecord},
 };
-
-/// This agent in its fleet (only with a shared store; see `Services::fleet`).
-#[derive(Debug)]
-pub struct Member {
-    /// The store's fleet part: claims, leases, handoffs, the spool.
-    pub db: Fleet,
-    /// This node's name.
-    pub node: String,
-    pub(super) metrics: Arc<Metrics>,
-    pub(super) background: Background,
-    /// The nodes of the store as last read (every heartbeat), ready for claims (see
-    /// [`Member::set_nodes`]).
-    nodes: RwLock<Arc<Vec<Candidate>>>,
-    /// Slots taken over from other nodes (`retry_elsewhere`): (task, slot) → the attempt they
-    /// go on from, and when they were taken.
-    handed: Mutex<HashMap<(String, i64), (u32, Instant)>>,
-    /// Claims waiting to go to the database together (see `Member::claim`).
-    pub(super) claims: OnceLock<tokio::sync::mpsc::UnboundedSender<ClaimRequest>>,
-    /// Claim statements sent to the database (round trips), for metrics.
-    pub claim_round_trips: AtomicU64,
-    /// How long each claim statement took, kept only when set to `Some` (the claims
-    /// benchmark measures through it).
-    pub claim_times: Mutex<Option<Vec<Duration>>>,
-    /// Slots claimed ahead of their time.
-    pub ahead: Ahead,
-}
-
-/// Why a claim has no answer (the slot is then not run here: never a slot without a claim).
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum ClaimError {
-    /// The agent stopped before the claim was answered.
-    #[error("the agent is stopping")]
-    Stopping,
-    /// The database refused the claim or did not answer (one error for every claim of the
-    /// statement, hence shared).
-    #[error(transparent)]
-    Store(Arc<StoreError>),
-}
-
-/// The same answer: every claim of one statement shares its error.
-impl PartialEq for ClaimError {
-    fn eq(&self, other: &ClaimError) -> bool {
-        match (self, other) {
-            (ClaimError::Stopping, ClaimError::Stopping) => true,
-            (ClaimError::Store(a), ClaimError::Store(b)) => Arc::ptr_eq(a, b),
-            _ => false,
-        }
-    }
-}
-
-/// One seat a job wants, and where its answer goes.
-#[derive(Debug)]
-pub(super) struct ClaimRequest {
-    pub(super) seat: Seat,
-    pub(super) answer: tokio::sync::oneshot::Sender<Result<bool, ClaimError>>,
-}
 
 impl Member {
     /// `node` in the fleet of `db`; its loops run on `background`.
@@ -81,13 +25,14 @@ impl Member {
             db,
             node: node.to_owned(),
             metrics,
-            background,
             nodes: RwLock::default(),
             handed: Mutex::default(),
             claims: OnceLock::new(),
             claim_round_trips: AtomicU64::new(0),
             claim_times: Mutex::default(),
             ahead: Ahead::default(),
+            beating: background.stopping(),
+            background,
         }
     }
 
@@ -115,6 +60,19 @@ impl Member {
     pub fn unhand(&self, task: &str, slot_ts: i64) -> bool {
         let mut map = self.handed.lock().unwrap_or_else(|p| p.into_inner());
         map.remove(&(task.to_owned(), slot_ts)).is_some()
+    }
+
+    /// Ends the heartbeat: the agent is stopping, and says so.
+    pub fn stop_heartbeat(&self) {
+        self.beating.cancel();
+    }
+
+    /// A slot skipped here by policy: if it was taken over from another node, it is offered
+    /// again.
+    pub async fn skipped(&self, task: &str, slot_ts: i64) {
+        if self.unhand(task, slot_ts) {
+            let _ = self.db.release_handoff(task, slot_ts).await;
+        }
     }
 
     /// The attempt a slot taken over from another node goes on from.

@@ -18,15 +18,51 @@ pub mod leases;
 mod member;
 pub mod rendezvous;
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{atomic::AtomicU64, Arc, Mutex, OnceLock, RwLock},
+    time::{Duration, Instant},
+};
 
 use cronfleet_scheduler::EntryId;
 use jiff::Timestamp;
+use tokio_util::sync::CancellationToken;
 
-use super::{Agent, PRUNE_EVERY};
-pub use member::{ClaimError, Member};
+pub use claims::ClaimError;
+
+use self::{ahead::Ahead, claims::ClaimRequest, rendezvous::Candidate};
+use super::{Agent, Background, PRUNE_EVERY};
+use crate::metrics::Metrics;
 
 use crate::store::{Fleet, Flushed, Handoff, Leader, NodeRecord, NodeStatus};
+
+/// This agent in its fleet (only with a shared store; see `Services::fleet`).
+#[derive(Debug)]
+pub struct Member {
+    /// The store's fleet part: claims, leases, handoffs, the spool.
+    pub db: Fleet,
+    /// This node's name.
+    pub node: String,
+    metrics: Arc<Metrics>,
+    background: Background,
+    /// The nodes of the store as last read (every heartbeat), ready for claims (see
+    /// [`Member::set_nodes`]).
+    nodes: RwLock<Arc<Vec<Candidate>>>,
+    /// Slots taken over from other nodes (`retry_elsewhere`): (task, slot) → the attempt they
+    /// go on from, and when they were taken.
+    handed: Mutex<HashMap<(String, i64), (u32, Instant)>>,
+    /// Claims waiting to go to the database together (see `Member::claim`).
+    claims: OnceLock<tokio::sync::mpsc::UnboundedSender<ClaimRequest>>,
+    /// Claim statements sent to the database (round trips), for metrics.
+    pub claim_round_trips: AtomicU64,
+    /// How long each claim statement took, kept only when set to `Some` (the claims
+    /// benchmark measures through it).
+    pub claim_times: Mutex<Option<Vec<Duration>>>,
+    /// Slots claimed ahead of their time.
+    pub ahead: Ahead,
+    /// Ends the heartbeat (before the stop is recorded, so that no heartbeat undoes it).
+    beating: CancellationToken,
+}
 
 /// How often a node says it is alive.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -57,15 +93,23 @@ pub fn node_status(node: &NodeRecord, now: Timestamp) -> NodeStatus {
     }
 }
 
-/// Starts the fleet's loops of a registered agent on its background: heartbeat, handoffs,
-/// chores and the spool's flush.
-pub(super) fn start(agent: &Arc<Agent>, member: &Arc<Member>) {
-    let fleet = &member.db;
+/// Starts the fleet's chores and the spool's flush, as the agent starts (before any slot).
+pub(super) fn start_chores(agent: &Arc<Agent>, member: &Member) {
     let background = &agent.services.background;
-    let weak = Arc::downgrade(agent);
+    background.spawn(chores(Arc::downgrade(agent), member.db.clone()));
+    background.spawn(flush_spool(member.db.clone(), member.node.clone()));
+}
+
+/// Starts the heartbeat and taking handoffs of a registered agent.
+pub(super) fn start_membership(agent: &Arc<Agent>, member: &Arc<Member>) {
+    let background = &agent.services.background;
+    let (weak, beating) = (Arc::downgrade(agent), member.beating.clone());
     background.spawn(async move {
         loop {
-            tokio::time::sleep(HEARTBEAT).await;
+            tokio::select! {
+                () = tokio::time::sleep(HEARTBEAT) => {}
+                () = beating.cancelled() => return,
+            }
             let Some(agent) = weak.upgrade() else { return };
             let at = crate::clock::now().to_string();
             if let Err(e) =
@@ -84,8 +128,6 @@ pub(super) fn start(agent: &Arc<Agent>, member: &Arc<Member>) {
             agent.take_handoffs(&handoffs).await;
         }
     });
-    background.spawn(chores(Arc::downgrade(agent), fleet.clone()));
-    background.spawn(flush_spool(fleet.clone(), agent.options.host.name.clone()));
 }
 
 /// The fleet's chores, done by one node at a time (the holder of the leader lock): runs of

@@ -11,6 +11,16 @@ use crate::{config::Task, store::NodeRecord};
 /// many nodes there are.
 pub const CLAIM_BACKUPS: u32 = 2;
 
+/// The claims of the fleet's nodes for the same slot go out over this long, each node at an
+/// offset of its own.
+pub const AHEAD_SPREAD: Duration = Duration::from_millis(250);
+
+/// A node's own offset within [`AHEAD_SPREAD`], the same at every start (a hash of its name).
+pub fn spread(node: &str) -> Duration {
+    let hash = fnv1a(&[node.as_bytes()]);
+    Duration::from_millis(hash % AHEAD_SPREAD.as_millis() as u64)
+}
+
 /// How long a node waits per rank behind the preferred ones before it tries to take a slot
 /// of a `run_on` task itself.
 pub const CLAIM_GRACE: Duration = Duration::from_millis(300);
@@ -19,7 +29,7 @@ pub const CLAIM_GRACE: Duration = Duration::from_millis(300);
 /// slot before it claims a seat left free: a grace for each node before it, and a spread of
 /// its own (the backups of many slots, on many nodes, do not all ask at the same instant).
 pub fn backup_wait(k: u32, node: &str) -> Duration {
-    CLAIM_GRACE * k + super::ahead::spread(node)
+    CLAIM_GRACE * k + spread(node)
 }
 
 /// FNV-1a with a finalizer: a hash every node computes the same.

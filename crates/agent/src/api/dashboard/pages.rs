@@ -14,7 +14,8 @@ use maud::{html, Markup, PreEscaped};
 use super::{page, to_login, visitor};
 use crate::{
     agent::TaskView,
-    api::{auth::Role, json, segment, Api},
+    api::{auth::Role, model, segment, Api},
+    config::definition::Definition,
     config::Kind,
     store::{RunFilter, RunRecord},
 };
@@ -273,7 +274,7 @@ fn next_times(view: &TaskView, now: &Zoned) -> Markup {
         ol id="next" {
             @for (i, t) in times.iter().enumerate() {
                 li {
-                    (json::zoned(t))
+                    (model::zoned(t))
                     @if i > 0 && times[i - 1].offset() != t.offset() {
                         " " span class="dst" { "offset changes to " (maud::display(t.offset())) " (DST)" }
                     }
@@ -341,7 +342,7 @@ pub(super) async fn task_page(
     let longest = runs.iter().filter_map(|r| r.duration_ms).max().unwrap_or(0).max(1) as f64;
     let (action, label) =
         if view.paused.is_some() { ("resume", "Resume") } else { ("pause", "Pause") };
-    let definition = json::definition(&view.task, role == Role::Admin);
+    let definition = Definition::of(&view.task, role == Role::Admin).fields();
     let body = html! {
         h1 { (name) }
         (flash(request.uri().query()))
@@ -438,7 +439,7 @@ pub(super) async fn run_page(
         return (StatusCode::NOT_FOUND, page("Not found", Some(role), body)).into_response();
     };
     let output = live.as_ref().map_or_else(|| record.output.clone(), |l| l.live.read_from(0).0);
-    let fields = json::run(&record);
+    let fields = serde_json::to_value(model::Run::of(&record)).unwrap_or_default();
     let follow =
         live.is_some().then(|| format!("/api/v1/runs/{}/output?follow=true", segment(&id)));
     let body = html! {

@@ -1,7 +1,6 @@
 //! The change feed: agents sharing the database hear of every change to definitions and
-//! pauses (a PostgreSQL NOTIFY sent by triggers on those tables, see the migration
-//! `0007_change_feed.sql`), and a fingerprint catches notices lost while a connection was
-//! down.
+//! pauses (a PostgreSQL NOTIFY after each write to them), and a fingerprint catches notices
+//! lost while a connection was down.
 
 use std::time::Duration;
 
@@ -9,10 +8,20 @@ use sqlx::Row;
 
 use super::{Fleet, StoreError};
 
-/// The channel the triggers notify on.
+/// The channel changes are announced on.
 const CHANGES: &str = "cronfleet_changes";
 
 impl Fleet {
+    /// Tells the agents sharing this database that definitions or pauses changed. A lost
+    /// notice is caught by [`Fleet::fingerprint`].
+    pub(in crate::store) async fn notify_changed(&self) {
+        let notify =
+            sqlx::query("SELECT pg_notify($1, '')").bind(CHANGES).execute(&self.store.pool);
+        if let Err(e) = notify.await {
+            tracing::warn!(error = %e, "cannot tell the other agents of the change");
+        }
+    }
+
     /// What the agents' definitions and pauses depend on, in one text: it changes whenever
     /// the task file, an API task or a pause does.
     ///
