@@ -65,6 +65,18 @@ fn runs(vals: &[u32], name: impl Fn(u32) -> String, through: &str) -> String {
     join(&parts)
 }
 
+/// "2nd", "3rd", "11th": only small steps reach here.
+fn ordinal(n: u32) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
 fn plural(n: u32, unit: &str) -> String {
     if n == 1 {
         format!("every {unit}")
@@ -146,9 +158,15 @@ fn days(spec: &CronSpec) -> Option<String> {
     let mut dom_parts = Vec::new();
     let doms = values(d.dom.into(), 1, 31);
     if !doms.is_empty() && !dom_all {
+        // A step restarts at day 1 each month (`*/7` is 1, 8, 15, 22, 29, then 1 again), so it
+        // is never "every n days": name the days, or the step within the month when many.
         let list = match step_of(&doms, 1, 31) {
-            Some(n) => format!("every {n} days"),
-            None => format!("on day {} of the month", runs(&doms, |v| v.to_string(), "through")),
+            Some(n) if doms.len() > 8 => format!(
+                "on every {} day of the month from day 1 to {}",
+                ordinal(n),
+                doms[doms.len() - 1]
+            ),
+            _ => format!("on day {} of the month", runs(&doms, |v| v.to_string(), "through")),
         };
         dom_parts.push(list);
     }

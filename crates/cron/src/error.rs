@@ -26,7 +26,7 @@ pub enum ErrorKind {
     Month,
     /// The day-of-week field.
     DayOfWeek,
-    /// A step (`/n`) that is zero, not a number, or larger than the field.
+    /// A step (`/n`) that is zero or not a number. (Any larger step is accepted.)
     Step,
     /// A range (`a-b`) whose start is after its end, or that is malformed.
     Range,

@@ -19,9 +19,11 @@
 //! # The language
 //!
 //! * 5 fields (`minute hour day-of-month month day-of-week`) or 6 (seconds first).
-//! * `*`, numbers, ranges `a-b`, steps `*/n`, `a-b/n`, `a/n`, lists `a,b`; month names
-//!   `JAN`-`DEC` and day names `SUN`-`SAT` in any case; 0 and 7 are Sunday; `?` is `*` in the
-//!   day fields.
+//! * `*`, numbers, ranges `a-b`, steps `*/n`, `a-b/n`, `a/n` (any n from 1: a step past the
+//!   range's end leaves its start alone), lists `a,b`; three-letter month names `JAN`-`DEC` and
+//!   day names `SUN`-`SAT` in any case, mixed freely with numbers (`MON-5`); 0 and 7 are
+//!   Sunday, and `SUN` ending a range is 7 (`FRI-SUN`); `?` is `*` in the day fields. No year
+//!   field and no full names (`Monday`): both are errors that say so.
 //! * Day-of-month `L` (last day), `LW` (last weekday), `nW` (weekday nearest day n, within the
 //!   month); day-of-week `nL` (last weekday n of the month) and `n#k` (k-th weekday n).
 //! * The Vixie cron rule for the two day fields: when both are restricted (neither starts with

@@ -110,29 +110,37 @@ impl<'a> Parser<'a> {
             }
             return Ok(n);
         }
-        if let Some(i) = def.names.iter().position(|n| n.eq_ignore_ascii_case(t)) {
+        if let Some(i) = name_index(def, t) {
             return Ok(def.names_from + i as u32);
+        }
+        // Full names ("Wednesday", "July") are refused as Vixie cron and cronie refuse them,
+        // so that a schedule stays portable; the message names the short form.
+        let short = t.get(..3).filter(|_| t.bytes().all(|b| b.is_ascii_alphabetic()));
+        if let Some(i) = short.and_then(|s| name_index(def, s)) {
+            return Err(self.err(
+                def.kind,
+                tok,
+                format!("{}, not {t:?}; names are three letters: write {}", what(), def.names[i]),
+            ));
         }
         Err(self.err(def.kind, tok, format!("{}, not {t:?}", what())))
     }
 
-    fn step(&self, def: &FieldDef, tok: Tok<'_>) -> Result<u32, Error> {
+    /// A step of 1 or more. Any size is accepted, as in Vixie cron, cronie and Debian: a step
+    /// beyond the range leaves its start alone (`*/100,1-7` in days is the "first week" idiom).
+    fn step(&self, tok: Tok<'_>) -> Result<u32, Error> {
         let t = tok.text;
-        let n = if !t.is_empty() && t.len() <= 4 && t.bytes().all(|b| b.is_ascii_digit()) {
-            t.parse::<u32>().unwrap_or(0)
-        } else {
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
             return Err(self.err(
                 ErrorKind::Step,
                 tok,
                 format!("a step after '/' must be a number, not {t:?}"),
             ));
-        };
-        if n == 0 || n > def.max {
-            return Err(self.err(
-                ErrorKind::Step,
-                tok,
-                format!("step {n} in the {} field must be 1-{}", def.kind.name(), def.max),
-            ));
+        }
+        // Saturates: every step above 64 means the same for fields of at most 60 values.
+        let n = t.parse::<u32>().unwrap_or(u32::MAX);
+        if n == 0 {
+            return Err(self.err(ErrorKind::Step, tok, "a step must be 1 or more, not 0"));
         }
         Ok(n)
     }
@@ -220,8 +228,7 @@ impl<'a> Parser<'a> {
                 return Ok(0);
             }
         }
-        let special = |b: u8| matches!(b.to_ascii_uppercase(), b'L' | b'W' | b'#');
-        if text.bytes().any(special) && text.bytes().any(|b| b.is_ascii_digit()) {
+        if has_modifier(text) && text.bytes().any(|b| b.is_ascii_digit()) {
             return Err(self.err(
                 def.kind,
                 item,
@@ -230,7 +237,7 @@ impl<'a> Parser<'a> {
         }
 
         let (range, step) = match item.split_once('/') {
-            Some((range, step)) => (range, Some(self.step(def, step)?)),
+            Some((range, step)) => (range, Some(self.step(step)?)),
             None => (item, None),
         };
         let (lo, hi) = if range.text == "*" {
@@ -238,21 +245,13 @@ impl<'a> Parser<'a> {
             (def.min, if dow { 6 } else { def.max })
         } else if let Some((a, b)) = range.split_once('-') {
             let lo = self.value(def, a)?;
-            let hi = self.value(def, b)?;
+            let mut hi = self.value(def, b)?;
+            // `MON-SUN`, `FRI-SUN`: SUN ending a range that starts after Sunday is day 7.
+            if dow && hi == 0 && lo > 0 && b.text.eq_ignore_ascii_case("SUN") {
+                hi = 7;
+            }
             if lo > hi {
-                return Err(self.err(
-                    ErrorKind::Range,
-                    range,
-                    format!(
-                        "range {}-{} in the {} field starts after it ends; write it as a list, \
-                         e.g. {lo}-{},{}-{hi}",
-                        a.text,
-                        b.text,
-                        def.kind.name(),
-                        def.max,
-                        def.min
-                    ),
-                ));
+                return Err(self.backward(def, range, (a, b), (lo, hi)));
             }
             (lo, hi)
         } else {
@@ -271,6 +270,49 @@ impl<'a> Parser<'a> {
         };
         Ok(range_bits(lo, hi, step))
     }
+
+    /// A range that runs backwards, with a hint that splits it in two. Names stay names; in
+    /// the day-of-week field the pieces meet at Saturday and Sunday (`FRI-SAT,SUN-MON`).
+    fn backward(
+        &self,
+        def: &FieldDef,
+        range: Tok<'_>,
+        ends: (Tok<'_>, Tok<'_>),
+        (lo, hi): (u32, u32),
+    ) -> Error {
+        let dow = def.kind == ErrorKind::DayOfWeek;
+        let named = |t: Tok<'_>| !def.names.is_empty() && name_index(def, t.text).is_some();
+        let by_name = named(ends.0) || named(ends.1);
+        // Day-of-week 7 shows as SUN.
+        let show = |v: u32| {
+            if by_name {
+                def.names[((v - def.names_from) % def.names.len() as u32) as usize].to_owned()
+            } else {
+                v.to_string()
+            }
+        };
+        let piece = |a: u32, b: u32| {
+            if a == b {
+                show(a)
+            } else {
+                format!("{}-{}", show(a), show(b))
+            }
+        };
+        let (a, b) = (ends.0.text, ends.1.text);
+        let head = format!("range {a}-{b} in the {} field starts after it ends", def.kind.name());
+        let hint = match (dow, lo, hi) {
+            // 7 is Sunday only where a range ends.
+            (true, 7, _) => {
+                format!("; 7 is Sunday only at the end of a range: write {}", piece(0, hi))
+            }
+            (true, _, 0) => format!("; write it as {}", piece(lo, 7)),
+            (true, _, _) => format!("; write it as a list, e.g. {},{}", piece(lo, 6), piece(0, hi)),
+            _ => {
+                format!("; write it as a list, e.g. {},{}", piece(lo, def.max), piece(def.min, hi))
+            }
+        };
+        self.err(ErrorKind::Range, range, head + &hint)
+    }
 }
 
 fn range_bits(lo: u32, hi: u32, step: u32) -> u64 {
@@ -278,9 +320,29 @@ fn range_bits(lo: u32, hi: u32, step: u32) -> u64 {
     let mut v = lo;
     while v <= hi {
         mask |= 1 << v;
-        v += step;
+        // A step beyond the field's end stops here, without overflowing.
+        v = v.saturating_add(step);
     }
     mask
+}
+
+/// The position of name `t` (any case) in `def`'s names.
+fn name_index(def: &FieldDef, t: &str) -> Option<usize> {
+    def.names.iter().position(|n| n.eq_ignore_ascii_case(t))
+}
+
+/// Whether `text` holds an `L`, `W` or `#` modifier (`5W`, `L-2`, `1#2`) in an item that cannot
+/// take one. Only the words `L`, `W` and `LW` are modifiers: the letters of `WED-7`, `JUL/2` and
+/// `6-jul` belong to names, and `Wednesday` is a misspelt name, reported as such.
+fn has_modifier(text: &str) -> bool {
+    // Most items have none of these bytes: keep the common case to one pass.
+    if !text.bytes().any(|b| matches!(b.to_ascii_uppercase(), b'L' | b'W' | b'#')) {
+        return false;
+    }
+    text.contains('#')
+        || text
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .any(|word| ["L", "W", "LW"].iter().any(|m| m.eq_ignore_ascii_case(word)))
 }
 
 /// Splits on ASCII whitespace, keeping byte offsets.
@@ -337,12 +399,14 @@ pub(crate) fn parse(expr: &str) -> Result<Parsed, Error> {
     if toks.len() != 5 && toks.len() != 6 {
         let extra = toks.get(6).copied().unwrap_or(toks[toks.len() - 1]);
         let found = count - (kept - toks.len());
+        // Quartz and some libraries put a year last; a schedule here repeats every year.
+        let year = if found == 7 { "; a 7th field (a year) is not supported" } else { "" };
         return Err(p.err(
             ErrorKind::FieldCount,
             extra,
             format!(
                 "expected 5 fields (minute hour day-of-month month day-of-week) or 6 (seconds \
-                 first), found {found}"
+                 first), found {found}{year}"
             ),
         ));
     }

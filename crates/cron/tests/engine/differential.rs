@@ -23,6 +23,8 @@ fn item(min: u32, max: u32, star_steps: bool) -> impl Strategy<Value = String> {
         4 => (min..=max).prop_map(|v| v.to_string()),
         2 => (min..=max, min..=max).prop_map(|(a, b)| format!("{}-{}", a.min(b), a.max(b))),
         1 => (min..=max, min..=max, 1..=5u32).prop_map(|(a, b, n)| format!("{}-{}/{n}", a.min(b), a.max(b))),
+        // A step beyond the range (`5-10/40`): its start alone.
+        1 => (min..=max, min..=max, max..=2 * max).prop_map(|(a, b, n)| format!("{}-{}/{n}", a.min(b), a.max(b))),
     ]
 }
 
@@ -84,4 +86,24 @@ fn the_star_step_disagreement_is_real() {
     let theirs = croner::Cron::from_str(expr).unwrap().find_next_occurrence(&start, false).unwrap();
     assert_eq!(ours.date().to_string(), "2026-12-11");
     assert_eq!(theirs.date().to_string(), "2026-11-01");
+}
+
+/// Issue #20's forms, where croner has them too (it refuses `JUL/2`, and ORs `*/100,1-7 ... MON`).
+#[test]
+fn written_forms_agree_with_croner() {
+    for expr in [
+        "0 0 5-10/40 * *",
+        "0 */25 * * *",
+        "0 0 * * MON-SUN",
+        "0 0 * * FRI-SUN",
+        "0 0 * * WED-7",
+        "0 0 * * 1-WED",
+        "0 0 1 JUL-12 *",
+        "0 0 1 6-jul *",
+    ] {
+        assert!(croner::Cron::from_str(expr).is_ok(), "croner refuses {expr}");
+        for secs in [1_767_225_600, 1_795_000_000] {
+            compare(expr, Timestamp::from_second(secs).unwrap()).unwrap();
+        }
+    }
 }

@@ -24,7 +24,7 @@ fn kinds_and_offsets() {
         ("0 0 * * MON,", ErrorKind::DayOfWeek, 12),
         ("*/0 * * * *", ErrorKind::Step, 2),
         ("*/x * * * *", ErrorKind::Step, 2),
-        ("0 */25 * * *", ErrorKind::Step, 4),
+        ("0 */ * * *", ErrorKind::Step, 4),
         ("30-10 * * * *", ErrorKind::Range, 0),
         ("0 0 * * 5-1", ErrorKind::Range, 8),
         ("@fortnightly", ErrorKind::Descriptor, 0),

@@ -7,3 +7,4 @@ mod helpers;
 mod intervals;
 mod props;
 mod syntax;
+mod written;

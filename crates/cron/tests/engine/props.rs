@@ -5,7 +5,7 @@ use jiff::{
     tz::{AmbiguousOffset, TimeZone},
     SignedDuration, Timestamp, Zoned,
 };
-use proptest::prelude::*;
+use proptest::{prelude::*, test_runner::TestCaseError};
 
 use crate::helpers::tz;
 
@@ -30,6 +30,8 @@ fn field(min: u32, max: u32, names: &'static [&'static str]) -> impl Strategy<Va
     let item = prop_oneof![
         3 => Just("*".to_string()),
         2 => (1..=max.min(20)).prop_map(|n| format!("*/{n}")),
+        // Steps beyond the field leave the start alone (`*/100`), as in Vixie cron.
+        1 => (min..=max, max..=3 * max).prop_map(|(a, n)| format!("{a}/{n}")),
         3 => value(),
         2 => (min..=max, min..=max).prop_map(|(a, b)| format!("{}-{}", a.min(b), a.max(b))),
         1 => (min..=max, min..=max, 1..=max.clamp(1, 10)).prop_map(|(a, b, n)| format!("{}-{}/{n}", a.min(b), a.max(b))),
@@ -47,10 +49,35 @@ fn dom() -> impl Strategy<Value = String> {
     ]
 }
 
+const DAYS: &[&str] = &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+const MONTHS: &[&str] =
+    &["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
+
+/// Names mixed with numbers, stepped, or a range ending on SUN (issue #20's forms).
+fn written_dow() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (0..7usize, 0..7usize).prop_map(|(a, b)| format!("{}-{}", DAYS[a.min(b)], a.max(b))),
+        (0..7usize, 0..7usize).prop_map(|(a, b)| format!("{}-{}", a.min(b), DAYS[a.max(b)])),
+        (0..7usize, 1..=9u32).prop_map(|(a, n)| format!("{}/{n}", DAYS[a])),
+        (1..7usize).prop_map(|a| format!("{}-SUN", DAYS[a])),
+    ]
+}
+
+fn written_month() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (0..12usize, 0..12usize).prop_map(|(a, b)| format!(
+            "{}-{}",
+            MONTHS[a.min(b)],
+            a.max(b) + 1
+        )),
+        (0..12usize, 1..=14u32).prop_map(|(a, n)| format!("{}/{n}", MONTHS[a].to_lowercase())),
+    ]
+}
+
 fn dow() -> impl Strategy<Value = String> {
-    const DAYS: &[&str] = &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
     prop_oneof![
         6 => field(0, 7, DAYS),
+        1 => written_dow(),
         1 => (0u32..=6).prop_map(|n| format!("{n}L")),
         1 => (0u32..=6, 1u32..=5).prop_map(|(n, k)| format!("{n}#{k}")),
     ]
@@ -58,9 +85,8 @@ fn dow() -> impl Strategy<Value = String> {
 
 /// Six-field expressions, biased towards frequent ones so brute force can check them.
 fn expression() -> impl Strategy<Value = String> {
-    const MONTHS: &[&str] =
-        &["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
-    (field(0, 59, &[]), field(0, 59, &[]), field(0, 23, &[]), dom(), field(1, 12, MONTHS), dow())
+    let month = prop_oneof![6 => field(1, 12, MONTHS), 1 => written_month()];
+    (field(0, 59, &[]), field(0, 59, &[]), field(0, 23, &[]), dom(), month, dow())
         .prop_map(|(s, m, h, d, mo, w)| format!("{s} {m} {h} {d} {mo} {w}"))
 }
 
@@ -158,6 +184,13 @@ proptest! {
             prop_assert!(!due, "{}: {} matches but next_after({}) = {}", expr, z, start, next);
             cur = cur.checked_add(SignedDuration::from_secs(1)).unwrap();
         }
+    }
+
+    #[test]
+    fn written_forms_parse_and_round_trip(w in written_dow(), mo in written_month(), d in 1u32..=31, n in 1u32..=200) {
+        let expr = format!("0 0 */{n},{d} {mo} {w}");
+        let s = expr.parse::<Schedule>().map_err(|e| TestCaseError::fail(format!("{e}")))?;
+        prop_assert_eq!(s.to_string().parse::<Schedule>().unwrap(), s);
     }
 
     #[test]
