@@ -6,7 +6,7 @@
 
 use std::{
     io::Write,
-    os::unix::fs::OpenOptionsExt,
+    os::unix::fs::{OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
 };
 
@@ -53,13 +53,18 @@ impl Tokens {
         found
     }
 
-    /// Reads a tokens file, adding its tokens.
+    /// Reads a tokens file, adding its tokens. The file must be readable by its owner only.
     ///
     /// # Errors
-    /// The file, line and reason of the first bad line, or why it cannot be read.
+    /// The file, line and reason of the first bad line, a file open to its group or others, or
+    /// why it cannot be read.
     pub fn load(&mut self, path: &Path) -> Result<(), TokensError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| TokensError::Read { path: path.to_owned(), source })?;
+        let read = |source| TokensError::Read { path: path.to_owned(), source };
+        let mode = std::fs::metadata(path).map_err(read)?.permissions().mode() & 0o777;
+        if crate::private::looser(mode) {
+            return Err(TokensError::Open { path: path.to_owned(), mode });
+        }
+        let text = std::fs::read_to_string(path).map_err(read)?;
         for (i, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
             if line.is_empty() {
@@ -96,6 +101,18 @@ pub enum TokensError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// The tokens file can be read (or written) by others than its owner.
+    #[error(
+        "{}: the tokens file is open to others (mode {mode:o}): chmod 600 {}",
+        path.display(),
+        path.display()
+    )]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
     },
     /// A line of the tokens file is wrong.
     #[error("{}:{line}: {reason}", path.display())]
@@ -190,6 +207,14 @@ mod tests {
             "# team tokens\nread 0123456789abcdef grafana\n\nadmin fedcba9876543210fedcba # ci\n",
         )
         .unwrap();
+        // Open to the group or others: refused, saying how to fix it.
+        for mode in [0o644, 0o640, 0o604, 0o620] {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = Tokens::default().load(&file).unwrap_err().to_string();
+            let want = format!("open to others (mode {mode:o}): chmod 600 {}", file.display());
+            assert!(e.ends_with(&want), "{e}");
+        }
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         let mut tokens = Tokens::default();
         tokens.load(&file).unwrap();
         assert_eq!(tokens.check("0123456789abcdef"), Some((Role::Read, "grafana")));
@@ -210,7 +235,6 @@ mod tests {
         let t = own_token(&own).unwrap();
         assert_eq!(t.len(), 64);
         assert_eq!(own_token(&own).unwrap(), t, "kept across restarts");
-        use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&own).unwrap().permissions().mode() & 0o777, 0o600);
         std::fs::remove_dir_all(&dir).unwrap();
     }

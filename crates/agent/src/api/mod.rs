@@ -249,7 +249,7 @@ pub async fn start(agent: Arc<Agent>, config: Config) -> Result<SocketAddr, Star
         return Err(StartError::Insecure(ip));
     }
     let state_dir = agent.options.state_dir.clone();
-    std::fs::create_dir_all(&state_dir).map_err(|source| StartError::File {
+    crate::private::dir(&state_dir).map_err(|source| StartError::File {
         action: "create",
         path: state_dir.clone(),
         source,
@@ -282,9 +282,7 @@ pub async fn start(agent: Arc<Agent>, config: Config) -> Result<SocketAddr, Star
     // Written whole or not at all (a new file renamed into place): the CLI reading it while
     // the agent starts must never see an empty or half-written address.
     let addr_file = state_dir.join("api-addr");
-    let partial = state_dir.join("api-addr.partial");
-    std::fs::write(&partial, format!("{url}\n"))
-        .and_then(|()| std::fs::rename(&partial, &addr_file))
+    crate::private::write(&addr_file, format!("{url}\n").as_bytes())
         .map_err(|source| StartError::File { action: "write", path: addr_file.clone(), source })?;
     let api =
         Arc::new(Api { agent, tokens, public_metrics: config.public_metrics, tls: tls.is_some() });

@@ -39,7 +39,7 @@ impl Agent {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("tasks.toml"), tasks.replace("DIR", dir.to_str().unwrap()))
             .unwrap();
-        std::fs::write(dir.join("tokens"), format!("read {READ} dashboards\n")).unwrap();
+        tokens_file(&dir, &format!("read {READ} dashboards\n"));
         Agent::spawn(dir, extra, Client::new(), "http")
     }
 
@@ -135,6 +135,14 @@ impl Agent {
         self.child.wait().unwrap();
         log(&self.dir)
     }
+}
+
+/// Writes `DIR/tokens`, readable by its owner only (the agent refuses it otherwise).
+fn tokens_file(dir: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let file = dir.join("tokens");
+    std::fs::write(&file, text).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 fn log(dir: &std::path::Path) -> String {
@@ -491,6 +499,52 @@ fn run_now_follow_output_kill_pause_resume_and_reload() {
 }
 
 #[test]
+fn the_agents_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = std::env::temp_dir().join(format!("cronfleet-api-{}-private", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("tasks.toml"),
+        "[[task]]\nname = \"tick\"\nschedule = \"* * * * * *\"\ncommand = \"true\"\n",
+    )
+    .unwrap();
+    // A tokens file others can read is refused at start, saying how to fix it.
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, format!("read {READ}\n")).unwrap();
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let state = dir.join("state");
+    let out = bin()
+        .args(["agent", "--config", dir.join("tasks.toml").to_str().unwrap()])
+        .args(["--listen", "127.0.0.1:0", "--tokens", tokens.to_str().unwrap()])
+        .args(["--state-dir", state.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let fix = format!("open to others (mode 644): chmod 600 {}", tokens.display());
+    assert!(stderr.contains(&fix), "{stderr}");
+
+    // A state directory open to others is tightened; every file the agent writes is 0600,
+    // the database's -wal and -shm too.
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
+    tokens_file(&dir, &format!("read {READ}\n"));
+    let agent = Agent::spawn(dir.clone(), &[], Client::new(), "http");
+    agent.wait_for("a run", 15, || {
+        agent.runs("tick").iter().any(|r| r["outcome"] == "succeeded").then_some(())
+    });
+    assert_eq!(mode(&state), 0o700);
+    for file in ["state.db", "state.db-wal", "state.db-shm", "api-token", "api-addr", "agent.json"]
+    {
+        assert_eq!(mode(&state.join(file)), 0o600, "{file}");
+    }
+    let log = agent.stop();
+    assert!(log.contains("the state directory was open to others: its mode is now 700"), "{log}");
+}
+
+#[test]
 fn open_addresses_need_tls_and_tls_works() {
     let dir = std::env::temp_dir().join(format!("cronfleet-api-{}-tls", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -500,7 +554,7 @@ fn open_addresses_need_tls_and_tls_works() {
         "[[task]]\nname = \"a\"\nschedule = \"@daily\"\ncommand = \"true\"\n",
     )
     .unwrap();
-    std::fs::write(dir.join("tokens"), format!("read {READ}\n")).unwrap();
+    tokens_file(&dir, &format!("read {READ}\n"));
     let out = bin()
         .args([
             "agent",

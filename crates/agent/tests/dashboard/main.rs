@@ -219,6 +219,8 @@ command = "true"
     )
     .unwrap();
     std::fs::write(dir.join("tokens"), format!("read {READ}\n")).unwrap();
+    let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+    std::fs::set_permissions(dir.join("tokens"), private).unwrap();
     let state = dir.join("state");
     let agent = Killed(
         Command::new(env!("CARGO_BIN_EXE_cronfleet"))
