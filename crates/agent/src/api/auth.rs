@@ -65,6 +65,10 @@ impl Tokens {
             return Err(TokensError::Open { path: path.to_owned(), mode });
         }
         let text = std::fs::read_to_string(path).map_err(read)?;
+        // Tokens known before this file (the agent's own), and this file's by line: a token
+        // given twice would have two roles or names, and which one wins would be an accident.
+        let known = self.tokens.len();
+        let mut lines = std::collections::HashMap::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
             if line.is_empty() {
@@ -83,6 +87,13 @@ impl Tokens {
             };
             if token.len() < MIN_TOKEN_LEN || !token.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(at(LineError::Short));
+            }
+            let hash = digest(token);
+            if let Some((_, _, name)) = self.tokens[..known].iter().find(|(_, d, _)| *d == hash) {
+                return Err(at(LineError::Known(name.clone())));
+            }
+            if let Some(first) = lines.insert(hash, i + 1) {
+                return Err(at(LineError::Twice(first)));
             }
             let name = words.next().map_or_else(|| format!("line {}", i + 1), str::to_owned);
             self.add(role, token, &name);
@@ -157,6 +168,14 @@ pub enum LineError {
     /// A token too short, or with characters that cannot be sent in a header.
     #[error("a token needs at least {MIN_TOKEN_LEN} printable characters")]
     Short,
+    /// The same token as an earlier line (the line, from 1).
+    #[error("the same token as line {0}: give each token once")]
+    Twice(usize),
+    /// The same token as one the agent has already (by its name: `agent` for its own).
+    #[error(
+        "the same token as the {0:?} token (the agent's own, in STATE_DIR/api-token): use another"
+    )]
+    Known(String),
 }
 
 /// The SHA-256 digest of a token.
@@ -229,6 +248,16 @@ mod tests {
         std::fs::write(&file, "\nwrite 0123456789abcdef\n").unwrap();
         let e = Tokens::default().load(&file).unwrap_err().to_string();
         assert!(e.contains(":2: role \"write\""), "{e}");
+
+        // A token twice (whatever the roles), or the agent's own: the lines are named.
+        std::fs::write(&file, "read 0123456789abcdef a\n# x\nadmin 0123456789abcdef b\n").unwrap();
+        let e = Tokens::default().load(&file).unwrap_err().to_string();
+        assert!(e.ends_with(":3: the same token as line 1: give each token once"), "{e}");
+        let mut with_own = Tokens::default();
+        with_own.add(Role::Admin, "fedcba9876543210fedcba", "agent");
+        std::fs::write(&file, "read 0123456789abcdef\nread fedcba9876543210fedcba\n").unwrap();
+        let e = with_own.load(&file).unwrap_err().to_string();
+        assert!(e.ends_with(":2: the same token as the \"agent\" token (the agent's own, in STATE_DIR/api-token): use another"), "{e}");
 
         let own = dir.join("api-token");
         let _ = std::fs::remove_file(&own);

@@ -545,6 +545,33 @@ fn the_agents_files_are_private() {
 }
 
 #[test]
+fn tokens_given_twice_are_refused() {
+    let dir = std::env::temp_dir().join(format!("cronfleet-api-{}-twice", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(dir.join("tasks.toml"), "").unwrap();
+    let own = "own-admin-token-0123456789";
+    std::fs::write(state.join("api-token"), format!("{own}\n")).unwrap();
+    let refused = |tokens: &str| {
+        tokens_file(&dir, tokens);
+        let out = bin()
+            .args(["agent", "--config", dir.join("tasks.toml").to_str().unwrap()])
+            .args(["--listen", "127.0.0.1:0", "--tokens", dir.join("tokens").to_str().unwrap()])
+            .args(["--state-dir", state.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let file = dir.join("tokens").display().to_string();
+    let err = refused(&format!("read {READ} a\n\nadmin {READ} b\n"));
+    assert!(err.contains(&format!("{file}:3: the same token as line 1")), "{err}");
+    let err = refused(&format!("read {READ}\nread {own} mine\n"));
+    assert!(err.contains(&format!("{file}:2: the same token as the \"agent\" token")), "{err}");
+}
+
+#[test]
 fn open_addresses_need_tls_and_tls_works() {
     let dir = std::env::temp_dir().join(format!("cronfleet-api-{}-tls", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
