@@ -71,10 +71,15 @@ pub fn segment(text: &str) -> String {
 /// The cookie the dashboard keeps its token in.
 pub const COOKIE: &str = "cronfleet_token";
 
-/// Where a request's token is: `Authorization: Bearer`, else the dashboard's cookie.
+/// Where a request's token is: `Authorization: Bearer`, else the dashboard's cookie. The
+/// scheme's name is case-insensitive (RFC 9110, 11.1): `bearer` and `BEARER` are `Bearer`.
 fn token(headers: &HeaderMap) -> Option<(String, bool)> {
     if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        let token = value.strip_prefix("Bearer ").unwrap_or_default().trim();
+        let token = value
+            .trim_start()
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map_or("", |(_, token)| token.trim());
         return Some((token.to_owned(), false));
     }
     let cookies = headers.get_all(header::COOKIE);

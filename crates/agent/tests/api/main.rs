@@ -230,6 +230,22 @@ fn every_route_needs_the_right_token() {
         );
     }
     assert_eq!(agent.call(Method::GET, "/login", None, None).status(), StatusCode::OK);
+    // The scheme's name is case-insensitive; another scheme is no token.
+    for (value, status) in [
+        (format!("bearer {READ}"), StatusCode::OK),
+        (format!("BEARER  {READ}"), StatusCode::OK),
+        (format!("Bearer {READ}"), StatusCode::OK),
+        (format!("Basic {READ}"), StatusCode::UNAUTHORIZED),
+        (format!("Bearer{READ}"), StatusCode::UNAUTHORIZED),
+    ] {
+        let r = agent
+            .client
+            .get(format!("{}/api/v1/tasks", agent.url))
+            .header("authorization", &value)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), status, "Authorization: {value}");
+    }
     // Open: health; closed without a token: metrics (unless --public-metrics).
     assert_eq!(agent.call(Method::GET, "/healthz", None, None).status(), StatusCode::OK);
     assert_eq!(agent.call(Method::GET, "/metrics", None, None).status(), StatusCode::UNAUTHORIZED);
