@@ -205,7 +205,25 @@ pub fn router(api: Arc<Api>) -> Router {
         .merge(dashboard::router(api.clone()))
         .route("/healthz", get(|| async { "ok\n" }))
         .fallback(|| async { ApiError::not_found("no such route").into_response() })
+        .layer(middleware::map_response(security_headers))
         .with_state(api)
+}
+
+/// Headers every response carries: the dashboard's content security policy (no inline
+/// script or style, no framing), no content sniffing, no referrer to other sites. The API's
+/// JSON gets them too: a response opened in a browser is then inert as well.
+async fn security_headers(mut response: Response) -> Response {
+    use axum::http::HeaderValue;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, dashboard::CONTENT_SECURITY_POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// Why the API could not start.

@@ -230,6 +230,37 @@ fn every_route_needs_the_right_token() {
         );
     }
     assert_eq!(agent.call(Method::GET, "/login", None, None).status(), StatusCode::OK);
+    // Every page (and the API) carries the security headers; the dashboard's script and
+    // style sheet are static routes with their content types.
+    for (path, token) in
+        [("/login", None), ("/", Some(READ)), ("/nope", None), ("/api/v1/tasks", Some(READ))]
+    {
+        let r = agent.call(Method::GET, path, token, None);
+        let h = r.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        for directive in [
+            "default-src 'none'",
+            "script-src 'self';",
+            "style-src 'self';",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(csp.contains(directive), "{path}: {csp}");
+        }
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "same-origin", "{path}");
+    }
+    let page = agent.call(Method::GET, "/login", None, None).text().unwrap();
+    assert!(
+        !page.contains("<script") && !page.contains("<style") && !page.contains("style="),
+        "{page}"
+    );
+    for (path, kind) in [("/static/live.js", "text/javascript"), ("/static/style.css", "text/css")]
+    {
+        let r = agent.call(Method::GET, path, None, None);
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert_eq!(r.headers()["content-type"], format!("{kind}; charset=utf-8"));
+    }
     // The scheme's name is case-insensitive; another scheme is no token.
     for (value, status) in [
         (format!("bearer {READ}"), StatusCode::OK),
