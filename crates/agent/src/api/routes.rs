@@ -567,7 +567,13 @@ pub async fn nodes(State(api): State<Arc<Api>>) -> Result<Json<NodeList>> {
 pub async fn metrics(State(api): State<Arc<Api>>) -> Response {
     let agent = &api.agent;
     let mut present = crate::metrics::Present::default();
-    for view in agent.tasks().await {
+    let views = agent.tasks().await;
+    // A run still going when its task was deleted ended after the task set changed: its
+    // series go now.
+    let names: std::collections::HashSet<&str> =
+        views.iter().map(|v| v.task.name.as_str()).collect();
+    agent.services.metrics.retain_tasks(|task| names.contains(task));
+    for view in &views {
         if view.here {
             present.tasks += 1;
         }

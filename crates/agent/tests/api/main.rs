@@ -592,6 +592,46 @@ fn the_agents_files_are_private() {
 }
 
 #[test]
+fn build_info_and_a_deleted_tasks_series_go() {
+    let agent = Agent::start("metrics", TASKS, &[]);
+    let metrics = || {
+        let r = agent.call(Method::GET, "/metrics", Some(READ), None);
+        assert_eq!(r.status(), StatusCode::OK);
+        r.text().unwrap()
+    };
+    let text = metrics();
+    let version = env!("CARGO_PKG_VERSION");
+    let line = text.lines().find(|l| l.starts_with("cronfleet_build_info{")).unwrap_or_default();
+    assert!(line.starts_with(&format!("cronfleet_build_info{{version=\"{version}\",commit=\"")));
+    assert!(line.ends_with("\"} 1") && !line.contains("commit=\"\""), "{line}");
+
+    // A task made through the API, run: its series are there; deleted: they are gone.
+    let task = json!({"name": "gone", "schedule": "@yearly", "command": "echo bye"});
+    assert_eq!(agent.post("/api/v1/tasks", Some(task)).0, StatusCode::CREATED);
+    assert_eq!(agent.post("/api/v1/tasks/gone/run", None).0, StatusCode::ACCEPTED);
+    for task in ["gone", "tick"] {
+        agent.wait_for(task, 15, || {
+            agent.runs(task).iter().any(|r| r["outcome"] == "succeeded").then_some(())
+        });
+    }
+    let text = metrics();
+    for series in [
+        "cronfleet_runs_total{task=\"gone\",outcome=\"succeeded\"} 1",
+        "cronfleet_run_duration_seconds_count{task=\"gone\"} 1",
+        "cronfleet_task_last_success_timestamp_seconds{task=\"gone\"}",
+        "cronfleet_task_next_run_timestamp_seconds{task=\"gone\"}",
+    ] {
+        assert!(text.contains(series), "{series} in:\n{text}");
+    }
+    let r = agent.call(Method::DELETE, "/api/v1/tasks/gone", Some(&agent.admin), None);
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let text = metrics();
+    assert!(!text.contains("task=\"gone\""), "{text}");
+    assert!(text.contains("cronfleet_runs_total{task=\"tick\",outcome=\"succeeded\"}"), "{text}");
+    agent.stop();
+}
+
+#[test]
 fn tokens_given_twice_are_refused() {
     let dir = std::env::temp_dir().join(format!("cronfleet-api-{}-twice", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
