@@ -684,7 +684,12 @@ fn every_route_answers_as_recorded() {
     g.call("plan/invalid", Method::POST, "/api/v1/plan", Body::Text(broken));
     g.call("plan/not-utf8", Method::POST, "/api/v1/plan", Body::Bytes(vec![0xff, 0xfe]));
     g.call("reload/unchanged", Method::POST, "/api/v1/reload", Body::None);
+    // The task file is the user's: written through the API, it keeps its mode.
+    use std::os::unix::fs::PermissionsExt;
+    let file = agent.dir.join("tasks.toml");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
     g.call("apply/changes", Method::POST, "/api/v1/apply?file=new.toml", Body::Text(NEW_TASKS));
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o640);
     g.call("apply/invalid", Method::POST, "/api/v1/apply", Body::Text(broken));
     std::fs::write(agent.dir.join("tasks.toml"), TASKS).unwrap();
     g.call("reload/changes", Method::POST, "/api/v1/reload", Body::None);
