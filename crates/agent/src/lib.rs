@@ -13,6 +13,7 @@ pub mod config;
 pub mod import;
 pub mod metrics;
 pub mod pidfile;
+pub mod private;
 pub mod runner;
 pub mod sd_notify;
 pub mod store;

@@ -44,6 +44,29 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    commit: &'static str,
+}
+
+/// Label sets that name a task: their series go when the task does.
+trait OfTask {
+    fn task(&self) -> &str;
+}
+
+impl OfTask for TaskLabels {
+    fn task(&self) -> &str {
+        &self.task
+    }
+}
+
+impl OfTask for OutcomeLabels {
+    fn task(&self) -> &str {
+        &self.task
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
 }
@@ -94,6 +117,14 @@ impl<L: Ord, M> Labelled<L, M> {
 
     fn insert(&self, labels: L, metric: M) {
         self.lock().insert(labels, metric);
+    }
+
+    /// Drops the series of the tasks `keep` says no.
+    fn retain_tasks(&self, keep: &dyn Fn(&str) -> bool)
+    where
+        L: OfTask,
+    {
+        self.lock().retain(|labels, _| keep(labels.task()));
     }
 }
 
@@ -212,6 +243,18 @@ impl Metrics {
         self.alerts.get(DeliveryLabels { channel: channel.to_owned(), result }).inc();
     }
 
+    /// Drops the series of every task `exists` says no to (deleted through the API, gone
+    /// from the task file): a task's counters, durations and last success go with it, and a
+    /// task made again under the same name starts from nothing. Called on every change of
+    /// the task set and before every scrape (a run still going when its task was deleted
+    /// ends after that change).
+    pub fn retain_tasks(&self, exists: impl Fn(&str) -> bool) {
+        self.runs.retain_tasks(&exists);
+        self.durations.retain_tasks(&exists);
+        self.not_run.retain_tasks(&exists);
+        self.last_success.retain_tasks(&exists);
+    }
+
     /// The metrics in Prometheus text format.
     pub fn render(&self, present: &Present) -> String {
         let mut registry = Registry::default();
@@ -267,6 +310,15 @@ impl Metrics {
             "Tasks this node runs",
             ConstGauge::new(present.tasks as u64),
         );
+        let build = Labelled::<_, ConstGauge<u64>>::default();
+        let labels =
+            BuildLabels { version: env!("CARGO_PKG_VERSION"), commit: env!("CRONFLEET_COMMIT") };
+        build.insert(labels, ConstGauge::new(1));
+        registry.register(
+            "cronfleet_build_info",
+            "The agent's version and the commit it was built from, as labels (always 1)",
+            build,
+        );
         if let Some((away, claims)) = present.fleet {
             registry.register(
                 "cronfleet_database_away",
@@ -312,6 +364,20 @@ mod tests {
         assert!(text.contains("cronfleet_run_duration_seconds_count{task=\"a\\\"b\"} 2"));
         assert!(text.contains("cronfleet_task_last_success_timestamp_seconds{task=\"a\\\"b\"} 100"));
         assert!(text.contains("cronfleet_reloads_total{result=\"error\"} 0"));
+        let build = format!(
+            "cronfleet_build_info{{version=\"{}\",commit=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION"),
+            env!("CRONFLEET_COMMIT")
+        );
+        assert!(text.contains(&build), "{text}");
+        // A task gone: all its series go; the others' stay.
+        m.run_ended("b", "succeeded", Some(1.0), 300.0);
+        m.not_run("a\"b", "missed");
+        m.retain_tasks(|t| t == "b");
+        let text = m.render(&Present::default());
+        assert!(!text.contains("task=\"a\\\"b\""), "{text}");
+        assert!(text.contains("cronfleet_runs_total{task=\"b\",outcome=\"succeeded\"} 1"));
+        assert!(text.contains("cronfleet_task_last_success_timestamp_seconds{task=\"b\"} 300"));
         assert!(!text.contains("cronfleet_database_away"), "only with a shared store");
         m.claimed(0.003);
         m.claimed(0.03);
@@ -357,6 +423,11 @@ mod tests {
                 "Alert deliveries, by channel and result.",
             ),
             ("cronfleet_tasks", "gauge", "Tasks this node runs."),
+            (
+                "cronfleet_build_info",
+                "gauge",
+                "The agent's version and the commit it was built from, as labels (always 1).",
+            ),
             (
                 "cronfleet_database_away",
                 "gauge",

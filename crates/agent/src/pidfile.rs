@@ -3,6 +3,7 @@
 use std::{
     fs,
     io::{self, Write},
+    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
 };
 
@@ -71,7 +72,15 @@ impl PidFile {
             }
         }
         let tmp = path.with_extension("tmp");
-        let mut f = fs::File::create(&tmp).map_err(io_error(path))?;
+        let _ = fs::remove_file(&tmp);
+        // 0644, as Debian's daemons leave theirs: it holds only the pid (which `ps` shows
+        // anyway), and tools run as other users read it; only the agent may write it.
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&tmp)
+            .map_err(io_error(path))?;
         writeln!(f, "{}", std::process::id()).map_err(io_error(path))?;
         fs::rename(&tmp, path).map_err(io_error(path))?;
         Ok(PidFile { path: path.to_owned() })
@@ -90,4 +99,22 @@ pub fn signal(path: &Path, signal: Signal) -> Result<i32, PidFileError> {
     kill(Pid::from_raw(pid), signal)
         .map_err(|e| io_error(path)(io::Error::from_raw_os_error(e as i32)))?;
     Ok(pid)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn the_pid_file_is_readable_and_only_the_agent_writes_it() {
+        let path = std::env::temp_dir().join(format!("cronfleet-pid-{}.pid", std::process::id()));
+        let _ = fs::remove_file(&path);
+        let pid = PidFile::create(&path).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644);
+        assert_eq!(read(&path).unwrap(), Some(std::process::id() as i32));
+        drop(pid);
+        assert!(!path.exists());
+    }
 }

@@ -219,7 +219,10 @@ impl Agent {
         let path = std::fs::canonicalize(&self.options.config)
             .unwrap_or_else(|_| self.options.config.clone());
         let tmp = path.with_extension("cronfleet-apply.tmp");
+        // The new file keeps the old one's mode: the task file is the user's, not ours.
+        let mode = std::fs::metadata(&path).map(|m| m.permissions());
         std::fs::write(&tmp, text)
+            .and_then(|()| mode.map_or(Ok(()), |m| std::fs::set_permissions(&tmp, m)))
             .and_then(|()| std::fs::rename(&tmp, &path))
             .map_err(|e| ApplyError::Write(format!("cannot write {}: {e}", path.display())))?;
         tracing::info!(file = %path.display(), "task file written through the API");

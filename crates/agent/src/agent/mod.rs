@@ -391,7 +391,7 @@ pub async fn start(options: Options) -> Result<Arc<Agent>, StartError> {
         false => Some(config::load(&options.config)?),
         true => None,
     };
-    std::fs::create_dir_all(&options.state_dir).map_err(|e| crate::store::StoreError::Sql {
+    crate::private::dir(&options.state_dir).map_err(|e| crate::store::StoreError::Sql {
         path: options.state_dir.display().to_string(),
         source: sqlx::Error::Io(e),
     })?;

@@ -93,7 +93,8 @@ pub(super) fn write_identity(options: &Options) {
         // Where its tasks and history are, password hidden.
         "store": options.store.as_deref().map(crate::store::redact),
     });
-    if let Err(e) = std::fs::write(options.state_dir.join("agent.json"), identity.to_string()) {
+    let file = options.state_dir.join("agent.json");
+    if let Err(e) = crate::private::write(&file, identity.to_string().as_bytes()) {
         tracing::warn!(error = %e, "cannot write agent.json in the state directory");
     }
 }

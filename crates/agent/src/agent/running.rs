@@ -87,6 +87,9 @@ impl Running {
         let all: Vec<Task> =
             self.file.iter().cloned().chain(self.api.values().map(|a| a.task.clone())).collect();
         self.services.alerts.configure(&self.notifiers, &all);
+        // Deleted tasks' metric series go with them.
+        let names: std::collections::HashSet<&str> = all.iter().map(|t| t.name.as_str()).collect();
+        self.services.metrics.retain_tasks(|task| names.contains(task));
         let (daemons, crons): (Vec<Task>, Vec<Task>) = all
             .into_iter()
             .filter(|t| t.enabled && host.runs(t))

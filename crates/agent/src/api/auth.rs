@@ -6,7 +6,7 @@
 
 use std::{
     io::Write,
-    os::unix::fs::OpenOptionsExt,
+    os::unix::fs::{OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
 };
 
@@ -53,13 +53,22 @@ impl Tokens {
         found
     }
 
-    /// Reads a tokens file, adding its tokens.
+    /// Reads a tokens file, adding its tokens. The file must be readable by its owner only.
     ///
     /// # Errors
-    /// The file, line and reason of the first bad line, or why it cannot be read.
+    /// The file, line and reason of the first bad line, a file open to its group or others, or
+    /// why it cannot be read.
     pub fn load(&mut self, path: &Path) -> Result<(), TokensError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| TokensError::Read { path: path.to_owned(), source })?;
+        let read = |source| TokensError::Read { path: path.to_owned(), source };
+        let mode = std::fs::metadata(path).map_err(read)?.permissions().mode() & 0o777;
+        if crate::private::looser(mode) {
+            return Err(TokensError::Open { path: path.to_owned(), mode });
+        }
+        let text = std::fs::read_to_string(path).map_err(read)?;
+        // Tokens known before this file (the agent's own), and this file's by line: a token
+        // given twice would have two roles or names, and which one wins would be an accident.
+        let known = self.tokens.len();
+        let mut lines = std::collections::HashMap::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
             if line.is_empty() {
@@ -79,6 +88,13 @@ impl Tokens {
             if token.len() < MIN_TOKEN_LEN || !token.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(at(LineError::Short));
             }
+            let hash = digest(token);
+            if let Some((_, _, name)) = self.tokens[..known].iter().find(|(_, d, _)| *d == hash) {
+                return Err(at(LineError::Known(name.clone())));
+            }
+            if let Some(first) = lines.insert(hash, i + 1) {
+                return Err(at(LineError::Twice(first)));
+            }
             let name = words.next().map_or_else(|| format!("line {}", i + 1), str::to_owned);
             self.add(role, token, &name);
         }
@@ -96,6 +112,18 @@ pub enum TokensError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// The tokens file can be read (or written) by others than its owner.
+    #[error(
+        "{}: the tokens file is open to others (mode {mode:o}): chmod 600 {}",
+        path.display(),
+        path.display()
+    )]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
     },
     /// A line of the tokens file is wrong.
     #[error("{}:{line}: {reason}", path.display())]
@@ -140,6 +168,14 @@ pub enum LineError {
     /// A token too short, or with characters that cannot be sent in a header.
     #[error("a token needs at least {MIN_TOKEN_LEN} printable characters")]
     Short,
+    /// The same token as an earlier line (the line, from 1).
+    #[error("the same token as line {0}: give each token once")]
+    Twice(usize),
+    /// The same token as one the agent has already (by its name: `agent` for its own).
+    #[error(
+        "the same token as the {0:?} token (the agent's own, in STATE_DIR/api-token): use another"
+    )]
+    Known(String),
 }
 
 /// The SHA-256 digest of a token.
@@ -190,6 +226,14 @@ mod tests {
             "# team tokens\nread 0123456789abcdef grafana\n\nadmin fedcba9876543210fedcba # ci\n",
         )
         .unwrap();
+        // Open to the group or others: refused, saying how to fix it.
+        for mode in [0o644, 0o640, 0o604, 0o620] {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = Tokens::default().load(&file).unwrap_err().to_string();
+            let want = format!("open to others (mode {mode:o}): chmod 600 {}", file.display());
+            assert!(e.ends_with(&want), "{e}");
+        }
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         let mut tokens = Tokens::default();
         tokens.load(&file).unwrap();
         assert_eq!(tokens.check("0123456789abcdef"), Some((Role::Read, "grafana")));
@@ -205,12 +249,21 @@ mod tests {
         let e = Tokens::default().load(&file).unwrap_err().to_string();
         assert!(e.contains(":2: role \"write\""), "{e}");
 
+        // A token twice (whatever the roles), or the agent's own: the lines are named.
+        std::fs::write(&file, "read 0123456789abcdef a\n# x\nadmin 0123456789abcdef b\n").unwrap();
+        let e = Tokens::default().load(&file).unwrap_err().to_string();
+        assert!(e.ends_with(":3: the same token as line 1: give each token once"), "{e}");
+        let mut with_own = Tokens::default();
+        with_own.add(Role::Admin, "fedcba9876543210fedcba", "agent");
+        std::fs::write(&file, "read 0123456789abcdef\nread fedcba9876543210fedcba\n").unwrap();
+        let e = with_own.load(&file).unwrap_err().to_string();
+        assert!(e.ends_with(":2: the same token as the \"agent\" token (the agent's own, in STATE_DIR/api-token): use another"), "{e}");
+
         let own = dir.join("api-token");
         let _ = std::fs::remove_file(&own);
         let t = own_token(&own).unwrap();
         assert_eq!(t.len(), 64);
         assert_eq!(own_token(&own).unwrap(), t, "kept across restarts");
-        use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&own).unwrap().permissions().mode() & 0o777, 0o600);
         std::fs::remove_dir_all(&dir).unwrap();
     }

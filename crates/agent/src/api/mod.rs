@@ -71,10 +71,15 @@ pub fn segment(text: &str) -> String {
 /// The cookie the dashboard keeps its token in.
 pub const COOKIE: &str = "cronfleet_token";
 
-/// Where a request's token is: `Authorization: Bearer`, else the dashboard's cookie.
+/// Where a request's token is: `Authorization: Bearer`, else the dashboard's cookie. The
+/// scheme's name is case-insensitive (RFC 9110, 11.1): `bearer` and `BEARER` are `Bearer`.
 fn token(headers: &HeaderMap) -> Option<(String, bool)> {
     if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        let token = value.strip_prefix("Bearer ").unwrap_or_default().trim();
+        let token = value
+            .trim_start()
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map_or("", |(_, token)| token.trim());
         return Some((token.to_owned(), false));
     }
     let cookies = headers.get_all(header::COOKIE);
@@ -200,7 +205,25 @@ pub fn router(api: Arc<Api>) -> Router {
         .merge(dashboard::router(api.clone()))
         .route("/healthz", get(|| async { "ok\n" }))
         .fallback(|| async { ApiError::not_found("no such route").into_response() })
+        .layer(middleware::map_response(security_headers))
         .with_state(api)
+}
+
+/// Headers every response carries: the dashboard's content security policy (no inline
+/// script or style, no framing), no content sniffing, no referrer to other sites. The API's
+/// JSON gets them too: a response opened in a browser is then inert as well.
+async fn security_headers(mut response: Response) -> Response {
+    use axum::http::HeaderValue;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, dashboard::CONTENT_SECURITY_POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// Why the API could not start.
@@ -249,7 +272,7 @@ pub async fn start(agent: Arc<Agent>, config: Config) -> Result<SocketAddr, Star
         return Err(StartError::Insecure(ip));
     }
     let state_dir = agent.options.state_dir.clone();
-    std::fs::create_dir_all(&state_dir).map_err(|source| StartError::File {
+    crate::private::dir(&state_dir).map_err(|source| StartError::File {
         action: "create",
         path: state_dir.clone(),
         source,
@@ -282,9 +305,7 @@ pub async fn start(agent: Arc<Agent>, config: Config) -> Result<SocketAddr, Star
     // Written whole or not at all (a new file renamed into place): the CLI reading it while
     // the agent starts must never see an empty or half-written address.
     let addr_file = state_dir.join("api-addr");
-    let partial = state_dir.join("api-addr.partial");
-    std::fs::write(&partial, format!("{url}\n"))
-        .and_then(|()| std::fs::rename(&partial, &addr_file))
+    crate::private::write(&addr_file, format!("{url}\n").as_bytes())
         .map_err(|source| StartError::File { action: "write", path: addr_file.clone(), source })?;
     let api =
         Arc::new(Api { agent, tokens, public_metrics: config.public_metrics, tls: tls.is_some() });

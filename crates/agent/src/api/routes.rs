@@ -70,12 +70,24 @@ pub async fn tasks(
     Ok(Json(TaskList { tasks }))
 }
 
-/// The revision an `If-Match` header asks for: `3`, `"3"` or `W/"3"`.
+/// The revision an `If-Match` header asks for: `"3"` (the task's ETag) or `3`; `*` asks for
+/// none in particular. A weak tag (`W/"3"`) never matches: `If-Match` compares strongly
+/// (RFC 9110, 13.1.1), so the precondition fails (412) whatever the revision.
 fn if_match(headers: &HeaderMap) -> Result<Option<i64>> {
     let Some(value) = headers.get(header::IF_MATCH) else { return Ok(None) };
     let text = value.to_str().unwrap_or_default().trim();
-    let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
-    text.parse::<i64>()
+    if text == "*" {
+        return Ok(None);
+    }
+    if let Some(tag) = text.strip_prefix("W/") {
+        return Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition_failed",
+            format!("If-Match: a weak ETag never matches; send the task's ETag as given, {tag}"),
+        ));
+    }
+    text.trim_matches('"')
+        .parse::<i64>()
         .map(Some)
         .map_err(|_| ApiError::bad_request("If-Match: expected a task revision, like \"3\""))
 }
@@ -555,7 +567,13 @@ pub async fn nodes(State(api): State<Arc<Api>>) -> Result<Json<NodeList>> {
 pub async fn metrics(State(api): State<Arc<Api>>) -> Response {
     let agent = &api.agent;
     let mut present = crate::metrics::Present::default();
-    for view in agent.tasks().await {
+    let views = agent.tasks().await;
+    // A run still going when its task was deleted ended after the task set changed: its
+    // series go now.
+    let names: std::collections::HashSet<&str> =
+        views.iter().map(|v| v.task.name.as_str()).collect();
+    agent.services.metrics.retain_tasks(|task| names.contains(task));
+    for view in &views {
         if view.here {
             present.tasks += 1;
         }

@@ -4,7 +4,7 @@
 use std::{
     fs::OpenOptions,
     io::{Read, Write},
-    os::fd::AsRawFd,
+    os::{fd::AsRawFd, unix::fs::OpenOptionsExt},
     path::PathBuf,
     process::ExitCode,
 };
@@ -219,9 +219,11 @@ enum Detached {
 /// `None`. Called before any thread exists.
 fn detach(log: &std::path::Path) -> Result<Detached, String> {
     let (mut reader, writer) = std::io::pipe().map_err(|e| e.to_string())?;
+    // The agent's log names tasks, commands and errors: private, as its state is.
     let log_file = OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(crate::private::FILE_MODE)
         .open(log)
         .map_err(|e| format!("cannot open the log file {}: {e}", log.display()))?;
     // SAFETY: no other thread exists yet (the runtime starts after this), so the child may

@@ -4,7 +4,7 @@ use std::{os::unix::fs::PermissionsExt, path::PathBuf, process::ExitCode};
 
 use clap::Args;
 
-use crate::{config, pidfile, store::Store};
+use crate::{config, pidfile, private, store::Store};
 
 /// `cronfleet doctor`.
 #[derive(Debug, Args)]
@@ -43,6 +43,19 @@ fn clock_synchronized() -> Option<bool> {
     }
     Some(state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0)
 }
+
+/// The files the agent writes in its state directory, all mode 0600 (`api-token` has a check
+/// of its own).
+const PRIVATE_FILES: &[&str] = &[
+    "state.db",
+    "state.db-wal",
+    "state.db-shm",
+    "spool/state.db",
+    "spool/state.db-wal",
+    "spool/state.db-shm",
+    "api-addr",
+    "agent.json",
+];
 
 /// Runs `cronfleet doctor`: exit 0 when nothing failed (warnings allowed), 1 otherwise.
 pub fn run(args: DoctorArgs) -> Result<ExitCode, String> {
@@ -109,6 +122,16 @@ pub fn run(args: DoctorArgs) -> Result<ExitCode, String> {
                     "state dir",
                     format!("{} is writable by everyone (mode {mode:o})", dir.display()),
                 );
+            } else if private::looser(mode) {
+                report.add(
+                    Level::Warn,
+                    "state dir",
+                    format!(
+                        "{} is open to others (mode {mode:o}): the agent makes it 700 when it \
+                         starts, or chmod 700 it",
+                        dir.display()
+                    ),
+                );
             } else {
                 report.add(Level::Ok, "state dir", format!("{} (mode {mode:o})", dir.display()));
             }
@@ -154,6 +177,27 @@ pub fn run(args: DoctorArgs) -> Result<ExitCode, String> {
         }
     } else {
         report.add(Level::Ok, "store", "no run history yet (state.db is created on first start)");
+    }
+
+    // The agent's other files: 0600 when it wrote them.
+    let open: Vec<String> = PRIVATE_FILES
+        .iter()
+        .map(|name| dir.join(name))
+        .filter_map(|path| {
+            let mode = std::fs::symlink_metadata(&path).ok()?.permissions().mode() & 0o777;
+            private::looser(mode).then(|| format!("{} (mode {mode:o})", path.display()))
+        })
+        .collect();
+    match open.as_slice() {
+        [] => report.add(Level::Ok, "files", "the agent's files are private (mode 600)"),
+        open => report.add(
+            Level::Warn,
+            "files",
+            format!(
+                "readable by others: {}; chmod 600 them (the agent tightens its database's at start)",
+                open.join(", ")
+            ),
+        ),
     }
 
     // The API token.

@@ -124,7 +124,7 @@ impl Store {
         let file = dir.join("state.db");
         let path = file.display().to_string();
         let sql = |source| StoreError::Sql { path: path.clone(), source };
-        std::fs::create_dir_all(dir).map_err(|e| sql(sqlx::Error::Io(e)))?;
+        crate::private::dir(dir).map_err(|e| sql(sqlx::Error::Io(e)))?;
         // A database from a newer cronfleet is refused before anything touches it (switching to
         // WAL would already rewrite its header).
         if file.exists() {
@@ -132,6 +132,15 @@ impl Store {
             if found > known {
                 return Err(StoreError::TooNew { path, found, known });
             }
+        }
+        // Made (or tightened to) 0600 before SQLite opens it: SQLite gives the `-wal` and
+        // `-shm` files it creates the database's mode. Ones left by an older cronfleet are
+        // tightened too.
+        crate::private::file(&file).map_err(|e| sql(sqlx::Error::Io(e)))?;
+        for suffix in ["-wal", "-shm"] {
+            let mut side = file.clone().into_os_string();
+            side.push(suffix);
+            crate::private::tighten(Path::new(&side)).map_err(|e| sql(sqlx::Error::Io(e)))?;
         }
         sqlx::any::install_default_drivers();
         let pool = AnyPoolOptions::new()

@@ -634,7 +634,16 @@ fn every_route_answers_as_recorded() {
         dyn_path,
         admin_token,
         Body::Json(json!({"timeout": "1m", "labels": {"rule": "43"}})),
-        |r| r.header("if-match", "W/\"2\""),
+        |r| r.header("if-match", "\"2\""),
+    );
+    // A weak ETag never satisfies If-Match, even of the current revision: 412.
+    g.exchange(
+        "api-tasks/patch-weak-if-match",
+        Method::PATCH,
+        dyn_path,
+        admin_token,
+        Body::Json(json!({"retries": 1})),
+        |r| r.header("if-match", "W/\"3\""),
     );
     g.exchange(
         "api-tasks/patch-stale",
@@ -675,7 +684,12 @@ fn every_route_answers_as_recorded() {
     g.call("plan/invalid", Method::POST, "/api/v1/plan", Body::Text(broken));
     g.call("plan/not-utf8", Method::POST, "/api/v1/plan", Body::Bytes(vec![0xff, 0xfe]));
     g.call("reload/unchanged", Method::POST, "/api/v1/reload", Body::None);
+    // The task file is the user's: written through the API, it keeps its mode.
+    use std::os::unix::fs::PermissionsExt;
+    let file = agent.dir.join("tasks.toml");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
     g.call("apply/changes", Method::POST, "/api/v1/apply?file=new.toml", Body::Text(NEW_TASKS));
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o640);
     g.call("apply/invalid", Method::POST, "/api/v1/apply", Body::Text(broken));
     std::fs::write(agent.dir.join("tasks.toml"), TASKS).unwrap();
     g.call("reload/changes", Method::POST, "/api/v1/reload", Body::None);

@@ -39,7 +39,7 @@ impl Agent {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("tasks.toml"), tasks.replace("DIR", dir.to_str().unwrap()))
             .unwrap();
-        std::fs::write(dir.join("tokens"), format!("read {READ} dashboards\n")).unwrap();
+        tokens_file(&dir, &format!("read {READ} dashboards\n"));
         Agent::spawn(dir, extra, Client::new(), "http")
     }
 
@@ -137,6 +137,14 @@ impl Agent {
     }
 }
 
+/// Writes `DIR/tokens`, readable by its owner only (the agent refuses it otherwise).
+fn tokens_file(dir: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let file = dir.join("tokens");
+    std::fs::write(&file, text).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 fn log(dir: &std::path::Path) -> String {
     std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default()
 }
@@ -222,6 +230,53 @@ fn every_route_needs_the_right_token() {
         );
     }
     assert_eq!(agent.call(Method::GET, "/login", None, None).status(), StatusCode::OK);
+    // Every page (and the API) carries the security headers; the dashboard's script and
+    // style sheet are static routes with their content types.
+    for (path, token) in
+        [("/login", None), ("/", Some(READ)), ("/nope", None), ("/api/v1/tasks", Some(READ))]
+    {
+        let r = agent.call(Method::GET, path, token, None);
+        let h = r.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        for directive in [
+            "default-src 'none'",
+            "script-src 'self';",
+            "style-src 'self';",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(csp.contains(directive), "{path}: {csp}");
+        }
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "same-origin", "{path}");
+    }
+    let page = agent.call(Method::GET, "/login", None, None).text().unwrap();
+    assert!(
+        !page.contains("<script") && !page.contains("<style") && !page.contains("style="),
+        "{page}"
+    );
+    for (path, kind) in [("/static/live.js", "text/javascript"), ("/static/style.css", "text/css")]
+    {
+        let r = agent.call(Method::GET, path, None, None);
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert_eq!(r.headers()["content-type"], format!("{kind}; charset=utf-8"));
+    }
+    // The scheme's name is case-insensitive; another scheme is no token.
+    for (value, status) in [
+        (format!("bearer {READ}"), StatusCode::OK),
+        (format!("BEARER  {READ}"), StatusCode::OK),
+        (format!("Bearer {READ}"), StatusCode::OK),
+        (format!("Basic {READ}"), StatusCode::UNAUTHORIZED),
+        (format!("Bearer{READ}"), StatusCode::UNAUTHORIZED),
+    ] {
+        let r = agent
+            .client
+            .get(format!("{}/api/v1/tasks", agent.url))
+            .header("authorization", &value)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), status, "Authorization: {value}");
+    }
     // Open: health; closed without a token: metrics (unless --public-metrics).
     assert_eq!(agent.call(Method::GET, "/healthz", None, None).status(), StatusCode::OK);
     assert_eq!(agent.call(Method::GET, "/metrics", None, None).status(), StatusCode::UNAUTHORIZED);
@@ -491,6 +546,119 @@ fn run_now_follow_output_kill_pause_resume_and_reload() {
 }
 
 #[test]
+fn the_agents_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = std::env::temp_dir().join(format!("cronfleet-api-{}-private", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("tasks.toml"),
+        "[[task]]\nname = \"tick\"\nschedule = \"* * * * * *\"\ncommand = \"true\"\n",
+    )
+    .unwrap();
+    // A tokens file others can read is refused at start, saying how to fix it.
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, format!("read {READ}\n")).unwrap();
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let state = dir.join("state");
+    let out = bin()
+        .args(["agent", "--config", dir.join("tasks.toml").to_str().unwrap()])
+        .args(["--listen", "127.0.0.1:0", "--tokens", tokens.to_str().unwrap()])
+        .args(["--state-dir", state.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let fix = format!("open to others (mode 644): chmod 600 {}", tokens.display());
+    assert!(stderr.contains(&fix), "{stderr}");
+
+    // A state directory open to others is tightened; every file the agent writes is 0600,
+    // the database's -wal and -shm too.
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
+    tokens_file(&dir, &format!("read {READ}\n"));
+    let agent = Agent::spawn(dir.clone(), &[], Client::new(), "http");
+    agent.wait_for("a run", 15, || {
+        agent.runs("tick").iter().any(|r| r["outcome"] == "succeeded").then_some(())
+    });
+    assert_eq!(mode(&state), 0o700);
+    for file in ["state.db", "state.db-wal", "state.db-shm", "api-token", "api-addr", "agent.json"]
+    {
+        assert_eq!(mode(&state.join(file)), 0o600, "{file}");
+    }
+    let log = agent.stop();
+    assert!(log.contains("the state directory was open to others: its mode is now 700"), "{log}");
+}
+
+#[test]
+fn build_info_and_a_deleted_tasks_series_go() {
+    let agent = Agent::start("metrics", TASKS, &[]);
+    let metrics = || {
+        let r = agent.call(Method::GET, "/metrics", Some(READ), None);
+        assert_eq!(r.status(), StatusCode::OK);
+        r.text().unwrap()
+    };
+    let text = metrics();
+    let version = env!("CARGO_PKG_VERSION");
+    let line = text.lines().find(|l| l.starts_with("cronfleet_build_info{")).unwrap_or_default();
+    assert!(line.starts_with(&format!("cronfleet_build_info{{version=\"{version}\",commit=\"")));
+    assert!(line.ends_with("\"} 1") && !line.contains("commit=\"\""), "{line}");
+
+    // A task made through the API, run: its series are there; deleted: they are gone.
+    let task = json!({"name": "gone", "schedule": "@yearly", "command": "echo bye"});
+    assert_eq!(agent.post("/api/v1/tasks", Some(task)).0, StatusCode::CREATED);
+    assert_eq!(agent.post("/api/v1/tasks/gone/run", None).0, StatusCode::ACCEPTED);
+    for task in ["gone", "tick"] {
+        agent.wait_for(task, 15, || {
+            agent.runs(task).iter().any(|r| r["outcome"] == "succeeded").then_some(())
+        });
+    }
+    let text = metrics();
+    for series in [
+        "cronfleet_runs_total{task=\"gone\",outcome=\"succeeded\"} 1",
+        "cronfleet_run_duration_seconds_count{task=\"gone\"} 1",
+        "cronfleet_task_last_success_timestamp_seconds{task=\"gone\"}",
+        "cronfleet_task_next_run_timestamp_seconds{task=\"gone\"}",
+    ] {
+        assert!(text.contains(series), "{series} in:\n{text}");
+    }
+    let r = agent.call(Method::DELETE, "/api/v1/tasks/gone", Some(&agent.admin), None);
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let text = metrics();
+    assert!(!text.contains("task=\"gone\""), "{text}");
+    assert!(text.contains("cronfleet_runs_total{task=\"tick\",outcome=\"succeeded\"}"), "{text}");
+    agent.stop();
+}
+
+#[test]
+fn tokens_given_twice_are_refused() {
+    let dir = std::env::temp_dir().join(format!("cronfleet-api-{}-twice", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(dir.join("tasks.toml"), "").unwrap();
+    let own = "own-admin-token-0123456789";
+    std::fs::write(state.join("api-token"), format!("{own}\n")).unwrap();
+    let refused = |tokens: &str| {
+        tokens_file(&dir, tokens);
+        let out = bin()
+            .args(["agent", "--config", dir.join("tasks.toml").to_str().unwrap()])
+            .args(["--listen", "127.0.0.1:0", "--tokens", dir.join("tokens").to_str().unwrap()])
+            .args(["--state-dir", state.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let file = dir.join("tokens").display().to_string();
+    let err = refused(&format!("read {READ} a\n\nadmin {READ} b\n"));
+    assert!(err.contains(&format!("{file}:3: the same token as line 1")), "{err}");
+    let err = refused(&format!("read {READ}\nread {own} mine\n"));
+    assert!(err.contains(&format!("{file}:2: the same token as the \"agent\" token")), "{err}");
+}
+
+#[test]
 fn open_addresses_need_tls_and_tls_works() {
     let dir = std::env::temp_dir().join(format!("cronfleet-api-{}-tls", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -500,7 +668,7 @@ fn open_addresses_need_tls_and_tls_works() {
         "[[task]]\nname = \"a\"\nschedule = \"@daily\"\ncommand = \"true\"\n",
     )
     .unwrap();
-    std::fs::write(dir.join("tokens"), format!("read {READ}\n")).unwrap();
+    tokens_file(&dir, &format!("read {READ}\n"));
     let out = bin()
         .args([
             "agent",

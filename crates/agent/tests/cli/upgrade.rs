@@ -80,7 +80,12 @@ fn doctor_reports_what_it_finds() {
         .unwrap();
     let token = dir.join("api-token");
     std::fs::write(&token, "0123456789abcdef0123456789abcdef\n").unwrap();
-    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mode = |path: &std::path::Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    mode(&token, 0o600);
+    mode(&dir, 0o700);
+    mode(&dir.join("state.db"), 0o600);
     let args =
         ["doctor", "--state-dir", dir.to_str().unwrap(), "--config", tasks.to_str().unwrap()];
     let out = cronfleet(&args);
@@ -90,11 +95,23 @@ fn doctor_reports_what_it_finds() {
         "ok    task file",
         "ok    state dir",
         "ok    store      3 runs",
+        "ok    files      the agent's files are private",
         "ok    api token",
         "warn  agent      not running",
     ] {
         assert!(report.contains(line), "{line:?} in:\n{report}");
     }
+    // A state directory and database others can read: warnings (the agent tightens them).
+    mode(&dir, 0o755);
+    mode(&dir.join("state.db"), 0o644);
+    let out = cronfleet(&args);
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(report.contains("warn  state dir  ") && report.contains("(mode 755)"), "{report}");
+    let db = dir.join("state.db");
+    let line =
+        format!("warn  files      readable by others: {} (mode 644); chmod 600", db.display());
+    assert!(report.contains(&line), "{report}");
     assert!(report.lines().any(|l| l.contains("  clock ")), "{report}");
     // A token others can read, a broken task file: failures, exit 1.
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();

@@ -66,6 +66,8 @@ impl Browser {
         }
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
+            // The console, to find what the content security policy refused.
+            "goog:loggingPrefs": {"browser": "ALL"},
             "goog:chromeOptions": {
                 "binary": chromium,
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"],
@@ -151,6 +153,13 @@ impl Browser {
         self.cmd("POST", "/execute/sync", json!({ "script": script, "args": [] }))
     }
 
+    /// The browser's console messages since the last call.
+    fn console(&self) -> Vec<String> {
+        let log = self.cmd("POST", "/se/log", json!({"type": "browser"}));
+        let entries = log.as_array().unwrap_or_else(|| panic!("no browser log: {log}"));
+        entries.iter().map(|e| e["message"].as_str().unwrap_or_default().to_owned()).collect()
+    }
+
     fn screenshot(&self, name: &str) {
         let data = self.cmd("GET", "/screenshot", Value::Null);
         let png = base64::engine::general_purpose::STANDARD.decode(data.as_str().unwrap()).unwrap();
@@ -209,7 +218,7 @@ command = "echo hello-from-dashboard"
 [[task]]
 name = "long"
 schedule = "@yearly"
-command = "echo begun; sleep 60"
+command = "echo begun; sleep 2; echo still-going; sleep 60"
 
 [[task]]
 name = "tick"
@@ -219,6 +228,8 @@ command = "true"
     )
     .unwrap();
     std::fs::write(dir.join("tokens"), format!("read {READ}\n")).unwrap();
+    let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+    std::fs::set_permissions(dir.join("tokens"), private).unwrap();
     let state = dir.join("state");
     let agent = Killed(
         Command::new(env!("CARGO_BIN_EXE_cronfleet"))
@@ -295,6 +306,9 @@ command = "true"
     std::thread::sleep(Duration::from_millis(500));
     b.go(&format!("{url}/runs/{id}"));
     b.wait_for("#output", "begun", false);
+    // Printed after the page was loaded: only the live script (under the content security
+    // policy, from /static/live.js) can have brought it.
+    b.wait_for("#output", "still-going", false);
     b.screenshot("live");
     b.click("#kill");
     b.wait_for("body", "killed", true);
@@ -310,7 +324,18 @@ command = "true"
     b.go(&format!("{url}/timeline"));
     assert!(b.try_find("tr[data-task=tick] .tl i.succeeded").is_some(), "{}", b.text("body"));
     assert!(b.try_find("tr[data-task=hello] .tl i").is_some());
+    // The style sheet applies, bars placed by its classes (no style attributes).
+    let placed = b.script(
+        "var i=document.querySelector('tr[data-task=tick] .tl i');var s=getComputedStyle(i);\
+         return [getComputedStyle(document.querySelector('header')).display,s.position,\
+         parseFloat(s.left)>0]",
+    );
+    assert_eq!(placed, json!(["flex", "absolute", true]));
     b.screenshot("timeline");
+    // Nothing on any page so far was refused by the content security policy.
+    let refused: Vec<String> =
+        b.console().into_iter().filter(|m| m.contains("Content Security Policy")).collect();
+    assert!(refused.is_empty(), "{refused:#?}");
 
     // On a phone: nothing wider than the screen (tables scroll inside their box).
     b.cmd("POST", "/window/rect", json!({"width": 390, "height": 844}));

@@ -3,8 +3,9 @@
 //! a running run's output live.
 //!
 //! The pages are `maud` templates: every value spliced in is escaped by construction; raw HTML
-//! (`PreEscaped`) is only ever a constant: the doctype and the style sheet here, the live
-//! output script in `pages.rs`.
+//! (`PreEscaped`) is only ever a constant, the doctype. Nothing is inline: the style sheet and
+//! the live output script are static routes (`/static/style.css`, `/static/live.js`), so the
+//! `Content-Security-Policy` every response carries allows no inline script or style.
 //!
 //! `pages.rs` has the pages that show things (tasks, timeline, nodes, a task, a run); this file
 //! the routes, the layout every page shares, logging in and out, and the buttons.
@@ -32,6 +33,8 @@ use super::{auth::Role, segment, Api, COOKIE};
 /// The dashboard's routes.
 pub fn router(_api: Arc<Api>) -> Router<Arc<Api>> {
     Router::new()
+        .route("/static/style.css", get(style_sheet))
+        .route("/static/live.js", get(live_script))
         .route("/", get(overview))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
@@ -41,6 +44,65 @@ pub fn router(_api: Arc<Api>) -> Router<Arc<Api>> {
         .route("/tasks/{name}/{action}", post(act))
         .route("/runs/{id}", get(run_page))
         .route("/runs/{id}/kill", post(kill))
+}
+
+/// The policy every response carries: the pages load their one style sheet and their one
+/// script from the dashboard itself, nothing inline (no `<script>`, `<style>` or `style=`:
+/// what a page draws at computed places uses the classes of [`GEOMETRY`]), talk only to the
+/// agent (the live output's EventSource), post forms only to it, and are framed by nobody.
+pub(super) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+    style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; \
+    frame-ancestors 'none'; base-uri 'none'";
+
+/// Where the style sheet is: the version in the URL lets browsers keep it a day.
+const STYLE_URL: &str = concat!("/static/style.css?v=", env!("CARGO_PKG_VERSION"));
+
+/// `GET /static/style.css`: [`STYLE`] and [`GEOMETRY`].
+async fn style_sheet() -> Response {
+    static SHEET: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("{STYLE}{}", geometry()));
+    let headers = [
+        (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+        (header::CACHE_CONTROL, "public, max-age=86400"),
+    ];
+    (headers, SHEET.as_str()).into_response()
+}
+
+/// `GET /static/live.js`: follows a running run's output (EventSource sends the cookie), on
+/// the run page, whose `<pre id="output">` names the stream in `data-follow`.
+async fn live_script() -> Response {
+    const LIVE: &str = "(function(){var pre=document.getElementById('output');\
+var url=pre&&pre.dataset.follow;if(!url||!window.EventSource)return;\
+pre.textContent='';var es=new EventSource(url);\
+es.addEventListener('output',function(e){pre.textContent+=e.data;pre.scrollTop=pre.scrollHeight;});\
+es.addEventListener('end',function(){es.close();setTimeout(function(){location.reload();},300);});})();\n";
+    let headers = [
+        (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+        (header::CACHE_CONTROL, "no-cache"),
+    ];
+    (headers, LIVE).into_response()
+}
+
+/// The classes that place things at computed positions without a `style` attribute (which
+/// the policy forbids): `x{n}` is `left: n‰`, `w{n}` `width: n‰` (n from 0 to 1000: a tenth
+/// of a percent is 86 s of the day's timeline), `h{n}` `height: n%` (0 to 100).
+fn geometry() -> String {
+    use std::fmt::Write;
+    let mut css = String::new();
+    for n in 0..=1000 {
+        let percent = f64::from(n) / 10.0;
+        let _ = write!(css, ".x{n}{{left:{percent}%}}.w{n}{{width:{percent}%}}");
+    }
+    for n in 0..=100 {
+        let _ = write!(css, ".h{n}{{height:{n}%}}");
+    }
+    css.push('\n');
+    css
+}
+
+/// The class of a position or length in percent, for [`geometry`]: tenths of a percent.
+pub(super) fn permille(percent: f64) -> u32 {
+    (percent * 10.0).round().clamp(0.0, 1000.0) as u32
 }
 
 /// The style sheet of every page.
@@ -78,7 +140,7 @@ fn page(title: &str, role: Option<Role>, body: Markup) -> Html<String> {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width,initial-scale=1";
                 title { (title) " · cronfleet" }
-                style { (PreEscaped(STYLE)) }
+                link rel="stylesheet" href=(STYLE_URL);
             }
             body {
                 header {
@@ -222,7 +284,20 @@ mod tests {
         );
         assert!(html.contains("name=\"next\" value=\"/tasks/&quot;&gt;&lt;b&gt;\""), "{html}");
         let html = page("<t>", None, html! { p { "&" } }).0;
+        assert!(!html.contains("<style") && !html.contains("<script"), "nothing inline: {html}");
         assert!(html.contains("<title>&lt;t&gt; · cronfleet</title>"), "{html}");
         assert!(html.contains("<main><p>&amp;</p></main>"), "{html}");
+    }
+
+    #[test]
+    fn geometry_classes_cover_their_range() {
+        let css = geometry();
+        for rule in
+            [".x0{left:0%}", ".x123{left:12.3%}", ".w1000{width:100%}", ".h100{height:100%}"]
+        {
+            assert!(css.contains(rule), "{rule}");
+        }
+        assert_eq!((permille(12.34), permille(-1.0), permille(100.4)), (123, 0, 1000));
+        assert!(css.contains(&format!(".x{}{{", permille(100.0))));
     }
 }

@@ -9,9 +9,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use jiff::{SignedDuration, Timestamp, Zoned};
-use maud::{html, Markup, PreEscaped};
+use maud::{html, Markup};
 
-use super::{page, to_login, visitor};
+use super::{page, permille, to_login, visitor};
 use crate::{
     agent::TaskView,
     api::{auth::Role, model, segment, Api},
@@ -184,7 +184,7 @@ pub(super) async fn timeline(State(api): State<Arc<Api>>, headers: HeaderMap) ->
                             div class="axis" {
                                 @for h in (0..=24).step_by(3) {
                                     @let t = start + SignedDuration::from_hours(h);
-                                    span style=(format_args!("left:{:.2}%", pos(t))) {
+                                    span class={ "x" (permille(pos(t))) } {
                                         (t.to_zoned(zone.clone()).strftime("%H:%M").to_string())
                                     }
                                 }
@@ -200,8 +200,7 @@ pub(super) async fn timeline(State(api): State<Arc<Api>>, headers: HeaderMap) ->
                                         @if let Some((left, width)) = bar(r) {
                                             a href={ "/runs/" (segment(&r.id)) }
                                                 title={ (r.task) " " (short(&r.started_at)) " " (r.outcome.as_str()) } {
-                                                i class=(r.outcome.as_str())
-                                                    style=(format_args!("left:{left:.3}%;width:{width:.3}%")) {}
+                                                i class={ (r.outcome.as_str()) " x" (permille(left)) " w" (permille(width)) } {}
                                             }
                                         }
                                     }
@@ -363,8 +362,8 @@ pub(super) async fn task_page(
         div class="bars" id="durations" {
             @for r in runs.iter().rev() {
                 @let ms = r.duration_ms.unwrap_or(0);
-                a href={ "/runs/" (segment(&r.id)) } class=(r.outcome.as_str())
-                    style=(format_args!("height:{:.1}%", (ms as f64 / longest * 100.0).max(2.0)))
+                @let height = (ms as f64 / longest * 100.0).max(2.0).round() as u32;
+                a href={ "/runs/" (segment(&r.id)) } class={ (r.outcome.as_str()) " h" (height.min(100)) }
                     title=(format_args!("{} {:.3}s", short(&r.slot), ms as f64 / 1000.0)) {}
             }
         }
@@ -415,14 +414,6 @@ pub(super) async fn task_page(
     page(&name, Some(role), body).into_response()
 }
 
-/// Follows a running run's output (EventSource sends the cookie).
-const FOLLOW: &str = r#"<script>
-(function(){var pre=document.getElementById('output');var url=pre.dataset.follow;if(!url||!window.EventSource)return;
-pre.textContent='';var es=new EventSource(url);
-es.addEventListener('output',function(e){pre.textContent+=e.data;pre.scrollTop=pre.scrollHeight;});
-es.addEventListener('end',function(){es.close();setTimeout(function(){location.reload();},300);});})();
-</script>"#;
-
 pub(super) async fn run_page(
     State(api): State<Arc<Api>>,
     Path(id): Path<String>,
@@ -460,7 +451,7 @@ pub(super) async fn run_page(
         h2 { "Output" }
         pre id="output" data-follow=[follow] { (String::from_utf8_lossy(&output)) }
         @if live.is_some() {
-            (PreEscaped(FOLLOW))
+            script src="/static/live.js" {}
         }
     };
     page(&id, Some(role), body).into_response()
