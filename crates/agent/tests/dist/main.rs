@@ -242,7 +242,7 @@ fn the_debian_package_installs_runs_and_purges_in_a_fresh_debian() {
     let out = run_in(&root, None, "getent passwd cronfleet && stat -c '%U %a' /var/lib/cronfleet && stat -c '%G %a' /etc/cronfleet/tasks.toml");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("cronfleet:") && text.contains("/usr/sbin/nologin"), "{text}");
-    assert!(text.contains("cronfleet 750") && text.contains("cronfleet 664"), "{text}");
+    assert!(text.contains("cronfleet 700") && text.contains("cronfleet 664"), "{text}");
 
     // The agent, as the package's user, on the package's files.
     let out = run_in(
