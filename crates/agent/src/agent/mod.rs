@@ -50,7 +50,9 @@ pub use control::{ApplyError, ControlError};
 pub use fleet::{ahead, node_status, HEARTBEAT, LOST_AFTER};
 pub use host::Host;
 pub use jobs::{InFlight, Services};
-pub use options::{default_state_dir, shared_store_hint, Options, StartError, STORE_FILE};
+pub use options::{
+    default_state_dir, shared_store_hint, Identity, Options, StartError, STORE_FILE,
+};
 pub use plan::Plan;
 pub use running::Reloaded;
 

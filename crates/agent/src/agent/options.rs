@@ -83,31 +83,74 @@ pub fn default_state_dir() -> PathBuf {
 /// What `cronfleet status` needs to know about a running agent, in `STATE_DIR/agent.json`.
 pub(super) fn write_identity(options: &Options) {
     let config = std::fs::canonicalize(&options.config).unwrap_or_else(|_| options.config.clone());
-    let identity = serde_json::json!({
-        "pid": std::process::id(),
-        "config": config,
-        "node": options.host.name,
-        "tags": options.host.tags,
-        "started_at": crate::clock::now().to_string(),
-        "version": env!("CARGO_PKG_VERSION"),
-        // Where its tasks and history are, password hidden.
-        "store": options.store.as_deref().map(crate::store::redact),
-    });
+    let identity = Identity {
+        pid: std::process::id(),
+        config,
+        node: options.host.name.clone(),
+        tags: options.host.tags.clone(),
+        started_at: crate::clock::now().to_string(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        store: options.store.as_deref().map(crate::store::redact),
+    };
     let file = options.state_dir.join("agent.json");
-    if let Err(e) = crate::private::write(&file, identity.to_string().as_bytes()) {
+    let text = serde_json::to_string(&identity).unwrap_or_default();
+    if let Err(e) = crate::private::write(&file, text.as_bytes()) {
         tracing::warn!(error = %e, "cannot write agent.json in the state directory");
+    }
+}
+
+/// What `STATE_DIR/agent.json` says of the agent that last ran with that state directory:
+/// written at its start, read by `status`, `doctor` and the CLI's client.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Identity {
+    // (Fields in alphabetical order: the file's keys keep the order they always had.)
+    /// Its task file (absolute).
+    pub config: PathBuf,
+    /// Its node name.
+    pub node: String,
+    /// Its process.
+    pub pid: u32,
+    /// When it started.
+    pub started_at: String,
+    /// Where its tasks and history are (a shared store; password hidden).
+    pub store: Option<String>,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// Its version.
+    pub version: String,
+}
+
+impl Identity {
+    /// The identity in `dir`, if an agent wrote one that can be read.
+    pub fn read(dir: &std::path::Path) -> Option<Identity> {
+        let text = std::fs::read_to_string(dir.join("agent.json")).ok()?;
+        serde_json::from_str(&text).ok()
     }
 }
 
 /// When the agent of `dir` keeps its history in a shared database: why the state directory
 /// alone cannot answer (for `status`, `runs` and `logs` while that agent is stopped).
 pub fn shared_store_hint(dir: &std::path::Path) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join("agent.json")).ok()?;
-    let identity: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let store = identity["store"].as_str()?;
+    let identity = Identity::read(dir)?;
+    let store = identity.store?;
     Some(format!(
         "the agent of {} keeps its tasks and history in {store}, and is not running: ask \
          another agent of the fleet (--server URL --token-file FILE)",
         dir.display()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What an agent of the previous version wrote is read, and written back the same.
+    #[test]
+    fn an_identity_reads_and_writes_the_file_it_always_had() {
+        let before = r#"{"config":"/etc/cronfleet/tasks.toml","node":"web-1","pid":42,"started_at":"2026-12-07T10:00:00Z","store":null,"tags":["web"],"version":"0.1.0"}"#;
+        let identity: Identity = serde_json::from_str(before).unwrap();
+        assert_eq!((identity.pid, identity.node.as_str()), (42, "web-1"));
+        assert_eq!(identity.tags, ["web"]);
+        assert_eq!(serde_json::to_string(&identity).unwrap(), before);
+    }
 }

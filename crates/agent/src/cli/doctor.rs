@@ -61,14 +61,10 @@ const PRIVATE_FILES: &[&str] = &[
 pub fn run(args: DoctorArgs) -> Result<ExitCode, String> {
     let dir = args.state_dir.unwrap_or_else(crate::agent::default_state_dir);
     let mut report = Report(Vec::new());
-    let identity: Option<serde_json::Value> = std::fs::read_to_string(dir.join("agent.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
+    let identity = crate::agent::Identity::read(&dir);
 
     // The task file.
-    let config = args
-        .config
-        .or_else(|| identity.as_ref().and_then(|i| i["config"].as_str()).map(PathBuf::from));
+    let config = args.config.or_else(|| identity.as_ref().map(|i| i.config.clone()));
     match &config {
         None => report.add(
             Level::Warn,
@@ -80,7 +76,7 @@ pub fn run(args: DoctorArgs) -> Result<ExitCode, String> {
             "task file",
             format!(
                 "the fleet's, kept in {} (cronfleet plan/apply FILE --store URL)",
-                identity.as_ref().and_then(|i| i["store"].as_str()).unwrap_or("the database")
+                identity.as_ref().and_then(|i| i.store.as_deref()).unwrap_or("the database")
             ),
         ),
         Some(path) => match config::load(path) {
@@ -139,7 +135,7 @@ pub fn run(args: DoctorArgs) -> Result<ExitCode, String> {
     }
 
     // The store, read without changing it.
-    let shared = identity.as_ref().and_then(|i| i["store"].as_str()).map(str::to_owned);
+    let shared = identity.as_ref().and_then(|i| i.store.clone());
     if let Some(url) = shared {
         let spool = dir.join("spool");
         let spooled = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -219,7 +215,7 @@ pub fn run(args: DoctorArgs) -> Result<ExitCode, String> {
     }
 
     // The agent.
-    let pid = identity.as_ref().and_then(|i| i["pid"].as_i64());
+    let pid = identity.as_ref().map(|i| i64::from(i.pid));
     match pid.filter(|p| pidfile::alive(*p as i32)) {
         Some(pid) => {
             let url =

@@ -67,11 +67,8 @@ impl Remote {
                 let Ok(addr) = std::fs::read_to_string(dir.join("api-addr")) else {
                     return Ok(None);
                 };
-                let alive = std::fs::read_to_string(dir.join("agent.json"))
-                    .ok()
-                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                    .and_then(|i| i["pid"].as_i64())
-                    .is_some_and(|pid| pidfile::alive(pid as i32));
+                let alive = crate::agent::Identity::read(&dir)
+                    .is_some_and(|i| pidfile::alive(i.pid as i32));
                 if !alive {
                     return Ok(None);
                 }

@@ -42,22 +42,16 @@ pub fn run(args: StatusArgs) -> Result<ExitCode, String> {
             return Err(hint);
         }
     }
-    let identity: Option<serde_json::Value> = std::fs::read_to_string(dir.join("agent.json"))
-        .ok()
-        .and_then(|text| serde_json::from_str(&text).ok());
-    let pid = identity.as_ref().and_then(|i| i["pid"].as_i64()).map(|p| p as i32);
+    let identity = crate::agent::Identity::read(&dir);
+    let pid = identity.as_ref().map(|i| i.pid as i32);
     let alive = pid.filter(|p| pidfile::alive(*p));
     let config = args
         .config
-        .or_else(|| identity.as_ref().and_then(|i| i["config"].as_str()).map(PathBuf::from))
+        .or_else(|| identity.as_ref().map(|i| i.config.clone()))
         .ok_or("no task file: give --config (no agent has run with this --state-dir)")?;
     let set = config::load(&config).map_err(|e| e.to_string())?;
-    let node = identity.as_ref().and_then(|i| i["node"].as_str()).map(str::to_owned);
-    let tags: Vec<String> = identity
-        .as_ref()
-        .and_then(|i| i["tags"].as_array())
-        .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default();
+    let node = identity.as_ref().map(|i| i.node.clone());
+    let tags: Vec<String> = identity.as_ref().map(|i| i.tags.clone()).unwrap_or_default();
     let host = Host::detect(node, tags);
     let now = crate::clock::zoned_now();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -122,7 +116,7 @@ pub fn run(args: StatusArgs) -> Result<ExitCode, String> {
     }
     match alive {
         Some(pid) => {
-            let since = identity.as_ref().and_then(|i| i["started_at"].as_str()).unwrap_or("?");
+            let since = identity.as_ref().map_or("?", |i| i.started_at.as_str());
             let _ = writeln!(out, "agent: running, pid {pid}, node {}, since {since}", host.name);
         }
         None => {
