@@ -53,7 +53,7 @@ pub struct AgentArgs {
     no_watch: bool,
     /// Where the run history is kept [default: /var/lib/cronfleet for root,
     /// $XDG_STATE_HOME/cronfleet otherwise].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "CRONFLEET_STATE_DIR")]
     state_dir: Option<PathBuf>,
     /// Runs kept in the history per task (older ones are deleted, hourly).
     #[arg(long, value_name = "N", default_value_t = 1000)]

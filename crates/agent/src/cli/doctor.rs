@@ -13,7 +13,7 @@ pub struct DoctorArgs {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// The agent's state directory.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "CRONFLEET_STATE_DIR")]
     state_dir: Option<PathBuf>,
 }
 

@@ -20,13 +20,13 @@ pub struct Remote {
     #[arg(long, value_name = "URL", env = "CRONFLEET_SERVER")]
     pub server: Option<String>,
     /// A file holding the API token [default with --server: $CRONFLEET_TOKEN].
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "CRONFLEET_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
     /// A CA certificate (PEM) to trust for an agent's HTTPS (a self-signed one, say).
     #[arg(long, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
     /// The local agent's state directory.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "CRONFLEET_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
 }
 

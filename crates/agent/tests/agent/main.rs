@@ -645,6 +645,17 @@ hosts = ["db-*"]
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("agent: not running (node test-node)"), "{text}");
     assert!(text.contains("tick") && text.contains("failed"), "{text}");
+    // The state directory from the environment, for every command (`--state-dir` not repeated).
+    let with_env =
+        |args: &[&str]| bin().args(args).env("CRONFLEET_STATE_DIR", &state).output().unwrap();
+    let out = with_env(&["status"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), text, "the same view");
+    let out = with_env(&["runs", "--task", "tick"]);
+    let runs = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && runs.contains("failed"), "{runs}");
+    let out = with_env(&["doctor"]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains(state.to_str().unwrap()), "{report}");
 }
 
 #[test]
