@@ -78,13 +78,22 @@ const BACKGROUND_GRACE: Duration = Duration::from_secs(5);
 /// sleeps until then).
 async fn prune(store: Store, keep_runs: u32, keep_for: Duration) {
     loop {
-        let cutoff = crate::clock::now().as_second() - keep_for.as_secs() as i64;
-        match store.prune(keep_runs, cutoff).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(deleted = n, "old runs pruned"),
-            Err(e) => tracing::error!(error = %e, "cannot prune old runs"),
-        }
+        pruned(store.prune(keep_runs, prune_before(keep_for)).await);
         tokio::time::sleep(PRUNE_EVERY).await;
+    }
+}
+
+/// The slot (Unix seconds) before which finished runs are pruned: `keep_for` ago.
+fn prune_before(keep_for: Duration) -> i64 {
+    crate::clock::now().as_second() - keep_for.as_secs() as i64
+}
+
+/// Says what a retention pass did (on a node's own store, or as the fleet's chore).
+fn pruned(result: Result<u64, crate::store::StoreError>) {
+    match result {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(deleted = n, "old runs pruned"),
+        Err(e) => tracing::error!(error = %e, "cannot prune old runs"),
     }
 }
 

@@ -163,12 +163,7 @@ async fn chores(agent: std::sync::Weak<Agent>, fleet: Fleet) {
             if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
                 last_prune = Some(std::time::Instant::now());
                 let (keep_runs, keep_for) = (agent.options.keep_runs, agent.options.keep_for);
-                let cutoff = crate::clock::now().as_second() - keep_for.as_secs() as i64;
-                match fleet.prune(keep_runs, cutoff).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(deleted = n, "old runs pruned"),
-                    Err(e) => tracing::error!(error = %e, "cannot prune old runs"),
-                }
+                super::pruned(fleet.prune(keep_runs, super::prune_before(keep_for)).await);
             }
         }
         tokio::time::sleep(CHORES_EVERY).await;
