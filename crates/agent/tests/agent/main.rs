@@ -121,6 +121,15 @@ fn sleep(secs: f64) {
     std::thread::sleep(Duration::from_secs_f64(secs));
 }
 
+/// Waits until `done` holds, checking every 100 ms; panics naming `what` after `limit`.
+fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let began = Instant::now();
+    while !done() {
+        assert!(began.elapsed() < limit, "no {what} within {limit:?}");
+        sleep(0.1);
+    }
+}
+
 const TICK: &str = r#"
 [[task]]
 name = "tick"
@@ -427,12 +436,21 @@ schedule = "* * * * * *"
 command = "sleep 100"
 "#;
     let mut agent = Agent::start("history", tasks, &[]);
-    sleep(2.5);
+    let state = agent.dir.join("state");
+    let state = state.to_str().unwrap();
+    // Until `hello` ended twice and `slow` skipped a slot (its first run still going).
+    let recorded = |task: &str, outcome: &str| {
+        let out = cronfleet(&["runs", "--state-dir", state, "--task", task, "--json"]);
+        let runs: Vec<serde_json::Value> =
+            serde_json::from_slice(&out.stdout).unwrap_or_default();
+        runs.iter().filter(|r| r["outcome"] == outcome).count()
+    };
+    wait_for(Duration::from_secs(60), "two runs of hello and a skipped slot of slow", || {
+        recorded("hello", "failed") >= 2 && recorded("slow", "skipped") >= 1
+    });
     // The agent dies without stopping its runs.
     agent.child.kill().unwrap();
     agent.child.wait().unwrap();
-    let state = agent.dir.join("state");
-    let state = state.to_str().unwrap();
 
     let out = cronfleet(&["runs", "--state-dir", state, "--task", "hello", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -453,10 +471,11 @@ command = "sleep 100"
     // Restarted: the run that was going is recorded as abandoned, slow's next slots as skipped
     // while its first run is still... gone with the old agent, so they run again.
     let agent2 = Agent::start("history-2", "", &["--state-dir", state]);
-    sleep(0.5);
+    wait_for(Duration::from_secs(30), "abandoned runs", || {
+        agent2.log().contains("recorded as abandoned")
+    });
     let (code, _, log) = agent2.stop();
     assert_eq!(code, Some(0), "{log}");
-    assert!(log.contains("recorded as abandoned"), "{log}");
     let out = cronfleet(&[
         "runs",
         "--state-dir",
@@ -1233,8 +1252,13 @@ fn an_agent_cut_off_from_the_database_and_healed() {
     let cut_url = db.url.replace(host_port, &format!("127.0.0.1:{}", partition.port));
     assert_ne!(cut_url, db.url, "{rest}");
     let tasks = "[[task]]\nname = \"everyone\"\nschedule = \"* * * * * *\"\ncommand = \"true\"\n\n\
-                 [[task]]\nname = \"solo\"\nschedule = \"* * * * * *\"\nrun_on = \"one\"\ncommand = \"true\"\n\n\
+                 [[task]]\nname = \"solo\"\nschedule = \"* * * * * *\"\nrun_on = \"one\"\nconcurrency = \"queue\"\ncommand = \"true\"\n\n\
+                 [[task]]\nname = \"guarded\"\nschedule = \"* * * * * *\"\nrun_on = \"one\"\ncommand = \"true\"\n\n\
                  [[task]]\nname = \"long\"\nschedule = \"@every 1h\"\ncommand = \"sleep 22; echo done\"\n";
+    // `solo` is about claims alone (`queue` takes no fleet-wide lease). `guarded` (`forbid`,
+    // the default) also takes a lease per run: a run that pc began just before the cut holds
+    // its lease until the lease expires, and a slot pc claimed ahead cannot get one while cut
+    // off; such slots are skipped, as documented, and recorded by the node that held them.
     let a = Agent::start("partition-a", tasks, &["--store", &db.url, "--node", "pa"]);
     let b = Agent::start("partition-b", tasks, &["--store", &db.url, "--node", "pb"]);
     let c = Agent::start("partition-c", tasks, &["--store", &cut_url, "--node", "pc"]);
@@ -1300,7 +1324,21 @@ fn an_agent_cut_off_from_the_database_and_healed() {
         // `solo` ran every slot exactly once: pa or pb took the slots pc could not claim.
         let solo = by_slot.get(&("solo", slot)).cloned().unwrap_or_default();
         let ran: Vec<_> = solo.iter().filter(|(_, o)| *o == "succeeded").collect();
-        assert_eq!(ran.len(), 1, "solo at {slot}: {solo:?}");
+        let why = || {
+            let reasons: Vec<_> = runs
+                .iter()
+                .filter(|r| r.task == "solo" && r.slot_ts == slot)
+                .map(|r| (&r.node, &r.reason, &r.started_at))
+                .collect();
+            let fleet = store.fleet().unwrap();
+            let holder = runtime.block_on(fleet.claim_holder("solo", slot, 0));
+            format!("{reasons:?}, claimed by {holder:?}\n{pc_log}")
+        };
+        assert_eq!(ran.len(), 1, "solo at {slot}: {solo:?}: {}", why());
+        // `guarded`: never run twice, never lost without a record.
+        let guarded = by_slot.get(&("guarded", slot)).cloned().unwrap_or_default();
+        let ran = guarded.iter().filter(|(_, o)| *o == "succeeded").count();
+        assert!(ran <= 1 && !guarded.is_empty(), "guarded at {slot}: {guarded:?}");
     }
     runtime.block_on(db.drop_database());
 }
