@@ -32,6 +32,7 @@ fn spec() -> RunSpec {
         timeout: None,
         kill_grace: Duration::from_secs(5),
         output_limit: 64 * 1024,
+        secrets: cronfleet::mask::Secrets::default(),
     }
 }
 

@@ -169,6 +169,13 @@ impl Alerts {
         failures.retain(|task, _| rules.contains_key(task));
     }
 
+    /// The notifiers' URLs and signing secrets: masked in every run's output.
+    pub fn secret_values(&self) -> Vec<String> {
+        let st = self.lock();
+        let notifiers = st.channels.values().map(|c| &c.notifier);
+        notifiers.flat_map(|n| std::iter::once(n.url.clone()).chain(n.secret.clone())).collect()
+    }
+
     fn rules(&self, task: &str) -> Option<AlertRules> {
         self.lock().rules.get(task).map(|(_, r)| r.clone())
     }

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod import;
+pub mod mask;
 pub mod metrics;
 pub mod pidfile;
 pub mod private;

@@ -23,7 +23,7 @@ use nix::{
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Program;
+use crate::{config::Program, mask::Secrets};
 
 /// What to run and how.
 #[derive(Clone, Debug)]
@@ -42,6 +42,8 @@ pub struct RunSpec {
     pub kill_grace: Duration,
     /// Output bytes kept.
     pub output_limit: u64,
+    /// Values replaced by `***` in the output (see [`crate::mask`]).
+    pub secrets: Secrets,
 }
 
 /// How the run's process ended.
@@ -180,7 +182,7 @@ pub async fn run_live(
     drop(child);
 
     let limit = spec.output_limit;
-    let capture = tokio::spawn(capture(OwnedFd::from(reader), limit, live));
+    let capture = tokio::spawn(capture(OwnedFd::from(reader), limit, spec.secrets.clone(), live));
     let mut waiter = tokio::task::spawn_blocking(move || wait4(pid));
 
     let mut timed_out = false;
@@ -291,18 +293,18 @@ async fn run_http(
         let response =
             request.send().await.map_err(|e| RunError::Http(e.without_url().to_string()))?;
         let status = response.status();
-        let mut output = format!("HTTP {status}\n").into_bytes();
-        let mut dropped = 0u64;
+        let mut kept = Kept { limit, ..Kept::default() };
+        kept.add(format!("HTTP {status}\n").as_bytes(), None);
+        let mut masker = spec.secrets.masker();
         let mut response = response;
         while let Ok(Some(chunk)) = response.chunk().await {
-            let room = limit.saturating_sub(output.len()).min(chunk.len());
-            output.extend_from_slice(&chunk[..room]);
-            dropped += (chunk.len() - room) as u64;
+            kept.add(&masker.push(&chunk), None);
         }
+        kept.add(&masker.finish(), None);
         if let Some(live) = &live {
-            live.push(&output);
+            live.push(&kept.bytes);
         }
-        Ok::<_, RunError>((status.as_u16(), output, dropped))
+        Ok::<_, RunError>((status.as_u16(), kept.bytes, kept.dropped))
     };
     let deadline = async {
         match spec.timeout {
@@ -381,28 +383,49 @@ fn command(spec: &RunSpec, writer: io::PipeWriter) -> Result<Command, RunError> 
     Ok(cmd)
 }
 
-/// Reads everything, keeping the first `limit` bytes; returns them and the count dropped.
-async fn capture(fd: OwnedFd, limit: u64, live: Option<std::sync::Arc<Live>>) -> (Vec<u8>, u64) {
+/// Reads everything, masked, keeping the first `limit` bytes; returns them and the count
+/// dropped.
+async fn capture(
+    fd: OwnedFd,
+    limit: u64,
+    secrets: Secrets,
+    live: Option<std::sync::Arc<Live>>,
+) -> (Vec<u8>, u64) {
     let Ok(mut rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else {
         return (Vec::new(), 0);
     };
-    let mut kept = Vec::new();
-    let mut dropped = 0u64;
+    let mut kept = Kept { limit: limit as usize, ..Kept::default() };
+    let mut masker = secrets.masker();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         match rx.read(&mut buf).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let room = (limit as usize).saturating_sub(kept.len()).min(n);
-                kept.extend_from_slice(&buf[..room]);
-                if let (Some(live), true) = (&live, room > 0) {
-                    live.push(&buf[..room]);
-                }
-                dropped += (n - room) as u64;
-            }
+            Ok(n) if secrets.is_empty() => kept.add(&buf[..n], live.as_deref()),
+            Ok(n) => kept.add(&masker.push(&buf[..n]), live.as_deref()),
         }
     }
-    (kept, dropped)
+    kept.add(&masker.finish(), live.as_deref());
+    (kept.bytes, kept.dropped)
+}
+
+/// The output kept (the first `limit` bytes, masked already) and the count dropped.
+#[derive(Default)]
+struct Kept {
+    limit: usize,
+    bytes: Vec<u8>,
+    dropped: u64,
+}
+
+impl Kept {
+    /// Keeps what fits of `piece`, and shows it to `live`.
+    fn add(&mut self, piece: &[u8], live: Option<&Live>) {
+        let room = self.limit.saturating_sub(self.bytes.len()).min(piece.len());
+        self.bytes.extend_from_slice(&piece[..room]);
+        if let (Some(live), true) = (live, room > 0) {
+            live.push(&piece[..room]);
+        }
+        self.dropped += (piece.len() - room) as u64;
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default)]

@@ -15,6 +15,7 @@ use super::{
 use crate::{
     alerts::Alerts,
     config::{CatchUp, Concurrency, Task},
+    mask::Secrets,
     metrics::Metrics,
     runner::{self, Exit, Live, RunSpec},
     store::{self, Outcome, RunRecord, Store},
@@ -74,7 +75,13 @@ pub fn spec(task: &Task) -> RunSpec {
         timeout: task.timeout.and_then(|t| Duration::try_from(t).ok()),
         kill_grace: KILL_GRACE,
         output_limit: task.output_limit,
+        secrets: Secrets::new(secret_values(task)),
     }
+}
+
+/// The values of a task's `secret_env`, masked in its output with the notifiers' secrets.
+pub fn secret_values(task: &Task) -> impl Iterator<Item = &str> {
+    task.secret_env.iter().filter_map(|key| task.env.get(key)).map(String::as_str)
 }
 
 /// Adds the `CRONFLEET_*` variables of one run; returns its slot (RFC 3339) and run id.
@@ -201,6 +208,7 @@ impl Services {
         scheduled: bool,
     ) -> (RunRecord, Result<(), JobError>) {
         let mut spec = base.clone();
+        spec.secrets = spec.secrets.with(self.alerts.secret_values());
         let (slot_text, run_id) =
             identify(&mut spec, task, &self.node, slot, attempt, self.fleet.is_some());
         let mut record = started(&run_id, task, slot, attempt, &self.node);

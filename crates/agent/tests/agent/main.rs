@@ -441,8 +441,7 @@ command = "sleep 100"
     // Until `hello` ended twice and `slow` skipped a slot (its first run still going).
     let recorded = |task: &str, outcome: &str| {
         let out = cronfleet(&["runs", "--state-dir", state, "--task", task, "--json"]);
-        let runs: Vec<serde_json::Value> =
-            serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let runs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
         runs.iter().filter(|r| r["outcome"] == outcome).count()
     };
     wait_for(Duration::from_secs(60), "two runs of hello and a skipped slot of slow", || {

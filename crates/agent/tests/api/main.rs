@@ -818,3 +818,69 @@ command = "echo begun; sleep 60"
     assert_eq!(code, 2);
     assert!(err.contains("no running agent"), "{err}");
 }
+
+/// The example's `poll-queue` echoes its secret `QUEUE_URL`; a task echoes a notifier's URL
+/// and signing secret, slowly and in pieces. Nobody sees those values: not a read token, not
+/// an admin, not the live stream, the agent's log, `cronfleet logs` or the database file.
+#[test]
+fn secrets_are_masked_wherever_output_appears() {
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tasks.toml"),
+    )
+    .unwrap();
+    let tasks = format!(
+        "{example}\n[[notifier]]\nname = \"ops\"\nkind = \"webhook\"\n\
+         url = \"http://127.0.0.1:9/hook/T0KEN-abc\"\nsecret = \"sign-me-please\"\n\n\
+         [[task]]\nname = \"leaky\"\nschedule = \"@yearly\"\n\
+         command = \"printf 'hook http://127.0.0.1:9/hook/'; sleep 0.5; echo 'T0KEN-abc'; \
+         sleep 0.5; printf 'sign-me'; sleep 0.5; echo '-please; done'\"\n"
+    );
+    let agent = Agent::start("masking", &tasks, &[]);
+    let output = |id: &str, token: &str| {
+        let path = format!("/api/v1/runs/{}/output", enc(id));
+        agent.call(Method::GET, &path, Some(token), None).text().unwrap()
+    };
+    let (status, started) = agent.post("/api/v1/tasks/poll-queue/run", None);
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let poll = started["run_id"].as_str().unwrap().to_owned();
+    let (status, started) = agent.post("/api/v1/tasks/leaky/run", None);
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let leaky = started["run_id"].as_str().unwrap().to_owned();
+    // Followed live while it writes.
+    agent.wait_for("the run to be in flight", 10, || {
+        let r = agent.call(Method::GET, &format!("/api/v1/runs/{}", enc(&leaky)), Some(READ), None);
+        (r.status() == StatusCode::OK).then_some(())
+    });
+    let stream = agent
+        .client
+        .get(format!("{}/api/v1/runs/{}/output?follow=true", agent.url, enc(&leaky)))
+        .bearer_auth(READ)
+        .send()
+        .unwrap();
+    let live = stream.text().unwrap();
+    assert!(live.contains("event: end"), "{live}");
+    for id in [&poll, &leaky] {
+        agent.wait_for("the run's end", 20, || {
+            let run = agent.get(&format!("/api/v1/runs/{}", enc(id)));
+            (run["outcome"] == "succeeded").then_some(())
+        });
+    }
+    assert_eq!(output(&poll, READ), "polling *** from /tmp\n");
+    assert_eq!(output(&poll, &agent.admin), "polling *** from /tmp\n");
+    assert_eq!(output(&leaky, READ), "hook ***\n***; done\n");
+    let state = agent.dir.join("state");
+    let (code, logs, _) = cli(&["logs", "leaky", "--state-dir", state.to_str().unwrap()]);
+    assert_eq!((code, logs.as_str()), (0, "hook ***\n***; done\n"));
+    let log = agent.stop();
+    let mut database = Vec::new();
+    for file in ["state.db", "state.db-wal"] {
+        database.extend(std::fs::read(state.join(file)).unwrap_or_default());
+    }
+    let database = String::from_utf8_lossy(&database).into_owned();
+    for (what, text) in [("live stream", &live), ("agent log", &log), ("database", &database)] {
+        for secret in ["polling amqp://localhost", "T0KEN-abc", "sign-me-please"] {
+            assert!(!text.contains(secret), "{secret} in the {what}:\n{text}");
+        }
+    }
+    assert!(live.contains("***"), "{live}");
+}

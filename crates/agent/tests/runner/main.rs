@@ -17,6 +17,7 @@ fn shell(line: &str) -> RunSpec {
         timeout: None,
         kill_grace: Duration::from_secs(5),
         output_limit: 256 * 1024,
+        secrets: cronfleet::mask::Secrets::default(),
     }
 }
 
@@ -31,6 +32,27 @@ fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|stat| stat.rsplit(") ").next().is_some_and(|rest| !rest.starts_with('Z')))
         .unwrap_or(false)
+}
+
+/// A secret is masked even written in pieces, slowly (so that it spans reads of the pipe),
+/// and an output limit never cuts one in half to show its start.
+#[tokio::test]
+async fn secrets_are_masked_in_the_output_even_split_across_writes() {
+    let mut spec = shell(
+        "echo \"queue at $QUEUE_URL\"; printf 'amqp://svc:'; sleep 0.3; printf 'hunter22@mq\\n' >&2; \
+         echo short: abc",
+    );
+    spec.env.insert("QUEUE_URL".into(), "amqp://svc:hunter22@mq".into());
+    spec.secrets = cronfleet::mask::Secrets::new(["amqp://svc:hunter22@mq", "abc"]);
+    let r = run(&spec, CancellationToken::new()).await.unwrap();
+    let out = String::from_utf8(r.output).unwrap();
+    assert_eq!(out, "queue at ***\n***\nshort: abc\n", "values under 4 bytes are not masked");
+    spec.output_limit = 12;
+    let r = run(&spec, CancellationToken::new()).await.unwrap();
+    assert_eq!(
+        String::from_utf8(r.output).unwrap(),
+        "queue at ***\n[cronfleet: 16 more bytes of output dropped]\n"
+    );
 }
 
 #[tokio::test]
