@@ -33,6 +33,7 @@ fn spec() -> RunSpec {
         kill_grace: Duration::from_secs(5),
         output_limit: 64 * 1024,
         secrets: cronfleet::mask::Secrets::default(),
+        children: None,
     }
 }
 

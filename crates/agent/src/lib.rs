@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod alerts;
 pub mod api;
+pub mod children;
 pub mod cli;
 pub mod clock;
 pub mod config;

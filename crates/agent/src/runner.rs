@@ -23,7 +23,7 @@ use nix::{
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::{config::Program, mask::Secrets};
+use crate::{children::Children, config::Program, mask::Secrets};
 
 /// What to run and how.
 #[derive(Clone, Debug)]
@@ -44,6 +44,9 @@ pub struct RunSpec {
     pub output_limit: u64,
     /// Values replaced by `***` in the output (see [`crate::mask`]).
     pub secrets: Secrets,
+    /// Where the process is noted while it runs, under its `CRONFLEET_RUN_ID`, so that an
+    /// agent restarted after a crash ends it (see [`crate::children`]).
+    pub children: Option<std::sync::Arc<Children>>,
 }
 
 /// How the run's process ended.
@@ -180,6 +183,10 @@ pub async fn run_live(
     let pid = child.id();
     // We reap the child ourselves with wait4; std's handle must not try.
     drop(child);
+    if let Some(children) = &spec.children {
+        let run_id = spec.env.get("CRONFLEET_RUN_ID").map_or("", String::as_str);
+        children.add(pid, spec.kill_grace, run_id);
+    }
 
     let limit = spec.output_limit;
     let capture = tokio::spawn(capture(OwnedFd::from(reader), limit, spec.secrets.clone(), live));
@@ -216,6 +223,9 @@ pub async fn run_live(
         }
     };
     let ended = crate::clock::now();
+    if let Some(children) = &spec.children {
+        children.remove(pid);
+    }
     let (mut output, dropped) = match tokio::time::timeout(DRAIN_AFTER_EXIT, capture).await {
         Ok(Ok(captured)) => captured,
         _ => (Vec::new(), 0),

@@ -14,6 +14,7 @@ use super::{
 };
 use crate::{
     alerts::Alerts,
+    children::Children,
     config::{CatchUp, Concurrency, Task},
     mask::Secrets,
     metrics::Metrics,
@@ -76,6 +77,7 @@ pub fn spec(task: &Task) -> RunSpec {
         kill_grace: KILL_GRACE,
         output_limit: task.output_limit,
         secrets: Secrets::new(secret_values(task)),
+        children: None,
     }
 }
 
@@ -125,6 +127,8 @@ pub struct Services {
     pub in_flight: std::sync::Mutex<HashMap<String, Arc<InFlight>>>,
     /// The agent's background loops.
     pub background: Background,
+    /// Where the runs' processes are noted for crash recovery (`None`: not noted).
+    pub children: Option<Arc<Children>>,
 }
 
 /// A run in flight.
@@ -162,6 +166,7 @@ impl Services {
             metrics,
             in_flight: std::sync::Mutex::default(),
             background,
+            children: None,
         }
     }
 
@@ -209,6 +214,7 @@ impl Services {
     ) -> (RunRecord, Result<(), JobError>) {
         let mut spec = base.clone();
         spec.secrets = spec.secrets.with(self.alerts.secret_values());
+        spec.children.clone_from(&self.children);
         let (slot_text, run_id) =
             identify(&mut spec, task, &self.node, slot, attempt, self.fleet.is_some());
         let mut record = started(&run_id, task, slot, attempt, &self.node);

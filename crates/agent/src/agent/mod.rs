@@ -417,6 +417,25 @@ pub async fn start(options: Options) -> Result<Arc<Agent>, StartError> {
         Some(set) => set,
         None => read_task_file(&options, &store).await?,
     };
+    // What a crashed predecessor left running ends before anything starts.
+    let children =
+        crate::children::Children::open(&options.state_dir.join("children")).map_err(|e| {
+            crate::store::StoreError::Sql {
+                path: options.state_dir.display().to_string(),
+                source: sqlx::Error::Io(e),
+            }
+        })?;
+    for orphan in children.end_orphans().await {
+        let how = if orphan.killed { "SIGKILL after its grace" } else { "SIGTERM" };
+        let reason = format!(
+            "the agent died during the run; its process group (pid {}) was still running and \
+             was ended ({how}) when the agent started again",
+            orphan.pid
+        );
+        tracing::warn!(run_id = %orphan.run_id, pid = orphan.pid, "{reason}");
+        let at = crate::clock::now().to_string();
+        store.abandon_run(&orphan.run_id, &at, &reason).await?;
+    }
     let abandoned =
         store.abandon_running(&options.host.name, &crate::clock::now().to_string()).await?;
     if abandoned > 0 {
@@ -425,7 +444,9 @@ pub async fn start(options: Options) -> Result<Arc<Agent>, StartError> {
             "runs going when the agent last stopped are recorded as abandoned"
         );
     }
-    let services = Arc::new(Services::new(store.clone(), &options.host.name));
+    let mut services = Services::new(store.clone(), &options.host.name);
+    services.children = Some(Arc::new(children));
+    let services = Arc::new(services);
     let scheduler =
         Scheduler::builder().time_zone(TimeZone::system()).clock(crate::clock::AgentClock).build();
     record_skips(&scheduler, services.clone());

@@ -294,13 +294,39 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// Marks run `id`, if still `running`, as abandoned for `reason` (its agent died and the
+    /// next one ended what it left running); whether it was.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub async fn abandon_run(
+        &self,
+        id: &str,
+        ended_at: &str,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE runs SET outcome = 'abandoned', ended_at = $1, reason = $2 \
+             WHERE id = $3 AND outcome = 'running'",
+        )
+        .bind(ended_at)
+        .bind(reason)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(self.sql())?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Marks runs of `node` still `running` (it died during them) as abandoned; how many.
     ///
     /// # Errors
     /// When the database cannot be written.
     pub async fn abandon_running(&self, node: &str, ended_at: &str) -> Result<u64, StoreError> {
         let done = sqlx::query(
-            "UPDATE runs SET outcome = 'abandoned', ended_at = $1 WHERE outcome = 'running' AND node = $2",
+            "UPDATE runs SET outcome = 'abandoned', ended_at = $1, \
+             reason = COALESCE(reason, 'the agent stopped during the run') \
+             WHERE outcome = 'running' AND node = $2",
         )
         .bind(ended_at)
         .bind(node)

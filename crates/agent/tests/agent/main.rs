@@ -260,12 +260,11 @@ kind = "daemon"
 command = "echo $$ >> DIR/pids; exec sleep 100"
 "#;
     let agent = Agent::start("daemon", tasks, &[]);
-    sleep(0.8);
+    wait_for(Duration::from_secs(30), "the daemon", || agent.lines("pids").len() == 1);
     let first = agent.lines("pids");
-    assert_eq!(first.len(), 1, "{}", agent.log());
     kill(Pid::from_raw(first[0].parse().unwrap()), Signal::SIGKILL).unwrap();
     // Restarted after the first backoff (1 s).
-    sleep(1.8);
+    wait_for(Duration::from_secs(30), "the daemon restarted", || agent.lines("pids").len() >= 2);
     let pids = agent.lines("pids");
     assert_eq!(pids.len(), 2, "{}", agent.log());
     let (code, took, log) = agent.stop();
@@ -286,6 +285,88 @@ command = "echo $$ >> DIR/pids; exec sleep 100"
 
 fn cronfleet(args: &[&str]) -> std::process::Output {
     bin().args(args).output().unwrap()
+}
+
+/// `kill -9` of the agent, then a restart: its daemon and its `forbid` task's run (a process
+/// group with a child of its own) are ended before anything starts again, so there is never
+/// a second copy; a process that ignores SIGTERM gets SIGKILL after its grace.
+#[test]
+fn an_agent_restarted_after_kill_9_ends_what_it_left_running_first() {
+    let tasks = r#"
+[[task]]
+name = "keeper"
+kind = "daemon"
+command = "echo $$ >> DIR/keeper; exec sleep 1000"
+
+[[task]]
+name = "slow"
+schedule = "* * * * * *"
+command = "echo $$ >> DIR/slow; sleep 1000 & sleep 1000 & wait"
+
+[[task]]
+name = "stubborn"
+schedule = "@every 1h"
+command = "trap '' TERM; echo $$ >> DIR/stubborn; sleep 1000"
+"#;
+    let mut agent = Agent::start("orphans", tasks, &[]);
+    let state = agent.dir.join("state");
+    let dir = agent.dir.clone();
+    let state_arg = state.to_str().unwrap().to_owned();
+    wait_for(Duration::from_secs(30), "the API", || state.join("api-addr").exists());
+    let run = cronfleet(&["run", "stubborn", "--state-dir", &state_arg]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let lines = |file: &str| -> Vec<String> {
+        std::fs::read_to_string(dir.join(file))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    wait_for(Duration::from_secs(30), "the three runs", || {
+        ["keeper", "slow", "stubborn"].iter().all(|f| !lines(f).is_empty())
+    });
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
+    let before: Vec<String> =
+        ["keeper", "slow", "stubborn"].iter().flat_map(|f| lines(f)).collect();
+    for pid in &before {
+        assert!(!gone(pid), "{pid} should outlive a kill -9 of its agent");
+    }
+    // The group of `slow` has two `sleep` children besides its shell.
+    let group = |pgid: &str| -> usize {
+        let Ok(procs) = std::fs::read_dir("/proc") else { return 0 };
+        procs
+            .flatten()
+            .filter_map(|p| std::fs::read_to_string(p.path().join("stat")).ok())
+            .filter(|stat| {
+                let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+                let mut f = rest.split(' ');
+                f.next() != Some("Z") && f.nth(1) == Some(pgid)
+            })
+            .count()
+    };
+    let slow = lines("slow")[0].clone();
+    assert_eq!(group(&slow), 3, "the shell and its two sleeps");
+
+    let agent = Agent::start(
+        "orphans-2",
+        tasks.replace("DIR", dir.to_str().unwrap()).as_str(),
+        &["--state-dir", &state_arg],
+    );
+    // The daemon runs again: only once the old copy is gone (the stubborn one took its grace).
+    wait_for(Duration::from_secs(60), "the daemon again", || lines("keeper").len() == 2);
+    for pid in &before {
+        assert!(gone(pid), "{pid} still runs after the restart:\n{}", agent.log());
+    }
+    assert_eq!(group(&slow), 0, "the children of slow's run are gone too");
+    let (code, _, log) = agent.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("was ended (SIGKILL after its grace)"), "{log}");
+    let out = cronfleet(&["runs", "--state-dir", &state_arg, "--outcome", "abandoned", "--json"]);
+    let runs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let tasks: std::collections::BTreeSet<&str> =
+        runs.iter().filter_map(|r| r["task"].as_str()).collect();
+    assert!(tasks.is_superset(&["keeper", "slow", "stubborn"].into()), "{runs:?}");
 }
 
 #[test]
@@ -467,14 +548,24 @@ command = "sleep 100"
     let out = cronfleet(&["logs", "hello", id, "--state-dir", state]);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("hello from "));
 
-    // Restarted: the run that was going is recorded as abandoned, slow's next slots as skipped
-    // while its first run is still... gone with the old agent, so they run again.
+    // The orphans: `slow`'s `sleep 100` (and perhaps a `hello`) run on without their agent.
+    let orphans: Vec<String> = std::fs::read_dir(agent.dir.join("state/children"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(!orphans.is_empty() && orphans.iter().any(|pid| !gone(pid)), "{orphans:?}");
+
+    // Restarted: the orphans are ended first, the runs that were going recorded as abandoned.
     let agent2 = Agent::start("history-2", "", &["--state-dir", state]);
     wait_for(Duration::from_secs(30), "abandoned runs", || {
-        agent2.log().contains("recorded as abandoned")
+        agent2.log().contains("recorded as abandoned") || agent2.log().contains("agent started")
     });
+    for pid in &orphans {
+        assert!(gone(pid), "orphan {pid} still runs:\n{}", agent2.log());
+    }
     let (code, _, log) = agent2.stop();
     assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("was ended (SIGTERM) when the agent started again"), "{log}");
     let out = cronfleet(&[
         "runs",
         "--state-dir",
@@ -487,6 +578,8 @@ command = "sleep 100"
     ]);
     let abandoned: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert!(!abandoned.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    let reason = abandoned[0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("the agent died during the run; its process group"), "{reason}");
     // The skipped slots of `slow` (forbid: its run was still going) are there too.
     let out = cronfleet(&[
         "runs",

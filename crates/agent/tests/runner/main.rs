@@ -18,6 +18,7 @@ fn shell(line: &str) -> RunSpec {
         kill_grace: Duration::from_secs(5),
         output_limit: 256 * 1024,
         secrets: cronfleet::mask::Secrets::default(),
+        children: None,
     }
 }
 
