@@ -250,6 +250,17 @@ mod tests {
 
     use super::*;
 
+    /// The example's `[defaults] timeout = "1h"` is for its scheduled tasks: its daemon would
+    /// otherwise be killed every hour.
+    #[test]
+    fn a_default_timeout_skips_daemons() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tasks.toml");
+        let set = load(&example).unwrap();
+        let timeout = |name: &str| set.tasks.iter().find(|t| t.name == name).unwrap().timeout;
+        assert_eq!(timeout("log-shipper"), None);
+        assert_eq!(timeout("poll-queue"), Some(jiff::SignedDuration::from_hours(1)));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 

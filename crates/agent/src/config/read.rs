@@ -194,7 +194,18 @@ impl<'r, 'i> TaskReader<'r, '_, 'i> {
             _ => Concurrency::Forbid,
         };
         let max_running = self.integer("max_running", 1, 1000).unwrap_or(1) as u32;
-        let timeout = self.duration("timeout");
+        // A daemon runs until stopped: a timeout would kill it every period. `[defaults]`
+        // timeout is for the scheduled tasks; on the daemon itself it is an error.
+        let timeout = match &kind {
+            Some(Kind::Daemon) => {
+                if let Some(v) = self.table.get("timeout") {
+                    let at = v.span().start;
+                    self.err(at, "timeout", "a daemon runs until stopped and has no timeout: remove it (`[defaults] timeout` does not apply to daemons)");
+                }
+                None
+            }
+            _ => self.duration("timeout"),
+        };
         let retries = self.integer("retries", 0, 100).unwrap_or(0) as u32;
         let retry_backoff = self.duration("retry_backoff").unwrap_or(SignedDuration::from_secs(10));
         let catch_up = match self.choice("catch_up", &["skip", "once", "all"]) {

@@ -112,6 +112,12 @@ name = "everywhere"
 schedule = "@daily"
 retry_elsewhere = true
 command = "true"
+
+[[task]]
+name = "daemon-with-timeout"
+kind = "daemon"
+timeout = "1h"
+command = "sleep infinity"
 "#,
     );
     assert_eq!(
@@ -125,7 +131,8 @@ command = "true"
             "FILE:18:12: task \"daemon-with-schedule\", field `schedule`: a daemon task runs all the time: remove its schedule",
             "FILE:24:10: task \"anchored-cron\", field `anchor`: an anchor needs an @every schedule",
             "FILE:30:19: task \"everywhere\", field `retry_elsewhere`: retry_elsewhere needs run_on = \"one\" or a number: a task every node runs has no other node to retry on",
-            "FILE: 7 errors",
+            "FILE:36:11: task \"daemon-with-timeout\", field `timeout`: a daemon runs until stopped and has no timeout: remove it (`[defaults] timeout` does not apply to daemons)",
+            "FILE: 8 errors",
         ]
     );
 }
