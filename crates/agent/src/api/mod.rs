@@ -261,20 +261,37 @@ pub enum StartError {
     },
 }
 
-/// Binds the API and serves it in the background; returns the address it listens on, which
-/// is also written to `STATE_DIR/api-addr` (as a URL).
+/// The API checked and bound, not serving yet: everything that can refuse a start (the
+/// address, the tokens, the TLS files) is done before the agent starts any task.
+pub struct Bound {
+    listener: TcpListener,
+    addr: SocketAddr,
+    url: String,
+    tokens: Tokens,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    public_metrics: bool,
+}
+
+impl Bound {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// Checks the API's configuration and binds its address, for `state_dir`'s agent (its own
+/// admin token is there).
 ///
 /// # Errors
 /// A bad tokens file, TLS files, a refused address, or a failed bind.
-pub async fn start(agent: Arc<Agent>, config: Config) -> Result<SocketAddr, StartError> {
+pub async fn bind(config: Config, state_dir: &std::path::Path) -> Result<Bound, StartError> {
     let ip = config.listen.ip();
     if !ip.is_loopback() && config.tls.is_none() && !config.insecure_listen {
         return Err(StartError::Insecure(ip));
     }
-    let state_dir = agent.options.state_dir.clone();
-    crate::private::dir(&state_dir).map_err(|source| StartError::File {
+    crate::private::dir(state_dir).map_err(|source| StartError::File {
         action: "create",
-        path: state_dir.clone(),
+        path: state_dir.to_owned(),
         source,
     })?;
     let mut tokens = Tokens::default();
@@ -302,13 +319,32 @@ pub async fn start(agent: Arc<Agent>, config: Config) -> Result<SocketAddr, Star
         });
     }
     let url = format!("{scheme}://{local}");
+    Ok(Bound { listener, addr, url, tokens, tls, public_metrics: config.public_metrics })
+}
+
+/// Binds the API and serves it in the background; returns the address it listens on, which
+/// is also written to `STATE_DIR/api-addr` (as a URL).
+///
+/// # Errors
+/// A bad tokens file, TLS files, a refused address, or a failed bind.
+pub async fn start(agent: Arc<Agent>, config: Config) -> Result<SocketAddr, StartError> {
+    let bound = bind(config, &agent.options.state_dir).await?;
+    serve_bound(agent, bound).await
+}
+
+/// Serves a bound API for `agent` in the background; returns the address it listens on,
+/// which is also written to `STATE_DIR/api-addr` (as a URL).
+///
+/// # Errors
+/// When `api-addr` cannot be written.
+pub async fn serve_bound(agent: Arc<Agent>, bound: Bound) -> Result<SocketAddr, StartError> {
+    let Bound { listener, addr, url, tokens, tls, public_metrics } = bound;
     // Written whole or not at all (a new file renamed into place): the CLI reading it while
     // the agent starts must never see an empty or half-written address.
-    let addr_file = state_dir.join("api-addr");
+    let addr_file = agent.options.state_dir.join("api-addr");
     crate::private::write(&addr_file, format!("{url}\n").as_bytes())
         .map_err(|source| StartError::File { action: "write", path: addr_file.clone(), source })?;
-    let api =
-        Arc::new(Api { agent, tokens, public_metrics: config.public_metrics, tls: tls.is_some() });
+    let api = Arc::new(Api { agent, tokens, public_metrics, tls: tls.is_some() });
     api.agent.register(Some(url.clone())).await;
     let background = api.agent.services.background.clone();
     let app = router(api);

@@ -114,7 +114,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode, String> {
     } else {
         None
     };
-    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false);
+    let logs = tracing_subscriber::fmt().with_writer(|| LogOut).with_target(false);
     let _ = if args.log_format == "json" { logs.json().try_init() } else { logs.try_init() };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -166,10 +166,25 @@ pub fn run(args: AgentArgs) -> Result<ExitCode, String> {
             insecure_listen: args.insecure_listen,
             public_metrics: args.public_metrics,
         });
-        let agent = agent::start(options).await.map_err(|e| e.to_string())?;
-        match api {
-            Some(config) => {
-                api::start(agent.clone(), config).await.map_err(|e| e.to_string())?;
+        // Everything that can refuse the start is checked before any task starts: the API's
+        // address, tokens and TLS files, then the task file and the store.
+        let bound = match api {
+            Some(config) => Some(
+                api::bind(config, &options.state_dir)
+                    .await
+                    .map_err(|e| format!("cronfleet: {e}"))?,
+            ),
+            None => None,
+        };
+        let agent = agent::start(options).await.map_err(|e| match e {
+            agent::StartError::Config(errors) => errors.to_string(),
+            other => format!("cronfleet: {other}"),
+        })?;
+        match bound {
+            Some(bound) => {
+                api::serve_bound(agent.clone(), bound)
+                    .await
+                    .map_err(|e| format!("cronfleet: {e}"))?;
             }
             None => agent.register(None).await,
         }
@@ -180,15 +195,35 @@ pub fn run(args: AgentArgs) -> Result<ExitCode, String> {
         agent::serve(agent, watch_tx, reload_rx, shutdown).await;
         Ok::<_, String>(ExitCode::SUCCESS)
     });
+    // Processes of runs that outlived a failed start are not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(code) => Ok(code),
         Err(message) => {
-            eprintln!("{message}");
+            let _ = writeln!(std::io::stderr(), "{message}");
             if let Some(r) = ready.take() {
                 r.failed(&message);
             }
             Ok(ExitCode::from(super::EXIT_BAD_INPUT))
         }
+    }
+}
+
+/// The agent's log: standard error, where a write that fails (the pipe or terminal it went
+/// to is closed) is dropped. The agent goes on running its tasks; its runs are recorded in the
+/// store all the same. (`tracing-subscriber` reports a failed write with `eprintln!`, which
+/// panics on a closed stderr: so a failure never reaches it.)
+struct LogOut;
+
+impl std::io::Write for LogOut {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
     }
 }
 

@@ -13,7 +13,7 @@ mod task;
 mod times;
 mod validate;
 
-use std::process::ExitCode;
+use std::{io::Write as _, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
@@ -113,7 +113,8 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("cronfleet: {message}");
+            // Not `eprintln!`: it panics when stderr is closed.
+            let _ = writeln!(std::io::stderr(), "cronfleet: {message}");
             ExitCode::from(EXIT_BAD_INPUT)
         }
     }

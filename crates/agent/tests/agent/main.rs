@@ -1882,3 +1882,74 @@ fn the_leader_records_slots_nobody_ran_as_missed() {
     assert!(runs.iter().filter(|r| r.task == "fine").all(|r| r.outcome.as_str() == "succeeded"));
     runtime.block_on(db.drop_database());
 }
+
+/// A start that is refused (the API's address taken, a bad tokens file) exits non-zero at
+/// once with a `cronfleet:` message, before any task or daemon started.
+#[test]
+fn a_refused_start_runs_nothing() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = agent_dir("refused");
+    let tasks = "[[task]]\nname = \"tick\"\nschedule = \"* * * * * *\"\ncommand = \"echo tick >> DIR/ran\"\n\n\
+                 [[task]]\nname = \"keeper\"\nkind = \"daemon\"\ncommand = \"echo up >> DIR/ran; exec sleep 1000\"\n"
+        .replace("DIR", dir.to_str().unwrap());
+    std::fs::write(dir.join("tasks.toml"), tasks).unwrap();
+    std::fs::write(dir.join("tokens"), "admin short\n").unwrap();
+    let state = dir.join("state");
+    for (why, option, value) in [
+        ("cannot listen on", "--listen", addr.as_str()),
+        ("tokens", "--tokens", dir.join("tokens").to_str().unwrap()),
+    ] {
+        let began = Instant::now();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cronfleet"));
+        command.args(["agent", "--config", dir.join("tasks.toml").to_str().unwrap()]);
+        command.args(["--state-dir", state.to_str().unwrap(), option, value]);
+        if option != "--listen" {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
+        let out = command.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        let last = err.lines().last().unwrap_or_default();
+        assert!(last.starts_with("cronfleet: ") && last.contains(why), "{err}");
+        assert!(!err.contains("task scheduled"), "{err}");
+        assert!(began.elapsed() < Duration::from_secs(20), "{:?}", began.elapsed());
+    }
+    assert!(!dir.join("ran").exists(), "a task ran before the start was refused");
+    drop(taken);
+}
+
+/// The agent's stderr closed under it (`cronfleet agent | head`, a terminal gone): it goes on
+/// running and recording its tasks, and stops cleanly on SIGTERM.
+#[test]
+fn a_closed_stderr_does_not_stop_the_agent() {
+    let dir = agent_dir("closed-stderr");
+    std::fs::write(
+        dir.join("tasks.toml"),
+        "[[task]]\nname = \"tick\"\nschedule = \"* * * * * *\"\ncommand = \"echo tick\"\n",
+    )
+    .unwrap();
+    let state = dir.join("state");
+    let mut child = bin()
+        .args(["agent", "--config", dir.join("tasks.toml").to_str().unwrap()])
+        .args(["--state-dir", state.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stderr.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    // The reader is gone: every later log line meets a closed pipe.
+    let runs = || {
+        let out = cronfleet(&["runs", "--state-dir", state.to_str().unwrap(), "--json"]);
+        serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).map_or(0, |r| r.len())
+    };
+    wait_for(Duration::from_secs(30), "three runs after stderr closed", || runs() >= 3);
+    assert!(matches!(child.try_wait(), Ok(None)), "the agent exited: {:?}", child.try_wait());
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
