@@ -76,13 +76,13 @@ complete -c cronfleet -n "__fish_cronfleet_using_subcommand agent" -s V -l versi
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand next" -l after -d 'Print fire times strictly after TIME [default: now]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand next" -l tz -d 'Zone for the expression when it has no CRON_TZ= prefix, and for times written without an offset [default: the system\'s local zone]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand next" -l anchor -d 'Anchor an @every schedule: it fires at ANCHOR + k * interval' -r
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand next" -s n -l count -d 'How many fire times to print' -r
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand next" -s n -l count -d 'How many fire times to print (1 or more)' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand next" -s h -l help -d 'Print help'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand next" -s V -l version -d 'Print version'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand prev" -l before -d 'Print fire times strictly before TIME [default: now]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand prev" -l tz -d 'Zone for the expression when it has no CRON_TZ= prefix, and for times written without an offset [default: the system\'s local zone]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand prev" -l anchor -d 'Anchor an @every schedule: it fires at ANCHOR + k * interval' -r
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand prev" -s n -l count -d 'How many fire times to print' -r
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand prev" -s n -l count -d 'How many fire times to print (1 or more)' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand prev" -s h -l help -d 'Print help'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand prev" -s V -l version -d 'Print version'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand reload" -l pid-file -d 'The agent\'s pid file' -r -F
