@@ -285,10 +285,13 @@ pub struct PlanArgs {
     remote: Remote,
 }
 
+fn cannot_read(file: &std::path::Path, e: &std::io::Error) -> String {
+    format!("cannot read {}: {}", file.display(), crate::config::io_reason(e))
+}
+
 /// `plan`/`apply --store`: the file compared with the fleet's stored one, and stored.
 fn with_store(args: &PlanArgs, url: &str, store_it: bool) -> Result<Plan, String> {
-    let text = std::fs::read_to_string(&args.file)
-        .map_err(|e| format!("{}: cannot read the file: {e}", args.file.display()))?;
+    let text = std::fs::read_to_string(&args.file).map_err(|e| cannot_read(&args.file, &e))?;
     let set = crate::config::parse(&args.file, &text).map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -315,8 +318,7 @@ fn with_store(args: &PlanArgs, url: &str, store_it: bool) -> Result<Plan, String
 }
 
 fn send_file(args: &PlanArgs, client: &Client, route: &str) -> Result<Plan, String> {
-    let text = std::fs::read_to_string(&args.file)
-        .map_err(|e| format!("{}: cannot read the file: {e}", args.file.display()))?;
+    let text = std::fs::read_to_string(&args.file).map_err(|e| cannot_read(&args.file, &e))?;
     let label = args.file.display().to_string();
     client.request(
         Method::POST,
