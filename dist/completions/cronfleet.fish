@@ -99,7 +99,7 @@ complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -l state-dir
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -l json -d 'One JSON object, for scripts'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -s h -l help -d 'Print help'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -s V -l version -d 'Print version'
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l task -d 'Only this task' -r
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l task -d 'Only this task (an unknown name is an error; a task deleted since keeps its runs until they are pruned)' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l outcome -d 'Only this outcome (succeeded, failed, timed_out, killed, skipped, missed, abandoned, lost, running)' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -s n -l limit -d 'At most this many, newest first' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l server -d 'An agent\'s API, like https://10.0.0.5:7070 [default: the local agent of --state-dir]' -r

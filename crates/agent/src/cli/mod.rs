@@ -82,6 +82,32 @@ enum Command {
     ImportGotorch(import::GotorchArgs),
 }
 
+/// The message for a task name nobody knows: "no task named `nope`", and the nearest of
+/// `known` when one is close (a typo, or the start of a longer name).
+pub(crate) fn unknown_task(name: &str, known: &[String]) -> String {
+    match did_you_mean(name, known) {
+        Some(near) => format!("no task named `{name}`; did you mean `{near}`?"),
+        None => format!("no task named `{name}`"),
+    }
+}
+
+/// The name of `known` closest to `name`: at most a third of its letters (at least 2) apart,
+/// or one that starts with it.
+fn did_you_mean<'a>(name: &str, known: &'a [String]) -> Option<&'a str> {
+    let most = (name.chars().count() / 3).max(2);
+    known
+        .iter()
+        .filter(|k| k.as_str() != name)
+        .map(|k| {
+            let distance = strsim::levenshtein(k, name);
+            let near = distance <= most || (name.len() >= 3 && k.starts_with(name));
+            (near, distance, k)
+        })
+        .filter(|(near, _, _)| *near)
+        .min_by(|a, b| (a.1, a.2).cmp(&(b.1, b.2)))
+        .map(|(_, _, k)| k.as_str())
+}
+
 /// Parses the process arguments and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -116,5 +142,27 @@ pub fn main() -> ExitCode {
             eprintln!("cronfleet: {message}");
             ExitCode::from(EXIT_BAD_INPUT)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_tasks_get_the_nearest_name() {
+        let known: Vec<String> =
+            ["backup-db", "flaky", "slow", "poll-queue"].iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(unknown_task("flakey", &known), "no task named `flakey`; did you mean `flaky`?");
+        assert_eq!(
+            unknown_task("backup", &known),
+            "no task named `backup`; did you mean `backup-db`?"
+        );
+        assert_eq!(
+            unknown_task("pol-queue", &known),
+            "no task named `pol-queue`; did you mean `poll-queue`?"
+        );
+        assert_eq!(unknown_task("nope", &known), "no task named `nope`");
+        assert_eq!(unknown_task("x", &[]), "no task named `x`");
     }
 }

@@ -190,7 +190,8 @@ pub fn run(args: TaskArgs) -> Result<ExitCode, String> {
         TaskCommand::Ls(a) => ls(&a),
         TaskCommand::Show(a) => {
             let path = format!("/api/v1/tasks/{}", segment(&a.name));
-            let task: TaskDetail = a.remote.client()?.get(&path)?;
+            let client = a.remote.client()?;
+            let task: TaskDetail = client.about_task(&a.name, client.fetch(&path))?;
             println!("{}", serde_json::to_string_pretty(&task).unwrap_or_default());
             Ok(ExitCode::SUCCESS)
         }
@@ -209,14 +210,21 @@ pub fn run(args: TaskArgs) -> Result<ExitCode, String> {
         TaskCommand::Edit(a) => {
             let def = definition(&a)?;
             let path = format!("/api/v1/tasks/{}", segment(&a.name));
-            let task: Task =
-                a.remote.client()?.request(Method::PATCH, &path, Body::Fields(&def), a.revision)?;
+            let client = a.remote.client()?;
+            let task: Task = client.about_task(
+                &a.name,
+                client.request(Method::PATCH, &path, Body::Fields(&def), a.revision),
+            )?;
             print_task(&task);
             Ok(ExitCode::SUCCESS)
         }
         TaskCommand::Rm(a) => {
             let path = format!("/api/v1/tasks/{}", segment(&a.name));
-            a.remote.client()?.request::<()>(Method::DELETE, &path, Body::None, a.revision)?;
+            let client = a.remote.client()?;
+            client.about_task(
+                &a.name,
+                client.request::<()>(Method::DELETE, &path, Body::None, a.revision),
+            )?;
             println!("deleted {}", a.name);
             Ok(ExitCode::SUCCESS)
         }
@@ -320,12 +328,12 @@ fn with_store(args: &PlanArgs, url: &str, store_it: bool) -> Result<Plan, String
 fn send_file(args: &PlanArgs, client: &Client, route: &str) -> Result<Plan, String> {
     let text = std::fs::read_to_string(&args.file).map_err(|e| cannot_read(&args.file, &e))?;
     let label = args.file.display().to_string();
-    client.request(
+    Ok(client.request(
         Method::POST,
         &format!("/api/v1/{route}?file={}", segment(&label)),
         Body::Text(&text),
         None,
-    )
+    )?)
 }
 
 fn show_plan(plan: &Plan) {

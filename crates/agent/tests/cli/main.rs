@@ -1,5 +1,8 @@
-//! `cronfleet next` and `cronfleet prev`, run as a real process.
+//! The CLI, run as a real process: `next` and `prev` here; `validate`, the importers, upgrades,
+//! and the commands on a real agent (`history`, `messages`) in their modules.
 
+mod agent;
+mod history;
 mod import;
 mod upgrade;
 mod validate;
