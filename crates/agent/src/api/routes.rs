@@ -463,13 +463,30 @@ pub async fn kill(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Result
             Ok((StatusCode::ACCEPTED, Json(Killing { killing: true, run_id: id })).into_response())
         }
         Err(e) => match api.agent.services.store.run(&id).await? {
-            Some(r) => Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "not_running",
-                format!("run {id:?} is not running (it {})", r.outcome.as_str()),
-            )),
+            Some(r) => {
+                Err(ApiError::new(StatusCode::CONFLICT, "not_running", not_running(&api, &r)))
+            }
             None => Err(e.into()),
         },
+    }
+}
+
+/// Why a run that is not in flight here cannot be killed: how it ended, or where it runs.
+fn not_running(api: &Api, r: &RunRecord) -> String {
+    let id = &r.id;
+    match r.outcome {
+        Outcome::Running if r.node != api.agent.services.node => format!(
+            "run {id:?} is not running on this node: it runs on {:?}, kill it through that node's agent",
+            r.node
+        ),
+        // Its end is being recorded.
+        Outcome::Running => format!("run {id:?} is not running (it is ending)"),
+        Outcome::Skipped | Outcome::Missed => {
+            format!("run {id:?} is not running (it never ran: {})", r.outcome.as_str())
+        }
+        outcome => {
+            format!("run {id:?} is not running (it ended: {})", outcome.as_str().replace('_', " "))
+        }
     }
 }
 

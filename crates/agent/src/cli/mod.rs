@@ -46,8 +46,15 @@ enum Command {
     /// The tasks on this node: next run, last outcome, running runs.
     Status(status::StatusArgs),
     /// List recorded runs (newest first), from the agent's API or the state directory.
+    ///
+    /// A --task that is neither a task nor in the run history is an error (exit 2, with the
+    /// nearest name); a task without runs yet prints `no runs of TASK yet` on stderr (exit 0).
+    /// A deleted task's runs stay listed until they are pruned.
     Runs(history::RunsArgs),
     /// Print the captured output of a task's latest run (or of one run); -f follows it.
+    ///
+    /// An unknown TASK, or a RUN_ID of another task, is an error (exit 2); a task without runs
+    /// yet prints `no runs of TASK yet` on stderr (exit 0).
     Logs(history::LogsArgs),
     /// Start a run of a task now, through the agent's API (-w: wait and show its output).
     Run(act::RunArgs),
@@ -56,12 +63,20 @@ enum Command {
     /// Resume a paused task from its next slot, through the agent's API.
     Resume(act::ResumeArgs),
     /// Kill a run in flight (its whole process group), through the agent's API.
+    ///
+    /// Waits until the run has ended (unless --no-wait). A run that is not in flight is an
+    /// error (exit 2) saying how it ended, e.g. `is not running (it ended: killed)`.
     Kill(act::KillArgs),
     /// Tasks created through the API: ls, show, create, edit, rm.
     Task(task::TaskArgs),
     /// Show what applying a task file would change (added, changed field by field, removed).
     Plan(task::PlanArgs),
     /// Write a task file to a running agent and reload it (after `plan`).
+    ///
+    /// Prints the changes as `plan` does, then one summary line: `applied: 1 added, 0 changed,
+    /// 0 removed, 4 unchanged`, followed by this node's own changes when they differ (tasks
+    /// of other nodes and disabled tasks are applied but do not run here). An invalid file is
+    /// refused with its errors (exit 2) and nothing is written.
     Apply(task::PlanArgs),
     /// The nodes registered in the agent's store (with a shared store: the fleet).
     Nodes(status::NodesArgs),
@@ -75,6 +90,9 @@ enum Command {
     #[command(hide = true)]
     Docs(dist::DocsArgs),
     /// Check a task file without running anything (exit 0, or 2 with every error).
+    ///
+    /// `cronfleet validate -` reads the file from standard input (its errors then say
+    /// `<stdin>:LINE:COLUMN`). A file that cannot be read is exit 2 too.
     Validate(validate::ValidateArgs),
     /// Turn crontab lines into [[task]] entries (user or system format).
     ImportCrontab(import::CrontabArgs),

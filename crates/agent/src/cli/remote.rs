@@ -317,34 +317,40 @@ fn error_message(body: &[u8], otherwise: &str) -> String {
         .map_or_else(|_| otherwise.to_owned(), |b| b.error.message)
 }
 
-/// An error answer as text: the agent's message and status, then each of its details on a
-/// line of its own (a task file's errors with their places).
+/// An error answer as text: the agent's message, once, then each of its details on a line of
+/// its own (a task file's errors with their places). The status is left out when the agent
+/// said what went wrong (a `(HTTP 422)` after a caret line reads like part of the
+/// expression); an answer without a message gives it instead.
 fn error_text(status: reqwest::StatusCode, body: &[u8]) -> String {
-    let error = serde_json::from_slice::<ErrorBody>(body).ok().map(|b| b.error);
-    let message = error.as_ref().map_or("no message", |e| e.message.as_str());
-    let mut text = format!("{message} (HTTP {})", status.as_u16());
+    let Some(error) = serde_json::from_slice::<ErrorBody>(body).ok().map(|b| b.error) else {
+        return format!("the agent answered HTTP {status} without saying why");
+    };
     let field =
         |f: &Option<String>| f.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default();
-    match error.and_then(|e| e.details) {
+    match error.details {
         Some(ErrorDetails::File(problems)) => {
+            let mut text = error.message;
             for p in problems {
+                let place = if p.line > 0 {
+                    format!("{}:{}:{}: ", p.file, p.line, p.column)
+                } else {
+                    String::new()
+                };
                 let task = p.task.as_ref().map(|t| format!("task {t:?}, ")).unwrap_or_default();
-                text.push_str(&format!(
-                    "\n{}:{}:{}: {task}{}{}",
-                    p.file,
-                    p.line,
-                    p.column,
-                    field(&p.field),
-                    p.message
-                ));
+                text.push_str(&format!("\n{place}{task}{}{}", field(&p.field), p.message));
+            }
+            text
+        }
+        // The message joins the problems' own messages (without their fields): say each once,
+        // with its field, instead.
+        Some(ErrorDetails::Fields(problems)) if !problems.is_empty() => {
+            let lines: Vec<String> =
+                problems.iter().map(|p| format!("{}{}", field(&p.field), p.message)).collect();
+            match lines.as_slice() {
+                [one] => format!("invalid task: {one}"),
+                many => format!("invalid task ({} problems):\n{}", many.len(), many.join("\n")),
             }
         }
-        Some(ErrorDetails::Fields(problems)) => {
-            for p in problems {
-                text.push_str(&format!("\n{}{}", field(&p.field), p.message));
-            }
-        }
-        Some(ErrorDetails::Revision { .. }) | None => {}
+        Some(ErrorDetails::Fields(_) | ErrorDetails::Revision { .. }) | None => error.message,
     }
-    text
 }

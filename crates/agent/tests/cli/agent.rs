@@ -124,6 +124,22 @@ impl Agent {
         let (_, runs) = self.api(Method::GET, &format!("/api/v1/runs?task={task}&limit=1"), None);
         runs["runs"][0]["id"].as_str().unwrap().to_owned()
     }
+
+    /// Waits until `f` gives a value.
+    pub fn wait_for<T>(&self, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+        let began = Instant::now();
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            assert!(
+                began.elapsed() < Duration::from_secs(20),
+                "timed out waiting for {what}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 impl Drop for Agent {

@@ -4,6 +4,7 @@
 mod agent;
 mod history;
 mod import;
+mod messages;
 mod upgrade;
 mod validate;
 
