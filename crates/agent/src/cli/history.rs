@@ -165,7 +165,7 @@ pub fn logs(args: LogsArgs) -> Result<ExitCode, String> {
         let store = open(Some(dir.clone())).await?;
         match &args.run {
             Some(id) => match store.run(id).await.map_err(|e| e.to_string())? {
-                Some(run) => Ok(Some(run)),
+                Some(run) => Ok(Ok(run)),
                 None => {
                     known_here(&store, &dir, &args.task).await?;
                     Err(format!("no run `{id}` of `{}`", args.task))
@@ -176,13 +176,16 @@ pub fn logs(args: LogsArgs) -> Result<ExitCode, String> {
                 let filter =
                     RunFilter { task: Some(args.task.clone()), limit: 20, ..RunFilter::default() };
                 let runs = store.runs(&filter).await.map_err(|e| e.to_string())?;
-                Ok(latest_that_ran(runs, |r| r.outcome))
+                Ok(latest_that_ran(&args.task, runs, |r| r.outcome))
             }
         }
     })?;
-    let Some(run) = run else {
-        eprintln!("no runs of `{}` yet", args.task);
-        return Ok(ExitCode::SUCCESS);
+    let run = match run {
+        Ok(run) => run,
+        Err(note) => {
+            eprintln!("{note}");
+            return Ok(ExitCode::SUCCESS);
+        }
     };
     if run.task != args.task {
         return Err(other_task(&run.id, &run.task, &args.task));
@@ -192,9 +195,19 @@ pub fn logs(args: LogsArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The latest of a task's runs (newest first) that ran: not a skipped or missed slot.
-fn latest_that_ran<R>(runs: Vec<R>, outcome: impl Fn(&R) -> Outcome) -> Option<R> {
-    runs.into_iter().find(|r| !matches!(outcome(r), Outcome::Skipped | Outcome::Missed))
+/// The latest of a task's recent runs (newest first) that ran, not a skipped or missed slot;
+/// else a note saying why there is none (not an error: the task exists).
+fn latest_that_ran<R>(
+    task: &str,
+    runs: Vec<R>,
+    outcome: impl Fn(&R) -> Outcome,
+) -> Result<R, String> {
+    let n = runs.len();
+    match runs.into_iter().find(|r| !matches!(outcome(r), Outcome::Skipped | Outcome::Missed)) {
+        Some(run) => Ok(run),
+        None if n == 0 => Err(format!("no runs of `{task}` yet")),
+        None => Err(format!("none of the latest {n} slots of `{task}` ran (skipped or missed)")),
+    }
 }
 
 /// A run id given with another task's name.
@@ -246,10 +259,10 @@ fn logs_from(client: &Client, args: &LogsArgs) -> Result<ExitCode, String> {
         None => {
             let query = format!("/api/v1/runs?task={}&limit=20", segment(task));
             let page = client.about_task(task, client.fetch::<RunPage>(&query))?;
-            match latest_that_ran(page.runs, |r| r.outcome) {
-                Some(run) => run.id,
-                None => {
-                    eprintln!("no runs of `{task}` yet");
+            match latest_that_ran(task, page.runs, |r| r.outcome) {
+                Ok(run) => run.id,
+                Err(note) => {
+                    eprintln!("{note}");
                     return Ok(ExitCode::SUCCESS);
                 }
             }
@@ -265,4 +278,23 @@ fn logs_from(client: &Client, args: &LogsArgs) -> Result<ExitCode, String> {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(&output);
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_latest_run_that_ran_or_why_none() {
+        let runs = vec![Outcome::Skipped, Outcome::Failed, Outcome::Succeeded];
+        assert_eq!(latest_that_ran("t", runs, |o| *o), Ok(Outcome::Failed));
+        assert_eq!(
+            latest_that_ran("t", Vec::new(), |o: &Outcome| *o),
+            Err("no runs of `t` yet".into())
+        );
+        assert_eq!(
+            latest_that_ran("t", vec![Outcome::Missed, Outcome::Skipped], |o| *o),
+            Err("none of the latest 2 slots of `t` ran (skipped or missed)".into())
+        );
+    }
 }
