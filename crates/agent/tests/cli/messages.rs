@@ -119,3 +119,21 @@ fn apply_says_what_it_did_in_one_summary() {
     let out = apply(&format!("{changed}{}", elsewhere.replace("@daily", "@hourly")));
     assert_eq!(out, "applied: no changes (3 tasks unchanged)\n");
 }
+
+#[test]
+fn killing_a_slot_that_never_ran_says_so() {
+    let agent = Agent::start(
+        "skipped",
+        "[[task]]\nname = \"busy\"\nschedule = \"* * * * * *\"\ncommand = \"sleep 3\"\nconcurrency = \"forbid\"\n",
+    );
+    let skipped = agent.wait_for("a skipped slot", || {
+        let (_, page) = agent.api(Method::GET, "/api/v1/runs?task=busy&outcome=skipped", None);
+        page["runs"][0]["id"].as_str().map(str::to_owned)
+    });
+    let said = agent.cli(&["kill", &skipped]);
+    assert_eq!((said.code, said.out.as_str()), (2, ""), "{said:?}");
+    assert_eq!(
+        said.err,
+        format!("cronfleet: run \"{skipped}\" is not running (it never ran: skipped)\n")
+    );
+}
