@@ -76,13 +76,13 @@ complete -c cronfleet -n "__fish_cronfleet_using_subcommand agent" -s V -l versi
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand next" -l after -d 'Print fire times strictly after TIME [default: now]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand next" -l tz -d 'Zone for the expression when it has no CRON_TZ= prefix, and for times written without an offset [default: the system\'s local zone]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand next" -l anchor -d 'Anchor an @every schedule: it fires at ANCHOR + k * interval' -r
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand next" -s n -l count -d 'How many fire times to print' -r
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand next" -s n -l count -d 'How many fire times to print (1 or more)' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand next" -s h -l help -d 'Print help'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand next" -s V -l version -d 'Print version'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand prev" -l before -d 'Print fire times strictly before TIME [default: now]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand prev" -l tz -d 'Zone for the expression when it has no CRON_TZ= prefix, and for times written without an offset [default: the system\'s local zone]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand prev" -l anchor -d 'Anchor an @every schedule: it fires at ANCHOR + k * interval' -r
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand prev" -s n -l count -d 'How many fire times to print' -r
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand prev" -s n -l count -d 'How many fire times to print (1 or more)' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand prev" -s h -l help -d 'Print help'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand prev" -s V -l version -d 'Print version'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand reload" -l pid-file -d 'The agent\'s pid file' -r -F
@@ -99,7 +99,7 @@ complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -l state-dir
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -l json -d 'One JSON object, for scripts'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -s h -l help -d 'Print help'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -s V -l version -d 'Print version'
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l task -d 'Only this task' -r
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l task -d 'Only this task (an unknown name is an error; a task deleted since keeps its runs until they are pruned)' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l outcome -d 'Only this outcome (succeeded, failed, timed_out, killed, skipped, missed, abandoned, lost, running)' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -s n -l limit -d 'At most this many, newest first' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l server -d 'An agent\'s API, like https://10.0.0.5:7070 [default: the local agent of --state-dir]' -r
@@ -107,14 +107,14 @@ complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l token-file 
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l ca-cert -d 'A CA certificate (PEM) to trust for an agent\'s HTTPS (a self-signed one, say)' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l state-dir -d 'The local agent\'s state directory' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l json -d 'One JSON array, for scripts'
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -s h -l help -d 'Print help'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -s V -l version -d 'Print version'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand logs" -l server -d 'An agent\'s API, like https://10.0.0.5:7070 [default: the local agent of --state-dir]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand logs" -l token-file -d 'A file holding the API token [default with --server: $CRONFLEET_TOKEN]' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand logs" -l ca-cert -d 'A CA certificate (PEM) to trust for an agent\'s HTTPS (a self-signed one, say)' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand logs" -l state-dir -d 'The local agent\'s state directory' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand logs" -s f -l follow -d 'Follow the run\'s output as it comes, until it ends (needs the agent\'s API)'
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand logs" -s h -l help -d 'Print help'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand logs" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand logs" -s V -l version -d 'Print version'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand run" -l server -d 'An agent\'s API, like https://10.0.0.5:7070 [default: the local agent of --state-dir]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand run" -l token-file -d 'A file holding the API token [default with --server: $CRONFLEET_TOKEN]' -r -F
@@ -143,7 +143,7 @@ complete -c cronfleet -n "__fish_cronfleet_using_subcommand kill" -l token-file 
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand kill" -l ca-cert -d 'A CA certificate (PEM) to trust for an agent\'s HTTPS (a self-signed one, say)' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand kill" -l state-dir -d 'The local agent\'s state directory' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand kill" -l no-wait -d 'Return at once instead of waiting until the run has ended'
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand kill" -s h -l help -d 'Print help'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand kill" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand kill" -s V -l version -d 'Print version'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and not __fish_seen_subcommand_from ls show create edit rm help" -s h -l help -d 'Print help'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and not __fish_seen_subcommand_from ls show create edit rm help" -s V -l version -d 'Print version'
@@ -234,7 +234,7 @@ complete -c cronfleet -n "__fish_cronfleet_using_subcommand apply" -l token-file
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand apply" -l ca-cert -d 'A CA certificate (PEM) to trust for an agent\'s HTTPS (a self-signed one, say)' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand apply" -l state-dir -d 'The local agent\'s state directory' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand apply" -l json -d 'One JSON object, for scripts'
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand apply" -s h -l help -d 'Print help'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand apply" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand apply" -s V -l version -d 'Print version'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand nodes" -l server -d 'An agent\'s API, like https://10.0.0.5:7070 [default: the local agent of --state-dir]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand nodes" -l token-file -d 'A file holding the API token [default with --server: $CRONFLEET_TOKEN]' -r -F
@@ -253,7 +253,7 @@ complete -c cronfleet -n "__fish_cronfleet_using_subcommand man" -s h -l help -d
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand man" -s V -l version -d 'Print version'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand docs" -s h -l help -d 'Print help'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand docs" -s V -l version -d 'Print version'
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand validate" -s h -l help -d 'Print help'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand validate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand validate" -s V -l version -d 'Print version'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand import-crontab" -l system -d 'System format (a user field after the schedule), as in /etc/crontab and /etc/cron.d; the default for files under /etc'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand import-crontab" -l user -d 'User format (no user field), as `crontab -l` prints'

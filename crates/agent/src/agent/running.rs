@@ -185,7 +185,8 @@ impl Running {
                     task: Some(api.task.name.clone()),
                     field: Some("notify".into()),
                     message: format!(
-                        "the API task notifies {missing:?}, which this file no longer has"
+                        "the API task notifies {missing:?}, which {} no longer has",
+                        path.display()
                     ),
                 });
             }

@@ -203,6 +203,24 @@ pub async fn task(
     })
 }
 
+/// A task the agent has (on this node or not), or one whose runs are still in the history (a
+/// deleted task's, until retention prunes them); else 404.
+async fn known_task(api: &Api, name: &str) -> Result<()> {
+    if api.agent.task(name).await.is_some() {
+        return Ok(());
+    }
+    let filter = RunFilter {
+        task: Some(name.to_owned()),
+        limit: 1,
+        without_output: true,
+        ..RunFilter::default()
+    };
+    if api.agent.services.store.runs(&filter).await?.is_empty() {
+        return Err(no_task(name));
+    }
+    Ok(())
+}
+
 fn no_task(name: &str) -> ApiError {
     ApiError::not_found(format!("no task named {name:?}"))
 }
@@ -325,12 +343,16 @@ fn run_filter(query: &[(String, String)]) -> Result<RunFilter> {
     Ok(filter)
 }
 
-/// `GET /api/v1/runs?task=&outcome=&since=&until=&limit=&cursor=`: newest first.
+/// `GET /api/v1/runs?task=&outcome=&since=&until=&limit=&cursor=`: newest first. A `task`
+/// that is neither a task of the agent nor in the run history is a 404, not an empty page.
 pub async fn runs(
     State(api): State<Arc<Api>>,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Json<RunPage>> {
     let filter = run_filter(&query)?;
+    if let Some(task) = &filter.task {
+        known_task(&api, task).await?;
+    }
     let page = api.agent.services.store.page(&filter).await?;
     Ok(Json(RunPage { next_cursor: page.next, runs: page.runs.iter().map(Run::of).collect() }))
 }
@@ -441,13 +463,30 @@ pub async fn kill(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Result
             Ok((StatusCode::ACCEPTED, Json(Killing { killing: true, run_id: id })).into_response())
         }
         Err(e) => match api.agent.services.store.run(&id).await? {
-            Some(r) => Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "not_running",
-                format!("run {id:?} is not running (it {})", r.outcome.as_str()),
-            )),
+            Some(r) => {
+                Err(ApiError::new(StatusCode::CONFLICT, "not_running", not_running(&api, &r)))
+            }
             None => Err(e.into()),
         },
+    }
+}
+
+/// Why a run that is not in flight here cannot be killed: how it ended, or where it runs.
+fn not_running(api: &Api, r: &RunRecord) -> String {
+    let id = &r.id;
+    match r.outcome {
+        Outcome::Running if r.node != api.agent.services.node => format!(
+            "run {id:?} is not running on this node: it runs on {:?}, kill it through that node's agent",
+            r.node
+        ),
+        // Its end is being recorded.
+        Outcome::Running => format!("run {id:?} is not running (it is ending)"),
+        Outcome::Skipped | Outcome::Missed => {
+            format!("run {id:?} is not running (it never ran: {})", r.outcome.as_str())
+        }
+        outcome => {
+            format!("run {id:?} is not running (it ended: {})", outcome.as_str().replace('_', " "))
+        }
     }
 }
 

@@ -85,8 +85,8 @@ fn exit_of(run: Option<&Run>) -> ExitCode {
 /// Runs `cronfleet run`.
 pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     let client = args.remote.client()?;
-    let started: RunStarted =
-        client.post(&format!("/api/v1/tasks/{}/run", segment(&args.task)), None::<&()>)?;
+    let path = format!("/api/v1/tasks/{}/run", segment(&args.task));
+    let started: RunStarted = client.about_task(&args.task, client.post(&path, None::<&()>))?;
     let id = started.run_id;
     if !args.wait {
         println!("started {id}");
@@ -125,8 +125,8 @@ fn describe(run: Option<&Run>) -> String {
 pub fn pause(args: PauseArgs) -> Result<ExitCode, String> {
     let client = args.remote.client()?;
     let body = args.until.map(|until| PauseRequest { until: Some(until) });
-    let task: Task =
-        client.post(&format!("/api/v1/tasks/{}/pause", segment(&args.task)), body.as_ref())?;
+    let path = format!("/api/v1/tasks/{}/pause", segment(&args.task));
+    let task: Task = client.about_task(&args.task, client.post(&path, body.as_ref()))?;
     match task.paused_until {
         Some(until) => println!("paused {} until {until}", args.task),
         None => println!("paused {} (until resumed)", args.task),
@@ -140,8 +140,8 @@ pub fn resume(args: ResumeArgs) -> Result<ExitCode, String> {
     let missed = model::from_name::<Missed>(&args.missed)
         .ok_or_else(|| format!("--missed {}: expected skip or once", args.missed))?;
     let body = ResumeRequest { missed: Some(missed) };
-    let task: Task =
-        client.post(&format!("/api/v1/tasks/{}/resume", segment(&args.task)), Some(&body))?;
+    let path = format!("/api/v1/tasks/{}/resume", segment(&args.task));
+    let task: Task = client.about_task(&args.task, client.post(&path, Some(&body)))?;
     let next = task.next_run.as_deref().unwrap_or("-");
     println!("resumed {}; next run {next}", args.task);
     Ok(ExitCode::SUCCESS)

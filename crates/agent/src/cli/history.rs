@@ -2,7 +2,11 @@
 //! found through its state directory, or `--server`), or read from the state directory when
 //! no agent runs there.
 
-use std::{io::Write, path::PathBuf, process::ExitCode};
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use clap::Args;
 
@@ -15,7 +19,8 @@ use crate::{
 /// `cronfleet runs`.
 #[derive(Debug, Args)]
 pub struct RunsArgs {
-    /// Only this task.
+    /// Only this task (an unknown name is an error; a task deleted since keeps its runs
+    /// until they are pruned).
     #[arg(long, value_name = "NAME")]
     task: Option<String>,
     /// Only this outcome (succeeded, failed, timed_out, killed, skipped, missed, abandoned, lost, running).
@@ -37,7 +42,7 @@ pub struct LogsArgs {
     /// The task.
     #[arg(value_name = "TASK")]
     task: String,
-    /// A run id (`cronfleet runs` shows them) [default: the task's latest run].
+    /// A run id of TASK (`cronfleet runs` shows them) [default: the task's latest run].
     #[arg(value_name = "RUN_ID")]
     run: Option<String>,
     /// Follow the run's output as it comes, until it ends (needs the agent's API).
@@ -82,12 +87,19 @@ pub fn runs(args: RunsArgs) -> Result<ExitCode, String> {
             if let Some(outcome) = outcome {
                 query.push_str(&format!("&outcome={}", outcome.as_str()));
             }
-            client.get::<RunPage>(&query)?.runs
+            match &args.task {
+                Some(task) => client.about_task(task, client.fetch::<RunPage>(&query))?.runs,
+                None => client.get::<RunPage>(&query)?.runs,
+            }
         }
         None => runtime()?.block_on(async {
-            let store = open(Some(args.remote.dir())).await?;
+            let dir = args.remote.dir();
+            let store = open(Some(dir.clone())).await?;
+            if let Some(task) = &args.task {
+                known_here(&store, &dir, task).await?;
+            }
             let filter = RunFilter {
-                task: args.task,
+                task: args.task.clone(),
                 outcome,
                 limit: args.limit,
                 without_output: true,
@@ -100,6 +112,17 @@ pub fn runs(args: RunsArgs) -> Result<ExitCode, String> {
     let mut out = std::io::stdout().lock();
     if args.json {
         let _ = writeln!(out, "{}", serde_json::to_string(&runs).map_err(|e| e.to_string())?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if runs.is_empty() {
+        // Not an error: the task (if one was named) exists, it has not run (that way) yet.
+        let which = outcome.map(|o| format!("{} ", o.as_str())).unwrap_or_default();
+        match &args.task {
+            Some(task) if outcome.is_some() => eprintln!("no {which}runs of `{task}`"),
+            Some(task) => eprintln!("no runs of `{task}` yet"),
+            None if outcome.is_some() => eprintln!("no {which}runs"),
+            None => eprintln!("no runs yet"),
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let _ = writeln!(
@@ -137,46 +160,112 @@ pub fn logs(args: LogsArgs) -> Result<ExitCode, String> {
             args.remote.dir().display()
         ));
     }
+    let dir = args.remote.dir();
     let run = runtime()?.block_on(async {
-        let store = open(Some(args.remote.dir())).await?;
+        let store = open(Some(dir.clone())).await?;
         match &args.run {
-            Some(id) => store.run(id).await.map_err(|e| e.to_string()),
+            Some(id) => match store.run(id).await.map_err(|e| e.to_string())? {
+                Some(run) => Ok(Ok(run)),
+                None => {
+                    known_here(&store, &dir, &args.task).await?;
+                    Err(format!("no run `{id}` of `{}`", args.task))
+                }
+            },
             None => {
+                known_here(&store, &dir, &args.task).await?;
                 let filter =
                     RunFilter { task: Some(args.task.clone()), limit: 20, ..RunFilter::default() };
                 let runs = store.runs(&filter).await.map_err(|e| e.to_string())?;
-                // The latest run that ran (not a skipped or missed slot).
-                Ok(runs
-                    .into_iter()
-                    .find(|r| !matches!(r.outcome, Outcome::Skipped | Outcome::Missed)))
+                Ok(latest_that_ran(&args.task, runs, |r| r.outcome))
             }
         }
     })?;
-    let run = run.filter(|r| r.task == args.task).ok_or_else(|| no_run(&args))?;
+    let run = match run {
+        Ok(run) => run,
+        Err(note) => {
+            eprintln!("{note}");
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    if run.task != args.task {
+        return Err(other_task(&run.id, &run.task, &args.task));
+    }
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(&run.output);
     Ok(ExitCode::SUCCESS)
 }
 
-fn no_run(args: &LogsArgs) -> String {
-    match &args.run {
-        Some(id) => format!("no run {id} of task {}", args.task),
-        None => format!("no runs of task {} yet", args.task),
+/// The latest of a task's recent runs (newest first) that ran, not a skipped or missed slot;
+/// else a note saying why there is none (not an error: the task exists).
+fn latest_that_ran<R>(
+    task: &str,
+    runs: Vec<R>,
+    outcome: impl Fn(&R) -> Outcome,
+) -> Result<R, String> {
+    let n = runs.len();
+    match runs.into_iter().find(|r| !matches!(outcome(r), Outcome::Skipped | Outcome::Missed)) {
+        Some(run) => Ok(run),
+        None if n == 0 => Err(format!("no runs of `{task}` yet")),
+        None => Err(format!("none of the latest {n} slots of `{task}` ran (skipped or missed)")),
     }
+}
+
+/// A run id given with another task's name.
+fn other_task(id: &str, owner: &str, task: &str) -> String {
+    format!("run `{id}` is a run of `{owner}`, not of `{task}`")
+}
+
+/// Without an agent: a task of the task file the agent of `dir` ran, an API task in its
+/// store, or one with runs in its history; else "no task named" with the nearest of them.
+async fn known_here(store: &Store, dir: &Path, task: &str) -> Result<(), String> {
+    let filter = RunFilter {
+        task: Some(task.to_owned()),
+        limit: 1,
+        without_output: true,
+        ..RunFilter::default()
+    };
+    if !store.runs(&filter).await.map_err(|e| e.to_string())?.is_empty() {
+        return Ok(());
+    }
+    let mut names: Vec<String> = crate::agent::Identity::read(dir)
+        .and_then(|i| crate::config::load(&i.config).ok())
+        .map(|set| set.tasks.into_iter().map(|t| t.name).collect())
+        .unwrap_or_default();
+    let api = store.api_tasks().await.map_err(|e| e.to_string())?;
+    names.extend(api.into_iter().map(|t| t.name));
+    if names.iter().any(|n| n == task) {
+        return Ok(());
+    }
+    let recent = store.recent_by_task(1).await.map_err(|e| e.to_string())?;
+    names.extend(recent.into_iter().map(|r| r.task));
+    Err(super::unknown_task(task, &names))
 }
 
 /// `cronfleet logs` through the API.
 fn logs_from(client: &Client, args: &LogsArgs) -> Result<ExitCode, String> {
+    let task = &args.task;
     let id = match &args.run {
-        Some(id) => id.clone(),
+        Some(id) => match client.fetch::<Run>(&format!("/api/v1/runs/{}", segment(id))) {
+            Ok(run) if run.task == *task => id.clone(),
+            Ok(run) => return Err(other_task(id, &run.task, task)),
+            Err(f) if f.is_not_found() => {
+                // No such run; perhaps no such task either, which says more.
+                let query = format!("/api/v1/runs?task={}&limit=1", segment(task));
+                client.about_task(task, client.fetch::<RunPage>(&query))?;
+                return Err(format!("no run `{id}` of `{task}`"));
+            }
+            Err(f) => return Err(f.into()),
+        },
         None => {
-            let page: RunPage =
-                client.get(&format!("/api/v1/runs?task={}&limit=20", segment(&args.task)))?;
-            page.runs
-                .into_iter()
-                .find(|r| !matches!(r.outcome, Outcome::Skipped | Outcome::Missed))
-                .map(|r| r.id)
-                .ok_or_else(|| no_run(args))?
+            let query = format!("/api/v1/runs?task={}&limit=20", segment(task));
+            let page = client.about_task(task, client.fetch::<RunPage>(&query))?;
+            match latest_that_ran(task, page.runs, |r| r.outcome) {
+                Ok(run) => run.id,
+                Err(note) => {
+                    eprintln!("{note}");
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
         }
     };
     if args.follow {
@@ -189,4 +278,23 @@ fn logs_from(client: &Client, args: &LogsArgs) -> Result<ExitCode, String> {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(&output);
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_latest_run_that_ran_or_why_none() {
+        let runs = vec![Outcome::Skipped, Outcome::Failed, Outcome::Succeeded];
+        assert_eq!(latest_that_ran("t", runs, |o| *o), Ok(Outcome::Failed));
+        assert_eq!(
+            latest_that_ran("t", Vec::new(), |o: &Outcome| *o),
+            Err("no runs of `t` yet".into())
+        );
+        assert_eq!(
+            latest_that_ran("t", vec![Outcome::Missed, Outcome::Skipped], |o| *o),
+            Err("none of the latest 2 slots of `t` ran (skipped or missed)".into())
+        );
+    }
 }

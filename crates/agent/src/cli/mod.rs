@@ -46,8 +46,15 @@ enum Command {
     /// The tasks on this node: next run, last outcome, running runs.
     Status(status::StatusArgs),
     /// List recorded runs (newest first), from the agent's API or the state directory.
+    ///
+    /// A --task that is neither a task nor in the run history is an error (exit 2, with the
+    /// nearest name); a task without runs yet prints `no runs of TASK yet` on stderr (exit 0).
+    /// A deleted task's runs stay listed until they are pruned.
     Runs(history::RunsArgs),
     /// Print the captured output of a task's latest run (or of one run); -f follows it.
+    ///
+    /// An unknown TASK, or a RUN_ID of another task, is an error (exit 2); a task without runs
+    /// yet prints `no runs of TASK yet` on stderr (exit 0).
     Logs(history::LogsArgs),
     /// Start a run of a task now, through the agent's API (-w: wait and show its output).
     Run(act::RunArgs),
@@ -56,12 +63,20 @@ enum Command {
     /// Resume a paused task from its next slot, through the agent's API.
     Resume(act::ResumeArgs),
     /// Kill a run in flight (its whole process group), through the agent's API.
+    ///
+    /// Waits until the run has ended (unless --no-wait). A run that is not in flight is an
+    /// error (exit 2) saying how it ended, e.g. `is not running (it ended: killed)`.
     Kill(act::KillArgs),
     /// Tasks created through the API: ls, show, create, edit, rm.
     Task(task::TaskArgs),
     /// Show what applying a task file would change (added, changed field by field, removed).
     Plan(task::PlanArgs),
     /// Write a task file to a running agent and reload it (after `plan`).
+    ///
+    /// Prints the changes as `plan` does, then one summary line: `applied: 1 added, 0 changed,
+    /// 0 removed, 4 unchanged`, followed by this node's own changes when they differ (tasks
+    /// of other nodes and disabled tasks are applied but do not run here). An invalid file is
+    /// refused with its errors (exit 2) and nothing is written.
     Apply(task::PlanArgs),
     /// The nodes registered in the agent's store (with a shared store: the fleet).
     Nodes(status::NodesArgs),
@@ -75,11 +90,40 @@ enum Command {
     #[command(hide = true)]
     Docs(dist::DocsArgs),
     /// Check a task file without running anything (exit 0, or 2 with every error).
+    ///
+    /// `cronfleet validate -` reads the file from standard input (its errors then say
+    /// `<stdin>:LINE:COLUMN`). A file that cannot be read is exit 2 too.
     Validate(validate::ValidateArgs),
     /// Turn crontab lines into [[task]] entries (user or system format).
     ImportCrontab(import::CrontabArgs),
     /// Turn Gotorch's task.json into [[task]] entries.
     ImportGotorch(import::GotorchArgs),
+}
+
+/// The message for a task name nobody knows: "no task named `nope`", and the nearest of
+/// `known` when one is close (a typo, or the start of a longer name).
+pub(crate) fn unknown_task(name: &str, known: &[String]) -> String {
+    match did_you_mean(name, known) {
+        Some(near) => format!("no task named `{name}`; did you mean `{near}`?"),
+        None => format!("no task named `{name}`"),
+    }
+}
+
+/// The name of `known` closest to `name`: at most a third of its letters (at least 2) apart,
+/// or one that starts with it.
+fn did_you_mean<'a>(name: &str, known: &'a [String]) -> Option<&'a str> {
+    let most = (name.chars().count() / 3).max(2);
+    known
+        .iter()
+        .filter(|k| k.as_str() != name)
+        .map(|k| {
+            let distance = strsim::levenshtein(k, name);
+            let near = distance <= most || (name.len() >= 3 && k.starts_with(name));
+            (near, distance, k)
+        })
+        .filter(|(near, _, _)| *near)
+        .min_by(|a, b| (a.1, a.2).cmp(&(b.1, b.2)))
+        .map(|(_, _, k)| k.as_str())
 }
 
 /// Parses the process arguments and runs the command.
@@ -117,5 +161,27 @@ pub fn main() -> ExitCode {
             let _ = writeln!(std::io::stderr(), "cronfleet: {message}");
             ExitCode::from(EXIT_BAD_INPUT)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_tasks_get_the_nearest_name() {
+        let known: Vec<String> =
+            ["backup-db", "flaky", "slow", "poll-queue"].iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(unknown_task("flakey", &known), "no task named `flakey`; did you mean `flaky`?");
+        assert_eq!(
+            unknown_task("backup", &known),
+            "no task named `backup`; did you mean `backup-db`?"
+        );
+        assert_eq!(
+            unknown_task("pol-queue", &known),
+            "no task named `pol-queue`; did you mean `poll-queue`?"
+        );
+        assert_eq!(unknown_task("nope", &known), "no task named `nope`");
+        assert_eq!(unknown_task("x", &[]), "no task named `x`");
     }
 }

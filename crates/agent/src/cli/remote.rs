@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::{
     agent::default_state_dir,
-    api::model::{ErrorBody, ErrorDetails, Run, TaskFields},
+    api::model::{ErrorBody, ErrorDetails, Run, TaskFields, TaskList},
     pidfile,
 };
 
@@ -107,28 +107,56 @@ impl Remote {
     }
 }
 
+/// Why a request to the agent failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// The agent answered with an error: its status, and its message as text.
+    Refused(reqwest::StatusCode, String),
+    /// The agent could not be reached, or its answer was not understood.
+    Broken(String),
+}
+
+impl Failure {
+    /// Whether the agent answered 404 (no such task, run or route).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Failure::Refused(status, _) if *status == reqwest::StatusCode::NOT_FOUND)
+    }
+}
+
+impl From<Failure> for String {
+    fn from(f: Failure) -> String {
+        match f {
+            Failure::Refused(_, text) | Failure::Broken(text) => text,
+        }
+    }
+}
+
 impl Client {
     /// Sends a request; the answer's body as `T` (an empty body read as `null`, so `()`
     /// takes a 204).
     fn send<T: DeserializeOwned>(
         &self,
         request: reqwest::blocking::RequestBuilder,
-    ) -> Result<T, String> {
-        let response = request
-            .bearer_auth(&self.token)
-            .send()
-            .map_err(|e| format!("cannot reach the agent at {}: {e}", self.base))?;
+    ) -> Result<T, Failure> {
+        let response = request.bearer_auth(&self.token).send().map_err(|e| {
+            Failure::Broken(format!("cannot reach the agent at {}: {e}", self.base))
+        })?;
         let status = response.status();
         let body = response.bytes().unwrap_or_default();
         if !status.is_success() {
-            return Err(error_text(status, &body));
+            return Err(Failure::Refused(status, error_text(status, &body)));
         }
         let parsed = if body.iter().all(u8::is_ascii_whitespace) {
             T::deserialize(Value::Null).map_err(|e| e.to_string())
         } else {
             serde_json::from_slice(&body).map_err(|e| e.to_string())
         };
-        parsed.map_err(|e| format!("the agent at {} gave an answer not understood: {e}", self.base))
+        parsed.map_err(|e| {
+            Failure::Broken(format!(
+                "the agent at {} gave an answer not understood: {e}",
+                self.base
+            ))
+        })
     }
 
     /// `GET path`.
@@ -136,18 +164,46 @@ impl Client {
     /// # Errors
     /// The agent's error message, or why it could not be reached.
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, String> {
+        Ok(self.fetch(path)?)
+    }
+
+    /// `GET path`, with the agent's refusal kept apart from other failures.
+    ///
+    /// # Errors
+    /// The agent's error (with its status), or why it could not be reached.
+    pub fn fetch<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
         self.send(self.http.get(format!("{}{path}", self.base)))
+    }
+
+    /// The names of the agent's tasks (none when it cannot tell): what a misspelt name is
+    /// compared with.
+    pub fn task_names(&self) -> Vec<String> {
+        self.get::<TaskList>("/api/v1/tasks")
+            .map(|l| l.tasks.into_iter().map(|t| t.definition.name).collect())
+            .unwrap_or_default()
+    }
+
+    /// The result of a request about task `name`, where a 404 means there is no such task:
+    /// "no task named `name`", with the nearest of the agent's task names.
+    ///
+    /// # Errors
+    /// That, or the request's own failure.
+    pub fn about_task<T>(&self, name: &str, result: Result<T, Failure>) -> Result<T, String> {
+        match result {
+            Err(f) if f.is_not_found() => Err(super::unknown_task(name, &self.task_names())),
+            other => Ok(other?),
+        }
     }
 
     /// `POST path` with a JSON body.
     ///
     /// # Errors
-    /// The agent's error message, or why it could not be reached.
+    /// The agent's error (with its status), or why it could not be reached.
     pub fn post<T: DeserializeOwned>(
         &self,
         path: &str,
         body: Option<&impl Serialize>,
-    ) -> Result<T, String> {
+    ) -> Result<T, Failure> {
         let mut request = self.http.post(format!("{}{path}", self.base));
         if let Some(body) = body {
             request = request.json(body);
@@ -158,14 +214,14 @@ impl Client {
     /// Any request: a JSON body or a text one, and an `If-Match` revision.
     ///
     /// # Errors
-    /// The agent's error message, or why it could not be reached.
+    /// The agent's error (with its status), or why it could not be reached.
     pub fn request<T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Body<'_>,
         if_match: Option<i64>,
-    ) -> Result<T, String> {
+    ) -> Result<T, Failure> {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         match body {
             Body::None => {}
@@ -261,34 +317,40 @@ fn error_message(body: &[u8], otherwise: &str) -> String {
         .map_or_else(|_| otherwise.to_owned(), |b| b.error.message)
 }
 
-/// An error answer as text: the agent's message and status, then each of its details on a
-/// line of its own (a task file's errors with their places).
+/// An error answer as text: the agent's message, once, then each of its details on a line of
+/// its own (a task file's errors with their places). The status is left out when the agent
+/// said what went wrong (a `(HTTP 422)` after a caret line reads like part of the
+/// expression); an answer without a message gives it instead.
 fn error_text(status: reqwest::StatusCode, body: &[u8]) -> String {
-    let error = serde_json::from_slice::<ErrorBody>(body).ok().map(|b| b.error);
-    let message = error.as_ref().map_or("no message", |e| e.message.as_str());
-    let mut text = format!("{message} (HTTP {})", status.as_u16());
+    let Some(error) = serde_json::from_slice::<ErrorBody>(body).ok().map(|b| b.error) else {
+        return format!("the agent answered HTTP {status} without saying why");
+    };
     let field =
         |f: &Option<String>| f.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default();
-    match error.and_then(|e| e.details) {
+    match error.details {
         Some(ErrorDetails::File(problems)) => {
+            let mut text = error.message;
             for p in problems {
+                let place = if p.line > 0 {
+                    format!("{}:{}:{}: ", p.file, p.line, p.column)
+                } else {
+                    String::new()
+                };
                 let task = p.task.as_ref().map(|t| format!("task {t:?}, ")).unwrap_or_default();
-                text.push_str(&format!(
-                    "\n{}:{}:{}: {task}{}{}",
-                    p.file,
-                    p.line,
-                    p.column,
-                    field(&p.field),
-                    p.message
-                ));
+                text.push_str(&format!("\n{place}{task}{}{}", field(&p.field), p.message));
+            }
+            text
+        }
+        // The message joins the problems' own messages (without their fields): say each once,
+        // with its field, instead.
+        Some(ErrorDetails::Fields(problems)) if !problems.is_empty() => {
+            let lines: Vec<String> =
+                problems.iter().map(|p| format!("{}{}", field(&p.field), p.message)).collect();
+            match lines.as_slice() {
+                [one] => format!("invalid task: {one}"),
+                many => format!("invalid task ({} problems):\n{}", many.len(), many.join("\n")),
             }
         }
-        Some(ErrorDetails::Fields(problems)) => {
-            for p in problems {
-                text.push_str(&format!("\n{}{}", field(&p.field), p.message));
-            }
-        }
-        Some(ErrorDetails::Revision { .. }) | None => {}
+        Some(ErrorDetails::Fields(_) | ErrorDetails::Revision { .. }) | None => error.message,
     }
-    text
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::remote::{segment, Body, Client, Remote};
-use crate::api::model::{Plan, Task, TaskDetail, TaskFields, TaskList};
+use crate::api::model::{Counts, Plan, Task, TaskDetail, TaskFields, TaskList};
 
 /// `cronfleet task`.
 #[derive(Debug, Args)]
@@ -190,7 +190,8 @@ pub fn run(args: TaskArgs) -> Result<ExitCode, String> {
         TaskCommand::Ls(a) => ls(&a),
         TaskCommand::Show(a) => {
             let path = format!("/api/v1/tasks/{}", segment(&a.name));
-            let task: TaskDetail = a.remote.client()?.get(&path)?;
+            let client = a.remote.client()?;
+            let task: TaskDetail = client.about_task(&a.name, client.fetch(&path))?;
             println!("{}", serde_json::to_string_pretty(&task).unwrap_or_default());
             Ok(ExitCode::SUCCESS)
         }
@@ -209,14 +210,21 @@ pub fn run(args: TaskArgs) -> Result<ExitCode, String> {
         TaskCommand::Edit(a) => {
             let def = definition(&a)?;
             let path = format!("/api/v1/tasks/{}", segment(&a.name));
-            let task: Task =
-                a.remote.client()?.request(Method::PATCH, &path, Body::Fields(&def), a.revision)?;
+            let client = a.remote.client()?;
+            let task: Task = client.about_task(
+                &a.name,
+                client.request(Method::PATCH, &path, Body::Fields(&def), a.revision),
+            )?;
             print_task(&task);
             Ok(ExitCode::SUCCESS)
         }
         TaskCommand::Rm(a) => {
             let path = format!("/api/v1/tasks/{}", segment(&a.name));
-            a.remote.client()?.request::<()>(Method::DELETE, &path, Body::None, a.revision)?;
+            let client = a.remote.client()?;
+            client.about_task(
+                &a.name,
+                client.request::<()>(Method::DELETE, &path, Body::None, a.revision),
+            )?;
             println!("deleted {}", a.name);
             Ok(ExitCode::SUCCESS)
         }
@@ -285,10 +293,13 @@ pub struct PlanArgs {
     remote: Remote,
 }
 
+fn cannot_read(file: &std::path::Path, e: &std::io::Error) -> String {
+    format!("cannot read {}: {}", file.display(), crate::config::io_reason(e))
+}
+
 /// `plan`/`apply --store`: the file compared with the fleet's stored one, and stored.
 fn with_store(args: &PlanArgs, url: &str, store_it: bool) -> Result<Plan, String> {
-    let text = std::fs::read_to_string(&args.file)
-        .map_err(|e| format!("{}: cannot read the file: {e}", args.file.display()))?;
+    let text = std::fs::read_to_string(&args.file).map_err(|e| cannot_read(&args.file, &e))?;
     let set = crate::config::parse(&args.file, &text).map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -315,18 +326,18 @@ fn with_store(args: &PlanArgs, url: &str, store_it: bool) -> Result<Plan, String
 }
 
 fn send_file(args: &PlanArgs, client: &Client, route: &str) -> Result<Plan, String> {
-    let text = std::fs::read_to_string(&args.file)
-        .map_err(|e| format!("{}: cannot read the file: {e}", args.file.display()))?;
+    let text = std::fs::read_to_string(&args.file).map_err(|e| cannot_read(&args.file, &e))?;
     let label = args.file.display().to_string();
-    client.request(
+    Ok(client.request(
         Method::POST,
         &format!("/api/v1/{route}?file={}", segment(&label)),
         Body::Text(&text),
         None,
-    )
+    )?)
 }
 
-fn show_plan(plan: &Plan) {
+/// The plan's tasks, one a line: added, changed (field by field), removed.
+fn show_changes(plan: &Plan) {
     let in_flight = |n: usize| match n {
         0 => String::new(),
         1 => "; 1 run in flight finishes as it is".to_owned(),
@@ -344,12 +355,45 @@ fn show_plan(plan: &Plan) {
     for r in &plan.removed {
         println!("- {}  (removed{})", r.name, in_flight(r.running));
     }
+}
+
+fn show_plan(plan: &Plan) {
+    show_changes(plan);
     let unchanged = plan.unchanged.len();
     let changes = plan.added.len() + plan.changed.len() + plan.removed.len();
     if changes == 0 {
         println!("no changes ({unchanged} tasks unchanged)");
     } else {
         println!("{changes} change(s), {unchanged} unchanged");
+    }
+}
+
+/// What `apply` did, in one line: the file's changes and, when they differ, what they changed
+/// on this node (`here`, the reload's counts: tasks of other nodes and disabled tasks are in
+/// the file's changes but not run here, which read like a partial failure when printed
+/// apart).
+fn applied(plan: &Plan, here: Option<Counts>) -> String {
+    let unchanged = plan.unchanged.len();
+    let (added, changed, removed) = (plan.added.len(), plan.changed.len(), plan.removed.len());
+    if added + changed + removed == 0 {
+        return format!("no changes ({unchanged} tasks unchanged)");
+    }
+    let file =
+        format!("{added} added, {changed} changed, {removed} removed, {unchanged} unchanged");
+    let Some(h) = here.filter(|h| (h.added, h.changed, h.removed) != (added, changed, removed))
+    else {
+        return file;
+    };
+    let why = "tasks of other nodes and disabled tasks do not run here";
+    let parts: Vec<String> = [(h.added, "added"), (h.changed, "changed"), (h.removed, "removed")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+    if parts.is_empty() {
+        format!("{file}; nothing changes on this node ({why})")
+    } else {
+        format!("{file}; on this node: {} ({why})", parts.join(", "))
     }
 }
 
@@ -381,15 +425,52 @@ pub fn apply(args: PlanArgs) -> Result<ExitCode, String> {
     if args.json {
         println!("{}", plan_json(&done)?);
     } else if let Some(revision) = done.revision {
-        show_plan(&done);
-        println!("stored as revision {revision}: the fleet's agents reload it now");
+        show_changes(&done);
+        let what = applied(&done, None);
+        println!("stored as revision {revision}: {what}; the fleet's agents reload it now");
     } else {
-        show_plan(&done);
-        let a = done.applied.ok_or("the agent did not say what it applied")?;
-        println!(
-            "applied on this node: {} added, {} changed, {} removed",
-            a.added, a.changed, a.removed
-        );
+        show_changes(&done);
+        let here = done.applied.ok_or("the agent did not say what it applied")?;
+        println!("applied: {}", applied(&done, Some(here)));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(added: &[&str], unchanged: &[&str]) -> Plan {
+        let names = |n: &[&str]| n.iter().map(|s| (*s).to_owned()).collect();
+        Plan {
+            added: names(added),
+            applied: None,
+            changed: Vec::new(),
+            removed: Vec::new(),
+            revision: None,
+            unchanged: names(unchanged),
+        }
+    }
+
+    #[test]
+    fn apply_says_what_it_did_in_one_line() {
+        let counts = |added, changed, removed| Some(Counts { added, changed, removed });
+        let p = plan(&["a", "b"], &["c"]);
+        assert_eq!(applied(&p, counts(2, 0, 0)), "2 added, 0 changed, 0 removed, 1 unchanged");
+        assert_eq!(
+            applied(&p, counts(1, 0, 0)),
+            "2 added, 0 changed, 0 removed, 1 unchanged; on this node: 1 added (tasks of \
+             other nodes and disabled tasks do not run here)"
+        );
+        assert_eq!(
+            applied(&p, counts(0, 0, 0)),
+            "2 added, 0 changed, 0 removed, 1 unchanged; nothing changes on this node (tasks \
+             of other nodes and disabled tasks do not run here)"
+        );
+        assert_eq!(applied(&p, None), "2 added, 0 changed, 0 removed, 1 unchanged");
+        assert_eq!(
+            applied(&plan(&[], &["c", "d"]), counts(0, 0, 0)),
+            "no changes (2 tasks unchanged)"
+        );
+    }
 }

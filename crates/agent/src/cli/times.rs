@@ -18,12 +18,22 @@ pub struct Common {
     /// Anchor an @every schedule: it fires at ANCHOR + k * interval.
     #[arg(long, value_name = "TIME")]
     anchor: Option<String>,
-    /// How many fire times to print.
-    #[arg(short = 'n', long = "count", value_name = "N", default_value_t = 5)]
+    /// How many fire times to print (1 or more).
+    #[arg(short = 'n', long = "count", value_name = "N", default_value_t = 5, value_parser = count)]
     count: usize,
-    /// The expression, e.g. '0 30 9 * * MON-FRI' (quoted, or as separate words).
-    #[arg(value_name = "EXPR", required = true, num_args = 1.., trailing_var_arg = true)]
+    /// The expression, e.g. '0 30 9 * * MON-FRI' (quoted, or as separate words); options may
+    /// come before or after it.
+    #[arg(value_name = "EXPR", required = true, num_args = 1..)]
     expr: Vec<String>,
+}
+
+/// `-n`: a count of fire times, at least one (`-n 0` would print nothing and succeed).
+fn count(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (0 would print nothing)".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("expected a whole number, 1 or more".to_owned()),
+    }
 }
 
 /// `cronfleet next`.

@@ -1,6 +1,10 @@
 //! `cronfleet validate FILE`: check a task file without running anything.
 
-use std::{io::Write, path::PathBuf, process::ExitCode};
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use clap::Args;
 use jiff::Zoned;
@@ -13,19 +17,37 @@ use crate::{
 /// `cronfleet validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// The task file.
+    /// The task file; `-` reads it from standard input (its errors then say
+    /// `<stdin>:LINE:COLUMN`).
     #[arg(value_name = "FILE")]
     file: PathBuf,
 }
 
-/// Prints the tasks and their next run (exit 0), or every error (exit 2).
+/// The name standard input goes by in messages.
+const STDIN: &str = "<stdin>";
+
+/// The task file's text and the name to give it in messages, or why it cannot be read.
+fn read(file: &Path) -> Result<(PathBuf, String), String> {
+    if file == Path::new("-") {
+        let text = std::io::read_to_string(std::io::stdin())
+            .map_err(|e| format!("cannot read standard input: {}", config::io_reason(&e)))?;
+        return Ok((PathBuf::from(STDIN), text));
+    }
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {}: {}", file.display(), config::io_reason(&e)))?;
+    Ok((file.to_owned(), text))
+}
+
+/// Prints the tasks and their next run (exit 0), or every error (exit 2; a file that cannot
+/// be read, too).
 pub fn run(args: ValidateArgs) -> Result<ExitCode, String> {
-    let set = match config::load(&args.file) {
+    let (label, text) = read(&args.file)?;
+    let set = match config::parse(&label, &text) {
         Ok(set) => set,
         Err(errors) => {
             eprintln!("{errors}");
             let n = errors.0.len();
-            eprintln!("{}: {n} error{}", args.file.display(), if n == 1 { "" } else { "s" });
+            eprintln!("{}: {n} error{}", label.display(), if n == 1 { "" } else { "s" });
             return Ok(ExitCode::from(super::EXIT_BAD_INPUT));
         }
     };
@@ -36,7 +58,7 @@ pub fn run(args: ValidateArgs) -> Result<ExitCode, String> {
     let _ = writeln!(
         out,
         "{}: {} tasks ({} cron, {daemons} daemon, {disabled} disabled)",
-        args.file.display(),
+        label.display(),
         set.tasks.len(),
         set.tasks.len() - daemons,
     );

@@ -7,7 +7,8 @@ use std::{fmt, path::Path};
 pub struct ConfigError {
     /// The file, as given.
     pub file: String,
-    /// 1-based line.
+    /// 1-based line; 0 for a problem with no place in the file (it cannot be read, say),
+    /// which is shown without a position: its message names the file when that helps.
     pub line: usize,
     /// 1-based column (in characters).
     pub column: usize,
@@ -21,7 +22,9 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        if self.line > 0 {
+            write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        }
         match (&self.task, &self.field) {
             (Some(task), Some(field)) => write!(f, "task {task:?}, field `{field}`: ")?,
             (Some(task), None) => write!(f, "task {task:?}: ")?,

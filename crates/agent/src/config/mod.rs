@@ -80,14 +80,25 @@ pub(super) const MAX_OUTPUT_LIMIT: u64 = 1024 * 1024 * 1024;
 pub fn load(path: &Path) -> Result<TaskSet, ConfigErrors> {
     match std::fs::read_to_string(path) {
         Ok(text) => parse(path, &text),
+        // No line and column: the message names the file.
         Err(e) => Err(ConfigErrors(vec![ConfigError {
             file: path.display().to_string(),
             line: 0,
             column: 0,
             task: None,
             field: None,
-            message: format!("cannot read the file: {e}"),
+            message: format!("cannot read {}: {}", path.display(), io_reason(&e)),
         }])),
+    }
+}
+
+/// Why a file could not be read, for people: `No such file or directory`, without the
+/// `(os error 2)` that `io::Error` adds.
+pub fn io_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match (e.raw_os_error(), text.rfind(" (os error ")) {
+        (Some(_), Some(at)) => text[..at].to_owned(),
+        _ => text,
     }
 }
 

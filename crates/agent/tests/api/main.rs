@@ -809,7 +809,7 @@ command = "echo begun; sleep 60"
     // Errors: the agent's message, exit 2.
     let (code, _, err) = cli(&[&["run", "nope"][..], &remote].concat());
     assert_eq!(code, 2);
-    assert!(err.contains("no task named \"nope\" (HTTP 404)"), "{err}");
+    assert_eq!(err, "cronfleet: no task named `nope`\n");
     let (code, _, err) = cli(&["run", "hello", "--server", agent.url.as_str()]);
     assert_eq!(code, 2);
     assert!(err.contains("--token-file"), "{err}");

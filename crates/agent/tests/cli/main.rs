@@ -1,6 +1,10 @@
-//! `cronfleet next` and `cronfleet prev`, run as a real process.
+//! The CLI, run as a real process: `next` and `prev` here; `validate`, the importers, upgrades,
+//! and the commands on a real agent (`history`, `messages`) in their modules.
 
+mod agent;
+mod history;
 mod import;
+mod messages;
 mod upgrade;
 mod validate;
 
@@ -87,6 +91,36 @@ fn the_expression_may_be_given_as_separate_words() {
         "*",
     ]);
     assert_eq!(lines(&out), ["2026-01-01T00:05:00+00:00"]);
+}
+
+#[test]
+fn options_may_follow_the_expression() {
+    // Quoted, with the options after it (they were read as fields: "found 9 fields").
+    let out = cronfleet(&["next", "0 0 29 2 *", "--tz", "UTC", "-n", "3", "--after", "2026-01-01"]);
+    assert_eq!(
+        lines(&out),
+        ["2028-02-29T00:00:00+00:00", "2032-02-29T00:00:00+00:00", "2036-02-29T00:00:00+00:00"]
+    );
+    // As separate words, options before, between and after them.
+    let words: Vec<&str> = "next --tz UTC 0 0 -n 2 * * 1-5 --after 2026-01-01".split(' ').collect();
+    let out = cronfleet(&words);
+    assert_eq!(lines(&out), ["2026-01-02T00:00:00+00:00", "2026-01-05T00:00:00+00:00"]);
+    let out = cronfleet(&["prev", "@hourly", "--before", "2026-11-23T10:00:00Z", "-n", "1"]);
+    assert_eq!(lines(&out), ["2026-11-23T04:00:00-05:00"]);
+    // A word after `--` is the expression's even when it looks like an option.
+    let out =
+        cronfleet(&["next", "--tz", "UTC", "-n", "1", "--after", "2026-01-01", "--", "@daily"]);
+    assert_eq!(lines(&out), ["2026-01-02T00:00:00+00:00"]);
+}
+
+#[test]
+fn a_count_below_one_is_refused() {
+    for command in ["next", "prev"] {
+        let err = rejected(&[command, "-n", "0", "* * * * *"]);
+        assert!(err.contains("invalid value '0' for '--count <N>': must be at least 1"), "{err}");
+        let err = rejected(&[command, "* * * * *", "--count=-1"]);
+        assert!(err.contains("expected a whole number, 1 or more"), "{err}");
+    }
 }
 
 #[test]

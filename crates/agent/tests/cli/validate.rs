@@ -146,5 +146,59 @@ fn toml_syntax_errors_and_unreadable_files() {
     );
     let out = cronfleet(&["validate", "/nonexistent/tasks.toml"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the file"));
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "cronfleet: cannot read /nonexistent/tasks.toml: No such file or directory\n"
+    );
+    let out = cronfleet(&["validate", "nonexistent.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "cronfleet: cannot read nonexistent.toml: No such file or directory\n"
+    );
+    let dir = std::env::temp_dir();
+    let out = cronfleet(&["validate", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("cronfleet: cannot read ") && err.ends_with(": Is a directory\n"),
+        "{err}"
+    );
+}
+
+/// `validate -`, with `text` on its standard input.
+fn from_stdin(text: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cronfleet"))
+        .args(["validate", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_dash_reads_the_file_from_standard_input() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/tasks.toml");
+    let out = from_stdin(&std::fs::read_to_string(example).unwrap());
+    let out = lines(&out);
+    assert_eq!(out[0], "<stdin>: 6 tasks (5 cron, 1 daemon, 1 disabled)", "{out:?}");
+    assert!(out.iter().any(|l| l.contains("backup-db")));
+
+    let out = from_stdin("[[task]]\nname = \"x\"\nschedule = \"@sometimes\"\ncommand = \"true\"\n");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8(out.stderr).unwrap();
+    let err: Vec<&str> = err.lines().collect();
+    assert!(
+        err[0].starts_with("<stdin>:3:13: task \"x\", field `schedule`: invalid descriptor"),
+        "{err:?}"
+    );
+    assert_eq!(err.last(), Some(&"<stdin>: 1 error"));
+    // Nothing at all is an empty task file, which is valid.
+    assert_eq!(lines(&from_stdin("")), ["<stdin>: 0 tasks (0 cron, 0 daemon, 0 disabled)"]);
 }

@@ -613,7 +613,7 @@ fn the_cli_manages_api_tasks_and_plans_and_applies_files() {
     );
     let (code, out, err) = run(&["apply", new.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.ends_with("applied on this node: 1 added, 1 changed, 0 removed\n"), "{out}");
+    assert!(out.ends_with("applied: 1 added, 1 changed, 0 removed, 0 unchanged\n"), "{out}");
     assert_eq!(
         std::fs::read_to_string(dir.join("tasks.toml")).unwrap(),
         std::fs::read_to_string(&new).unwrap()
