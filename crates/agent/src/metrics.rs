@@ -173,6 +173,10 @@ pub struct Metrics {
     not_run: Labelled<OutcomeLabels, Counter>,
     last_success: Labelled<TaskLabels, Gauge<f64, AtomicU64>>,
     reloads: Labelled<ResultLabels, Counter>,
+    /// 1 when the task file on disk is in effect, 0 when its last reload failed.
+    config_ok: Gauge,
+    /// When the task file was last read without error (Unix seconds).
+    config_success: Gauge,
     /// Alert deliveries, by channel and result.
     alerts: Labelled<DeliveryLabels, Counter>,
 }
@@ -192,6 +196,8 @@ impl Default for Metrics {
             not_run: Labelled::default(),
             last_success: Labelled::default(),
             reloads,
+            config_ok: Gauge::default(),
+            config_success: Gauge::default(),
             alerts: Labelled::default(),
         }
     }
@@ -235,6 +241,13 @@ impl Metrics {
     /// A reload happened (`ok`) or was refused (`error`).
     pub fn reloaded(&self, ok: bool) {
         self.reloads.get(ResultLabels { result: if ok { "ok" } else { "error" } }).inc();
+    }
+
+    /// The task file was read (at start or a reload): whether it is in effect, and when it
+    /// last was read without error (Unix seconds).
+    pub fn config_read(&self, ok: bool, last_success: i64) {
+        self.config_ok.set(i64::from(ok));
+        self.config_success.set(last_success);
     }
 
     /// An alert was delivered to a channel (`ok`) or given up on (`error`).
@@ -299,6 +312,16 @@ impl Metrics {
             "cronfleet_reloads",
             "Reloads of the task file, by result",
             self.reloads.clone(),
+        );
+        registry.register(
+            "cronfleet_config_last_reload_successful",
+            "Whether the task file on disk is in effect (0: its last reload failed, the previous tasks run)",
+            self.config_ok.clone(),
+        );
+        registry.register(
+            "cronfleet_config_last_reload_success_timestamp_seconds",
+            "When the task file was last read without error",
+            self.config_success.clone(),
         );
         registry.register(
             "cronfleet_alert_deliveries",

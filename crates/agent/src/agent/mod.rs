@@ -128,6 +128,27 @@ pub struct Agent {
     /// Store, metrics and runs in flight.
     pub services: Arc<Services>,
     running: tokio::sync::Mutex<Running>,
+    /// Whether the task file on disk is the one in effect (a failed reload keeps the last
+    /// good one).
+    reload: std::sync::Mutex<ReloadState>,
+}
+
+/// The last reads of the task file: whether what is on disk is in effect, and why not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReloadState {
+    /// When the file was last read (at start or a reload).
+    pub last_attempt: Timestamp,
+    /// When it was last read without error: the tasks in effect are that file's.
+    pub last_success: Timestamp,
+    /// Why the last read failed (`file:line:column: ...` each); empty when it did not.
+    pub errors: Vec<String>,
+}
+
+impl ReloadState {
+    /// The file on disk is the one in effect.
+    pub fn in_effect(&self) -> bool {
+        self.errors.is_empty()
+    }
 }
 
 impl std::fmt::Debug for Agent {
@@ -219,8 +240,25 @@ impl Agent {
                 Err(errors)
             }
         };
+        let now = crate::clock::now();
+        let mut state = self.reload.lock().unwrap_or_else(|p| p.into_inner());
+        state.last_attempt = now;
+        match &result {
+            Ok(_) => {
+                state.last_success = now;
+                state.errors.clear();
+            }
+            Err(errors) => state.errors = errors.0.iter().map(ToString::to_string).collect(),
+        }
         self.services.metrics.reloaded(result.is_ok());
+        self.services.metrics.config_read(result.is_ok(), state.last_success.as_second());
+        drop(state);
         result
+    }
+
+    /// The last reads of the task file (see [`ReloadState`]).
+    pub fn reload_state(&self) -> ReloadState {
+        self.reload.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Takes the pauses in the store (set through another agent) as this node's own.
@@ -480,12 +518,19 @@ pub async fn start(options: Options) -> Result<Arc<Agent>, StartError> {
     );
     let timed: Vec<(String, Timestamp)> =
         running.paused.iter().filter_map(|(n, u)| u.map(|u| (n.clone(), u))).collect();
+    let started = crate::clock::now();
+    services.metrics.config_read(true, started.as_second());
     let agent = Arc::new(Agent {
         options,
-        started: crate::clock::now(),
+        started,
         scheduler,
         services,
         running: tokio::sync::Mutex::new(running),
+        reload: std::sync::Mutex::new(ReloadState {
+            last_attempt: started,
+            last_success: started,
+            errors: Vec::new(),
+        }),
     });
     for (name, until) in timed {
         agent.resume_at(&name, until);

@@ -574,6 +574,7 @@ pub async fn node(State(api): State<Arc<Api>>) -> Json<Node> {
         addresses: host.addresses.iter().map(ToString::to_string).collect(),
         agent_rss: rss,
         config: agent.options.config.clone(),
+        task_file: model::TaskFileState::of(&agent.reload_state()),
         host: model::Machine {
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             load,

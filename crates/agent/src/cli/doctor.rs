@@ -94,6 +94,30 @@ pub fn run(args: DoctorArgs) -> Result<ExitCode, String> {
         },
     }
 
+    // The running agent: is the file on disk the one in effect?
+    let remote = super::remote::Remote {
+        server: None,
+        token_file: None,
+        ca_cert: None,
+        state_dir: Some(dir.clone()),
+    };
+    if let Ok(Some(client)) = remote.find() {
+        match client.get::<crate::api::model::Node>("/api/v1/node") {
+            Ok(node) => match super::status::not_in_effect(&node.task_file) {
+                Some(warning) => report.add(Level::Fail, "reload", warning),
+                None => report.add(
+                    Level::Ok,
+                    "reload",
+                    format!(
+                        "the running agent runs the file as read at {}",
+                        node.task_file.last_success_at
+                    ),
+                ),
+            },
+            Err(e) => report.add(Level::Warn, "reload", format!("cannot ask the agent: {e}")),
+        }
+    }
+
     // The state directory.
     match std::fs::metadata(&dir) {
         Err(_) => report.add(

@@ -162,6 +162,7 @@ fn from_api(client: &Client, as_json: bool) -> Result<ExitCode, String> {
         let agent = json!({
             "running": true, "pid": node.pid, "node": node.name,
             "version": node.version, "started_at": node.started_at,
+            "task_file": node.task_file,
         });
         let _ = writeln!(out, "{}", json!({ "agent": agent, "tasks": rows }));
         return Ok(ExitCode::SUCCESS);
@@ -171,7 +172,11 @@ fn from_api(client: &Client, as_json: bool) -> Result<ExitCode, String> {
         "agent: running, pid {}, node {}, since {}, version {}",
         node.pid, node.name, node.started_at, node.version
     );
-    let _ = writeln!(out, "config: {}\n", node.config.display());
+    let _ = writeln!(out, "config: {}", node.config.display());
+    if let Some(warning) = not_in_effect(&node.task_file) {
+        let _ = writeln!(out, "{warning}");
+    }
+    let _ = writeln!(out);
     let _ =
         writeln!(out, "{:<20}  {:<26}  {:<20}  {:>7}  SCHEDULE", "TASK", "NEXT", "LAST", "RUNNING");
     for t in here {
@@ -236,4 +241,25 @@ pub fn nodes(args: NodesArgs) -> Result<ExitCode, String> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What to say when the task file on disk is not in effect (its last reload failed): the
+/// time, the errors (at most 5 lines), and that the previous tasks run.
+pub(super) fn not_in_effect(file: &crate::api::model::TaskFileState) -> Option<String> {
+    if file.in_effect {
+        return None;
+    }
+    let mut text = format!(
+        "NOT IN EFFECT: the reload at {} failed ({} error{}); the agent runs the tasks it read \
+         at {}. Fix the file, then `cronfleet reload`.",
+        file.last_reload_at,
+        file.errors.len(),
+        if file.errors.len() == 1 { "" } else { "s" },
+        file.last_success_at
+    );
+    for line in file.errors.iter().flat_map(|e| e.lines()).take(5) {
+        text.push_str("\n  ");
+        text.push_str(line);
+    }
+    Some(text)
 }

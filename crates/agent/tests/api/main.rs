@@ -521,6 +521,26 @@ fn run_now_follow_output_kill_pause_resume_and_reload() {
     assert_eq!(detail["field"], "schedule");
     assert!(detail["line"].as_u64().unwrap() > 20);
     assert_eq!(agent.get("/api/v1/tasks")["tasks"].as_array().unwrap().len(), 3);
+    // ... and says so where an operator looks: the node, the metrics, status and doctor.
+    let node = agent.get("/api/v1/node");
+    let file_state = &node["task_file"];
+    assert_eq!(file_state["in_effect"], false, "{node}");
+    let error = file_state["errors"][0].as_str().unwrap();
+    assert!(error.contains("task \"bad\", field `schedule`"), "{error}");
+    assert!(file_state["last_success_at"].as_str() < file_state["last_reload_at"].as_str());
+    let metrics = agent.call(Method::GET, "/metrics", Some(READ), None).text().unwrap();
+    assert!(metrics.contains("cronfleet_config_last_reload_successful 0"), "{metrics}");
+    let state = agent.dir.join("state");
+    let (code, status_out, _) = cli(&["status", "--state-dir", state.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(status_out.contains("NOT IN EFFECT: the reload at "), "{status_out}");
+    assert!(status_out.contains("field `schedule`"), "{status_out}");
+    let (code, doctor, _) = cli(&["doctor", "--state-dir", state.to_str().unwrap()]);
+    assert_eq!(code, 1, "{doctor}");
+    assert!(
+        doctor.lines().any(|l| l.contains("reload") && l.contains("NOT IN EFFECT")),
+        "{doctor}"
+    );
     std::fs::write(
         &file,
         format!("{good}\n[[task]]\nname = \"new\"\nschedule = \"@daily\"\ncommand = \"true\"\n"),
@@ -532,6 +552,13 @@ fn run_now_follow_output_kill_pause_resume_and_reload() {
     let metrics = agent.call(Method::GET, "/metrics", Some(READ), None).text().unwrap();
     assert!(metrics.contains("cronfleet_reloads_total{result=\"ok\"} 1"));
     assert!(metrics.contains("cronfleet_reloads_total{result=\"error\"} 1"));
+    assert!(metrics.contains("cronfleet_config_last_reload_successful 1"), "{metrics}");
+    assert!(metrics.contains("cronfleet_config_last_reload_success_timestamp_seconds 1"));
+    let node = agent.get("/api/v1/node");
+    assert_eq!(node["task_file"]["in_effect"], true, "{node}");
+    assert_eq!(node["task_file"]["errors"], json!([]), "{node}");
+    let (_, status_out, _) = cli(&["status", "--state-dir", state.to_str().unwrap()]);
+    assert!(!status_out.contains("NOT IN EFFECT"), "{status_out}");
 
     // A pause outlives a restart.
     let (status, _) = agent.post("/api/v1/tasks/tick/pause", None);

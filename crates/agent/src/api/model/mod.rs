@@ -28,7 +28,7 @@ use serde_json::Value;
 
 pub use self::{
     error::{ErrorBody, ErrorDetails, ErrorInfo, FieldProblem, FileProblem},
-    node::{Machine, Node, NodeInfo, NodeList},
+    node::{Machine, Node, NodeInfo, NodeList, TaskFileState},
     plan::{Changed, Counts, FieldChange, Plan, Removed},
     run::{Killing, Run, RunPage, RunStarted},
     task::{

@@ -13,6 +13,8 @@ pub struct Node {
     pub agent_rss: Option<u64>,
     /// The task file.
     pub config: std::path::PathBuf,
+    /// Whether the task file on disk is in effect.
+    pub task_file: TaskFileState,
     /// The machine.
     pub host: Machine,
     /// The node's name.
@@ -31,6 +33,32 @@ pub struct Node {
     pub uptime_s: i64,
     /// The agent's version.
     pub version: String,
+}
+
+/// The task file as the agent last read it: a reload that fails keeps the tasks of the last
+/// good file, and this says so.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskFileState {
+    /// False when the last reload failed: the file on disk is not in effect.
+    pub in_effect: bool,
+    /// When the file was last read (at start or a reload).
+    pub last_reload_at: String,
+    /// When it was last read without error: the tasks in effect are from that read.
+    pub last_success_at: String,
+    /// Why the last reload failed (`file:line:column: ...` each); empty when it did not.
+    pub errors: Vec<String>,
+}
+
+impl TaskFileState {
+    /// The agent's [`crate::agent::ReloadState`] as the API shows it.
+    pub fn of(state: &crate::agent::ReloadState) -> TaskFileState {
+        TaskFileState {
+            in_effect: state.in_effect(),
+            last_reload_at: state.last_attempt.to_string(),
+            last_success_at: state.last_success.to_string(),
+            errors: state.errors.clone(),
+        }
+    }
 }
 
 /// The machine a node runs on.
