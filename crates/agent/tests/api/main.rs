@@ -409,6 +409,7 @@ fn tasks_runs_output_and_metrics() {
         .client
         .post(format!("{}/api/v1/tasks/tick/pause", agent.url))
         .bearer_auth(&agent.admin)
+        .header("content-type", "application/json")
         .body("{not json")
         .send()
         .unwrap();
