@@ -517,7 +517,10 @@ pub async fn apply(
     let label = label(query.file);
     let allow_empty = query.allow_empty.unwrap_or(false);
     match api.agent.apply(&text, &label, allow_empty).await {
-        Ok((plan, done)) => Ok(Json(Plan { applied: Some(done.into()), ..Plan::from(&plan) })),
+        // Applied: what plan warned about was asked for.
+        Ok((plan, done)) => {
+            Ok(Json(Plan { applied: Some(done.into()), warnings: Vec::new(), ..Plan::from(&plan) }))
+        }
         Err(crate::agent::ApplyError::Invalid(errors)) => Err(ApiError::invalid_file(
             &errors,
             format!("{label} has {} error(s); nothing was written", errors.0.len()),

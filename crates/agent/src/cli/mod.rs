@@ -62,7 +62,7 @@ enum Command {
     /// Show what applying a task file would change (added, changed field by field, removed).
     Plan(task::PlanArgs),
     /// Write a task file to a running agent and reload it (after `plan`).
-    Apply(task::PlanArgs),
+    Apply(task::ApplyArgs),
     /// The nodes registered in the agent's store (with a shared store: the fleet).
     Nodes(status::NodesArgs),
     /// Check this machine's setup: task file, state dir, store, API token, clock.
