@@ -52,8 +52,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             }
         }
         serde_path_to_error::deserialize(Value::Object(object)).map(JsonBody).map_err(|e| {
-            let path = e.path().to_string();
-            ApiError::bad_request(format!("{path}: {}", e.inner()))
+            match e.path().to_string().as_str() {
+                "." => ApiError::bad_request(e.inner().to_string()),
+                path => ApiError::bad_request(format!("{path}: {}", e.inner())),
+            }
         })
     }
 }

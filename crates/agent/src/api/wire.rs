@@ -5,8 +5,8 @@
 //! headers over its buffer) and closes the connection. [`JsonErrors`] sits between hyper and
 //! the socket (or the TLS stream) and gives that answer the API's JSON error body, and the
 //! headers every answer carries. It knows the answer by its shape: a 4xx head with
-//! `content-length: 0` and no content type, written alone; every error the routes answer has
-//! a JSON body, so none has that shape.
+//! `connection: close`, `content-length: 0` and no content type, written alone; every error
+//! the routes answer has a JSON body, so none has that shape.
 
 use std::{
     io,
@@ -49,9 +49,9 @@ fn automatic(buf: &[u8]) -> Option<StatusCode> {
     let head = std::str::from_utf8(buf).ok()?;
     let mut lines = head.split("\r\n").skip(1);
     let headers: Vec<String> = lines.by_ref().map(str::to_ascii_lowercase).collect();
-    let empty = headers.iter().any(|l| l.replace(' ', "") == "content-length:0");
+    let has = |header: &str| headers.iter().any(|l| l.replace(' ', "") == header);
     let typed = headers.iter().any(|l| l.starts_with("content-type:"));
-    if !empty || typed {
+    if !has("content-length:0") || !has("connection:close") || typed {
         return None;
     }
     StatusCode::from_bytes(head.get(9..12)?.as_bytes()).ok()
@@ -191,6 +191,7 @@ mod tests {
             b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n",
             b"HTTP/1.1 400 Bad Request\r\ncontent-length: 12\r\n\r\n",
             b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n",
+            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n",
         ] {
             assert_eq!(automatic(other), None, "{}", String::from_utf8_lossy(other));
         }
