@@ -306,7 +306,7 @@ _cronfleet() {
             return 0
             ;;
         cronfleet__subcmd__apply)
-            opts="-h -V --json --store --server --token-file --ca-cert --state-dir --help --version"
+            opts="-h -V --json --store --server --token-file --ca-cert --state-dir --allow-empty --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

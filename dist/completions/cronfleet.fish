@@ -234,6 +234,7 @@ complete -c cronfleet -n "__fish_cronfleet_using_subcommand apply" -l token-file
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand apply" -l ca-cert -d 'A CA certificate (PEM) to trust for an agent\'s HTTPS (a self-signed one, say)' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand apply" -l state-dir -d 'The local agent\'s state directory' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand apply" -l json -d 'One JSON object, for scripts'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand apply" -l allow-empty -d 'Apply a file that defines no task, removing every task of the task file (refused without it)'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand apply" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand apply" -s V -l version -d 'Print version'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand nodes" -l server -d 'An agent\'s API, like https://10.0.0.5:7070 [default: the local agent of --state-dir]' -r

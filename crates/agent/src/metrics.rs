@@ -441,6 +441,16 @@ mod tests {
             ),
             ("cronfleet_reloads_total", "counter", "Reloads of the task file, by result."),
             (
+                "cronfleet_config_last_reload_successful",
+                "gauge",
+                "Whether the task file on disk is in effect (0: its last reload failed, the previous tasks run).",
+            ),
+            (
+                "cronfleet_config_last_reload_success_timestamp_seconds",
+                "gauge",
+                "When the task file was last read without error.",
+            ),
+            (
                 "cronfleet_alert_deliveries_total",
                 "counter",
                 "Alert deliveries, by channel and result.",

@@ -26,6 +26,24 @@ pub enum ApplyError {
     /// The file could not be written.
     #[error("{0}")]
     Write(String),
+    /// The file defines no task, and an empty task file was not asked for in so many words.
+    #[error("{}", empty_refusal(.removed))]
+    Empty {
+        /// The tasks of the task file now, which it would remove.
+        removed: Vec<String>,
+    },
+}
+
+/// Why an apply of a file without tasks was refused, and how to do it anyway.
+fn empty_refusal(removed: &[String]) -> String {
+    let what = match removed.len() {
+        0 => "write a task file without any task".to_owned(),
+        n => format!("remove every task of the task file ({n}: {})", removed.join(", ")),
+    };
+    format!(
+        "the file defines no task: applying it would {what}; nothing was written. To do that, \
+         apply it with allow_empty=true (cronfleet apply --allow-empty)"
+    )
 }
 
 /// Why a request about a task or run was refused.
@@ -193,16 +211,22 @@ impl Agent {
     }
 
     /// Writes `text` as the agent's task file (atomically) and reloads it; refused, with
-    /// nothing written, when the text is invalid.
+    /// nothing written, when the text is invalid, or when it defines no task and
+    /// `allow_empty` is not given (it would remove every task, or write a file without any).
     ///
     /// # Errors
-    /// The text's errors, or why the file could not be written.
+    /// The text's errors, a file without tasks, or why the file could not be written.
     pub async fn apply(
         self: &Arc<Self>,
         text: &str,
         label: &str,
+        allow_empty: bool,
     ) -> Result<(Plan, Reloaded), ApplyError> {
         let plan = self.plan(text, label).await?;
+        if plan.leaves_no_task() && !allow_empty {
+            let removed = plan.removed.iter().map(|(name, _)| name.clone()).collect();
+            return Err(ApplyError::Empty { removed });
+        }
         if self.options.tasks_from_store {
             // The fleet's file: every agent of the store reloads it (told by NOTIFY).
             let now = crate::clock::now().to_string();

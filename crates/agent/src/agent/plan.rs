@@ -49,6 +49,12 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty()
     }
+
+    /// Whether the new file defines no task at all: applying it removes every task of the
+    /// task file (or writes a file without any), which `apply` does only when asked to.
+    pub fn leaves_no_task(&self) -> bool {
+        self.added.is_empty() && self.changed.is_empty() && self.unchanged.is_empty()
+    }
 }
 
 /// Compares the file's tasks now (`old`) with a new file's (`new`).

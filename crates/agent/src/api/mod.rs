@@ -9,14 +9,16 @@
 pub mod auth;
 mod dashboard;
 pub mod error;
+mod extract;
 pub mod model;
 mod routes;
+mod wire;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use axum::{
-    extract::{Request, State},
-    http::{header, HeaderMap, Method, StatusCode},
+    extract::{DefaultBodyLimit, Request, State},
+    http::{header, HeaderMap, HeaderName, Method, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post, put},
@@ -166,6 +168,9 @@ async fn metrics_gate(State(api): State<Arc<Api>>, request: Request, next: Next)
 /// The OpenAPI document.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
+/// The largest request body, in bytes (413 beyond).
+pub const MAX_BODY: usize = 2 * 1024 * 1024;
+
 /// Every route.
 pub fn router(api: Arc<Api>) -> Router {
     let read = Router::new()
@@ -177,10 +182,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/node", get(routes::node))
         .route("/api/v1/nodes", get(routes::nodes))
         .route("/api/v1/plan", post(routes::plan))
-        .route(
-            "/api/v1/openapi.json",
-            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
-        )
+        .route("/api/v1/openapi.json", get(routes::openapi))
         .route_layer(middleware::from_fn_with_state(api.clone(), read_only));
     let admin = Router::new()
         .route("/api/v1/tasks", post(routes::create_task))
@@ -205,6 +207,8 @@ pub fn router(api: Arc<Api>) -> Router {
         .merge(dashboard::router(api.clone()))
         .route("/healthz", get(|| async { "ok\n" }))
         .fallback(|| async { ApiError::not_found("no such route").into_response() })
+        .layer(middleware::from_fn(error::json_errors))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::map_response(security_headers))
         .with_state(api)
 }
@@ -212,15 +216,17 @@ pub fn router(api: Arc<Api>) -> Router {
 /// Headers every response carries: the dashboard's content security policy (no inline
 /// script or style, no framing), no content sniffing, no referrer to other sites. The API's
 /// JSON gets them too: a response opened in a browser is then inert as well.
+const SECURITY_HEADERS: [(HeaderName, &str); 4] = [
+    (header::CONTENT_SECURITY_POLICY, dashboard::CONTENT_SECURITY_POLICY),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::REFERRER_POLICY, "same-origin"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+];
+
 async fn security_headers(mut response: Response) -> Response {
     use axum::http::HeaderValue;
     let headers = response.headers_mut();
-    for (name, value) in [
-        (header::CONTENT_SECURITY_POLICY, dashboard::CONTENT_SECURITY_POLICY),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "same-origin"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-    ] {
+    for (name, value) in SECURITY_HEADERS {
         headers.insert(name, HeaderValue::from_static(value));
     }
     response
@@ -381,7 +387,8 @@ fn tls_acceptor(
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Accepts connections for ever, each served by hyper (over TLS when given).
+/// Accepts connections for ever, each served by hyper (over TLS when given; the errors hyper
+/// answers by itself get the API's JSON body: [`wire`]).
 async fn serve(listener: TcpListener, app: Router, tls: Option<tokio_rustls::TlsAcceptor>) {
     use hyper_util::{rt::TokioIo, service::TowerToHyperService};
     loop {
@@ -405,12 +412,16 @@ async fn serve(listener: TcpListener, app: Router, tls: Option<tokio_rustls::Tls
                     );
                     match handshake.await {
                         Ok(Ok(stream)) => {
-                            http.serve_connection(TokioIo::new(stream), service).await
+                            let io = TokioIo::new(wire::JsonErrors::new(stream));
+                            http.serve_connection(io, service).await
                         }
                         _ => return,
                     }
                 }
-                None => http.serve_connection(TokioIo::new(stream), service).await,
+                None => {
+                    let io = TokioIo::new(wire::JsonErrors::new(stream));
+                    http.serve_connection(io, service).await
+                }
             };
             if let Err(e) = result {
                 tracing::debug!(error = %e, "API connection ended");

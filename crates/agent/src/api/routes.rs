@@ -3,8 +3,7 @@
 use std::{collections::HashMap, convert::Infallible, sync::Arc, time::Duration};
 
 use axum::{
-    body::Bytes,
-    extract::{Path, Query, State},
+    extract::State,
     http::{header, HeaderMap, StatusCode},
     response::{
         sse::{Event, KeepAlive, Sse},
@@ -13,14 +12,16 @@ use axum::{
     Extension, Json,
 };
 use jiff::tz::TimeZone;
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
 
 use super::{
     auth::Role,
     error::ApiError,
+    extract::{JsonBody, NoBody, NoParams, Params, Segment, TaskFileBody},
     model::{
-        self, Counts, Killing, Missed, Node, NodeInfo, NodeList, Plan, Run, RunPage, RunStarted,
-        Task, TaskDetail, TaskFields, TaskList,
+        self, Counts, Killing, Missed, Node, NodeInfo, NodeList, PauseRequest, Plan, ResumeRequest,
+        Run, RunPage, RunStarted, Task, TaskDetail, TaskFields, TaskList,
     },
     Api,
 };
@@ -39,7 +40,7 @@ const MAX_LIMIT: u32 = 1000;
 pub async fn tasks(
     State(api): State<Arc<Api>>,
     Extension(role): Extension<Role>,
-    Query(query): Query<Vec<(String, String)>>,
+    Params(query): Params<Vec<(String, String)>>,
 ) -> Result<Json<TaskList>> {
     let mut origin = None;
     let mut labels: Vec<(String, String)> = Vec::new();
@@ -110,9 +111,9 @@ fn stored_task(status: StatusCode, view: &crate::agent::TaskView, role: Role) ->
 pub async fn create_task(
     State(api): State<Arc<Api>>,
     Extension(role): Extension<Role>,
-    body: Bytes,
+    Params(NoParams {}): Params<NoParams>,
+    JsonBody(mut fields): JsonBody<TaskFields>,
 ) -> Result<Response> {
-    let mut fields: TaskFields = body_object(&body)?;
     let name = match fields.remove("name") {
         Some(Value::String(n)) => n,
         _ => return Err(ApiError::bad_request("name: a task needs a name (a string)")),
@@ -127,11 +128,10 @@ async fn change_task(
     role: Role,
     name: &str,
     headers: &HeaderMap,
-    body: &[u8],
+    mut change: TaskFields,
     patch: bool,
 ) -> Result<Response> {
     let expected = if_match(headers)?;
-    let mut change: TaskFields = body_object(body)?;
     if let Some(Value::String(n)) = change.remove("name") {
         if n != name {
             return Err(ApiError::bad_request("name: a task cannot be renamed"));
@@ -145,29 +145,33 @@ async fn change_task(
 pub async fn replace_task(
     State(api): State<Arc<Api>>,
     Extension(role): Extension<Role>,
-    Path(name): Path<String>,
+    Segment(name): Segment,
     headers: HeaderMap,
-    body: Bytes,
+    Params(NoParams {}): Params<NoParams>,
+    JsonBody(change): JsonBody<TaskFields>,
 ) -> Result<Response> {
-    change_task(&api, role, &name, &headers, &body, false).await
+    change_task(&api, role, &name, &headers, change, false).await
 }
 
 /// `PATCH /api/v1/tasks/{name}`.
 pub async fn patch_task(
     State(api): State<Arc<Api>>,
     Extension(role): Extension<Role>,
-    Path(name): Path<String>,
+    Segment(name): Segment,
     headers: HeaderMap,
-    body: Bytes,
+    Params(NoParams {}): Params<NoParams>,
+    JsonBody(change): JsonBody<TaskFields>,
 ) -> Result<Response> {
-    change_task(&api, role, &name, &headers, &body, true).await
+    change_task(&api, role, &name, &headers, change, true).await
 }
 
 /// `DELETE /api/v1/tasks/{name}`.
 pub async fn delete_task(
     State(api): State<Arc<Api>>,
-    Path(name): Path<String>,
+    Segment(name): Segment,
     headers: HeaderMap,
+    Params(NoParams {}): Params<NoParams>,
+    JsonBody(NoBody {}): JsonBody<NoBody>,
 ) -> Result<Response> {
     api.agent.delete_task(&name, if_match(&headers)?).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -177,7 +181,8 @@ pub async fn delete_task(
 pub async fn task(
     State(api): State<Arc<Api>>,
     Extension(role): Extension<Role>,
-    Path(name): Path<String>,
+    Segment(name): Segment,
+    Params(NoParams {}): Params<NoParams>,
 ) -> Result<Response> {
     let view = api.agent.task(&name).await.ok_or_else(|| no_task(&name))?;
     let filter =
@@ -226,7 +231,12 @@ fn no_task(name: &str) -> ApiError {
 }
 
 /// `POST /api/v1/tasks/{name}/run`.
-pub async fn run_task(State(api): State<Arc<Api>>, Path(name): Path<String>) -> Result<Response> {
+pub async fn run_task(
+    State(api): State<Arc<Api>>,
+    Segment(name): Segment,
+    Params(NoParams {}): Params<NoParams>,
+    JsonBody(NoBody {}): JsonBody<NoBody>,
+) -> Result<Response> {
     let run_id = api.agent.run_now(&name).await?;
     Ok((StatusCode::ACCEPTED, Json(RunStarted { run_id, task: name })).into_response())
 }
@@ -235,11 +245,10 @@ pub async fn run_task(State(api): State<Arc<Api>>, Path(name): Path<String>) -> 
 pub async fn pause_task(
     State(api): State<Arc<Api>>,
     Extension(role): Extension<Role>,
-    Path(name): Path<String>,
-    body: Bytes,
+    Segment(name): Segment,
+    Params(NoParams {}): Params<NoParams>,
+    JsonBody(PauseRequest { until }): JsonBody<PauseRequest>,
 ) -> Result<Json<Task>> {
-    let until: Option<String> =
-        field(&body_object(&body)?, "until", "expected an instant as a string")?;
     let until = match until {
         None => None,
         Some(text) => {
@@ -261,11 +270,10 @@ pub async fn pause_task(
 pub async fn resume_task(
     State(api): State<Arc<Api>>,
     Extension(role): Extension<Role>,
-    Path(name): Path<String>,
-    body: Bytes,
+    Segment(name): Segment,
+    Params(NoParams {}): Params<NoParams>,
+    JsonBody(ResumeRequest { missed }): JsonBody<ResumeRequest>,
 ) -> Result<Json<Task>> {
-    let missed: Option<Missed> =
-        field(&body_object(&body)?, "missed", "expected \"skip\" or \"once\"")?;
     api.agent.resume_with(&name, missed == Some(Missed::Once)).await?;
     task_state(&api, &name, role).await
 }
@@ -273,33 +281,6 @@ pub async fn resume_task(
 async fn task_state(api: &Api, name: &str, role: Role) -> Result<Json<Task>> {
     let view = api.agent.task(name).await.ok_or_else(|| no_task(name))?;
     Ok(Json(Task::of(&view, None, role == Role::Admin)))
-}
-
-/// A JSON object body; an empty body is an empty object.
-fn body_object(body: &[u8]) -> Result<Map<String, Value>> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    match serde_json::from_slice(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(ApiError::bad_request("expected a JSON object")),
-        Err(e) => Err(ApiError::bad_request(format!("invalid JSON: {e}"))),
-    }
-}
-
-/// A field of a body's object as a `T`; absent or null: none. Not a `T`: a 400 saying what
-/// was `expected`.
-fn field<T: serde::de::DeserializeOwned>(
-    object: &Map<String, Value>,
-    key: &str,
-    expected: &str,
-) -> Result<Option<T>> {
-    match object.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => T::deserialize(value)
-            .map(Some)
-            .map_err(|_| ApiError::bad_request(format!("{key}: {expected}"))),
-    }
 }
 
 /// The query of `GET /api/v1/runs`, checked.
@@ -347,7 +328,7 @@ fn run_filter(query: &[(String, String)]) -> Result<RunFilter> {
 /// that is neither a task of the agent nor in the run history is a 404, not an empty page.
 pub async fn runs(
     State(api): State<Arc<Api>>,
-    Query(query): Query<Vec<(String, String)>>,
+    Params(query): Params<Vec<(String, String)>>,
 ) -> Result<Json<RunPage>> {
     let filter = run_filter(&query)?;
     if let Some(task) = &filter.task {
@@ -367,7 +348,11 @@ async fn find_run(api: &Api, id: &str) -> Result<RunRecord> {
 }
 
 /// `GET /api/v1/runs/{id}`: the run with its output (as text; invalid UTF-8 replaced).
-pub async fn run(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Result<Json<Run>> {
+pub async fn run(
+    State(api): State<Arc<Api>>,
+    Segment(id): Segment,
+    Params(NoParams {}): Params<NoParams>,
+) -> Result<Json<Run>> {
     let live = api.agent.services.find(&id);
     let record = find_run(&api, &id).await?;
     let mut run = Run::of(&record);
@@ -379,15 +364,23 @@ pub async fn run(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Result<
     Ok(Json(run))
 }
 
+/// The query of `GET /api/v1/runs/{id}/output`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputQuery {
+    /// `true` (or `1`, or empty): stream the output as it comes.
+    follow: Option<String>,
+}
+
 /// `GET /api/v1/runs/{id}/output`: the output as plain text; with `?follow=true`, a stream of
 /// server-sent events: `output` events with the text as it comes, then one `end` event with
 /// the finished run.
 pub async fn output(
     State(api): State<Arc<Api>>,
-    Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    Segment(id): Segment,
+    Params(query): Params<OutputQuery>,
 ) -> Result<Response> {
-    let follow = match query.get("follow").map(String::as_str) {
+    let follow = match query.follow.as_deref() {
         None | Some("false" | "0") => false,
         Some("true" | "1" | "") => true,
         Some(other) => {
@@ -457,7 +450,12 @@ fn end(record: &RunRecord) -> String {
 }
 
 /// `POST /api/v1/runs/{id}/kill`.
-pub async fn kill(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Result<Response> {
+pub async fn kill(
+    State(api): State<Arc<Api>>,
+    Segment(id): Segment,
+    Params(NoParams {}): Params<NoParams>,
+    JsonBody(NoBody {}): JsonBody<NoBody>,
+) -> Result<Response> {
     match api.agent.kill(&id) {
         Ok(()) => {
             Ok((StatusCode::ACCEPTED, Json(Killing { killing: true, run_id: id })).into_response())
@@ -492,7 +490,11 @@ fn not_running(api: &Api, r: &RunRecord) -> String {
 
 /// `POST /api/v1/reload`: re-reads the task file; an invalid one changes nothing (422 with
 /// every error).
-pub async fn reload(State(api): State<Arc<Api>>) -> Result<Json<Counts>> {
+pub async fn reload(
+    State(api): State<Arc<Api>>,
+    Params(NoParams {}): Params<NoParams>,
+    JsonBody(NoBody {}): JsonBody<NoBody>,
+) -> Result<Json<Counts>> {
     match api.agent.reload().await {
         Ok(done) => Ok(Json(done.into())),
         Err(errors) => Err(ApiError::invalid_file(
@@ -505,23 +507,36 @@ pub async fn reload(State(api): State<Arc<Api>>) -> Result<Json<Counts>> {
     }
 }
 
-/// The text of a task file in a request body, and the name to use for it in messages
-/// (`?file=`).
-fn task_file(body: &[u8], query: &HashMap<String, String>) -> Result<(String, String)> {
-    let text = std::str::from_utf8(body)
-        .map_err(|_| ApiError::bad_request("the task file must be UTF-8 text"))?
-        .to_owned();
-    let label = query.get("file").cloned().unwrap_or_else(|| "tasks.toml".to_owned());
-    Ok((text, label))
+/// The query of `POST /api/v1/plan`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanQuery {
+    /// The file's name, for messages [default: tasks.toml].
+    file: Option<String>,
+}
+
+/// The query of `POST /api/v1/apply`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyQuery {
+    /// The file's name, for messages [default: tasks.toml].
+    file: Option<String>,
+    /// Apply a file that defines no task (removing every task of the task file).
+    allow_empty: Option<bool>,
+}
+
+/// The name a task file is given in messages.
+fn label(file: Option<String>) -> String {
+    file.unwrap_or_else(|| "tasks.toml".to_owned())
 }
 
 /// `POST /api/v1/plan?file=NAME` with a task file as the body: what a reload of it would do.
 pub async fn plan(
     State(api): State<Arc<Api>>,
-    Query(query): Query<HashMap<String, String>>,
-    body: Bytes,
+    Params(query): Params<PlanQuery>,
+    TaskFileBody(text): TaskFileBody,
 ) -> Result<Json<Plan>> {
-    let (text, label) = task_file(&body, &query)?;
+    let label = label(query.file);
     match api.agent.plan(&text, &label).await {
         Ok(plan) => Ok(Json(Plan::from(&plan))),
         Err(errors) => {
@@ -530,25 +545,37 @@ pub async fn plan(
     }
 }
 
-/// `POST /api/v1/apply?file=NAME`: writes the body as the agent's task file and reloads it.
+/// `POST /api/v1/apply?file=NAME&allow_empty=true`: writes the body as the agent's task file
+/// and reloads it. A file that defines no task is refused (409 `empty_task_file`) unless
+/// `allow_empty=true`.
 pub async fn apply(
     State(api): State<Arc<Api>>,
-    Query(query): Query<HashMap<String, String>>,
-    body: Bytes,
+    Params(query): Params<ApplyQuery>,
+    TaskFileBody(text): TaskFileBody,
 ) -> Result<Json<Plan>> {
-    let (text, label) = task_file(&body, &query)?;
-    match api.agent.apply(&text, &label).await {
-        Ok((plan, done)) => Ok(Json(Plan { applied: Some(done.into()), ..Plan::from(&plan) })),
+    let label = label(query.file);
+    let allow_empty = query.allow_empty.unwrap_or(false);
+    match api.agent.apply(&text, &label, allow_empty).await {
+        // Applied: what plan warned about was asked for.
+        Ok((plan, done)) => {
+            Ok(Json(Plan { applied: Some(done.into()), warnings: Vec::new(), ..Plan::from(&plan) }))
+        }
         Err(crate::agent::ApplyError::Invalid(errors)) => Err(ApiError::invalid_file(
             &errors,
             format!("{label} has {} error(s); nothing was written", errors.0.len()),
         )),
+        Err(e @ crate::agent::ApplyError::Empty { .. }) => {
+            Err(ApiError::new(StatusCode::CONFLICT, "empty_task_file", e.to_string()))
+        }
         Err(crate::agent::ApplyError::Write(message)) => Err(ApiError::internal(message)),
     }
 }
 
 /// `GET /api/v1/node`: this node, its host and its agent.
-pub async fn node(State(api): State<Arc<Api>>) -> Json<Node> {
+pub async fn node(
+    State(api): State<Arc<Api>>,
+    Params(NoParams {}): Params<NoParams>,
+) -> Json<Node> {
     let agent = &api.agent;
     let host = &agent.options.host;
     let uptime = crate::clock::now().duration_since(agent.started).as_secs();
@@ -594,13 +621,21 @@ pub async fn node(State(api): State<Arc<Api>>) -> Json<Node> {
 
 /// `GET /api/v1/nodes`: every node registered in the store (with a shared store, the fleet),
 /// alive, stopped or lost.
-pub async fn nodes(State(api): State<Arc<Api>>) -> Result<Json<NodeList>> {
+pub async fn nodes(
+    State(api): State<Arc<Api>>,
+    Params(NoParams {}): Params<NoParams>,
+) -> Result<Json<NodeList>> {
     let now = crate::clock::now();
     let mut nodes = Vec::new();
     for n in api.agent.nodes().await? {
         nodes.push(NodeInfo::of(&n, crate::agent::node_status(&n, now)));
     }
     Ok(Json(NodeList { nodes }))
+}
+
+/// `GET /api/v1/openapi.json`: the OpenAPI document.
+pub async fn openapi(Params(NoParams {}): Params<NoParams>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], super::OPENAPI).into_response()
 }
 
 /// `GET /metrics`.

@@ -77,7 +77,7 @@ enum Command {
     /// 0 removed, 4 unchanged`, followed by this node's own changes when they differ (tasks
     /// of other nodes and disabled tasks are applied but do not run here). An invalid file is
     /// refused with its errors (exit 2) and nothing is written.
-    Apply(task::PlanArgs),
+    Apply(task::ApplyArgs),
     /// The nodes registered in the agent's store (with a shared store: the fleet).
     Nodes(status::NodesArgs),
     /// Check this machine's setup: task file, state dir, store, API token, clock.

@@ -297,8 +297,25 @@ fn cannot_read(file: &std::path::Path, e: &std::io::Error) -> String {
     format!("cannot read {}: {}", file.display(), crate::config::io_reason(e))
 }
 
-/// `plan`/`apply --store`: the file compared with the fleet's stored one, and stored.
-fn with_store(args: &PlanArgs, url: &str, store_it: bool) -> Result<Plan, String> {
+/// `cronfleet apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    plan: PlanArgs,
+    /// Apply a file that defines no task, removing every task of the task file (refused
+    /// without it).
+    #[arg(long)]
+    allow_empty: bool,
+}
+
+/// `plan`/`apply --store`: the file compared with the fleet's stored one, and stored (a file
+/// without tasks only with `allow_empty`).
+fn with_store(
+    args: &PlanArgs,
+    url: &str,
+    store_it: bool,
+    allow_empty: bool,
+) -> Result<Plan, String> {
     let text = std::fs::read_to_string(&args.file).map_err(|e| cannot_read(&args.file, &e))?;
     let set = crate::config::parse(&args.file, &text).map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -316,21 +333,39 @@ fn with_store(args: &PlanArgs, url: &str, store_it: bool) -> Result<Plan, String
         };
         let plan = crate::agent::plan::compare(&old, &set.tasks, &Default::default());
         let mut out = Plan::from(&plan);
+        if store_it && plan.leaves_no_task() && !allow_empty {
+            let removed: Vec<String> = plan.removed.iter().map(|(n, _)| n.clone()).collect();
+            let what = match removed.len() {
+                0 => "store a task file without any task".to_owned(),
+                n => format!(
+                    "remove every task of the fleet's task file ({n}: {})",
+                    removed.join(", ")
+                ),
+            };
+            return Err(format!(
+                "{} defines no task: applying it would {what}; nothing was stored. To do that, \
+                 give --allow-empty",
+                args.file.display()
+            ));
+        }
         if store_it {
             let now = crate::clock::now().to_string();
             let revision = store.put_task_file(&text, &now).await.map_err(|e| e.to_string())?;
             out.revision = Some(revision);
+            // Stored: what plan warned about was asked for.
+            out.warnings.clear();
         }
         Ok(out)
     })
 }
 
-fn send_file(args: &PlanArgs, client: &Client, route: &str) -> Result<Plan, String> {
+/// Sends the file to the agent's `plan` or `apply` (`query`: more parameters, `&`-joined).
+fn send_file(args: &PlanArgs, client: &Client, route: &str, query: &str) -> Result<Plan, String> {
     let text = std::fs::read_to_string(&args.file).map_err(|e| cannot_read(&args.file, &e))?;
     let label = args.file.display().to_string();
     Ok(client.request(
         Method::POST,
-        &format!("/api/v1/{route}?file={}", segment(&label)),
+        &format!("/api/v1/{route}?file={}{query}", segment(&label)),
         Body::Text(&text),
         None,
     )?)
@@ -365,6 +400,9 @@ fn show_plan(plan: &Plan) {
         println!("no changes ({unchanged} tasks unchanged)");
     } else {
         println!("{changes} change(s), {unchanged} unchanged");
+    }
+    for w in &plan.warnings {
+        println!("warning: {}", w.message);
     }
 }
 
@@ -405,8 +443,8 @@ fn plan_json(plan: &Plan) -> Result<String, String> {
 /// Runs `cronfleet plan FILE`.
 pub fn plan(args: PlanArgs) -> Result<ExitCode, String> {
     let plan = match &args.store {
-        Some(url) => with_store(&args, url, false)?,
-        None => send_file(&args, &args.remote.client()?, "plan")?,
+        Some(url) => with_store(&args, url, false, false)?,
+        None => send_file(&args, &args.remote.client()?, "plan", "")?,
     };
     if args.json {
         println!("{}", plan_json(&plan)?);
@@ -416,11 +454,15 @@ pub fn plan(args: PlanArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs `cronfleet apply FILE`.
-pub fn apply(args: PlanArgs) -> Result<ExitCode, String> {
+/// Runs `cronfleet apply FILE`: a file that defines no task only with `--allow-empty`.
+pub fn apply(args: ApplyArgs) -> Result<ExitCode, String> {
+    let ApplyArgs { plan: args, allow_empty } = args;
     let done = match &args.store {
-        Some(url) => with_store(&args, url, true)?,
-        None => send_file(&args, &args.remote.client()?, "apply")?,
+        Some(url) => with_store(&args, url, true, allow_empty)?,
+        None => {
+            let query = if allow_empty { "&allow_empty=true" } else { "" };
+            send_file(&args, &args.remote.client()?, "apply", query)?
+        }
     };
     if args.json {
         println!("{}", plan_json(&done)?);
@@ -449,6 +491,7 @@ mod tests {
             removed: Vec::new(),
             revision: None,
             unchanged: names(unchanged),
+            warnings: Vec::new(),
         }
     }
 

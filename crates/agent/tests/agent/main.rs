@@ -1623,6 +1623,21 @@ fn a_task_file_applied_to_the_store_reaches_every_agent_at_once() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("fleet.toml:3:") && err.contains("`schedule`"), "{err}");
     assert_eq!(runtime.block_on(store.task_file()).unwrap().unwrap().1, 1, "revision 1 kept");
+    // A file without tasks is refused (it would remove every task everywhere); plan warns.
+    let out = apply("# the tasks moved elsewhere\n");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "fleet.toml defines no task: applying it would remove every task of the fleet's \
+             task file (1: hello); nothing was stored. To do that, give --allow-empty"
+        ),
+        "{err}"
+    );
+    assert_eq!(runtime.block_on(store.task_file()).unwrap().unwrap().1, 1, "revision 1 kept");
+    let out = cronfleet(&["plan", file.to_str().unwrap(), "--store", &db.url]);
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(plan.contains("- hello  (removed)\n1 change(s), 0 unchanged\nwarning: the file defines no task: applying it removes every task of the task file (1); apply refuses it unless asked with allow_empty=true (cronfleet apply --allow-empty)\n"), "{plan}");
 
     // Plan against the stored file, then apply: `hello` goes, `bye` runs on d1 only.
     let v2 = "[[task]]\nname = \"bye\"\nschedule = \"* * * * * *\"\nhosts = [\"d1\"]\ncommand = \"true\"\n";
@@ -1663,7 +1678,15 @@ fn a_task_file_applied_to_the_store_reaches_every_agent_at_once() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let t4 = now();
     wait_for("api-made resumed everywhere", &|| ran("api-made", t4).len() == 3);
-    // `apply` through an agent's API stores the fleet's file too.
+    // `apply` through an agent's API stores the fleet's file too (one without tasks only
+    // when asked for).
+    std::fs::write(&file, "").unwrap();
+    let out = cronfleet(&["apply", file.to_str().unwrap(), "--state-dir", &state(1)]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("would remove every task of the task file (1: bye)"), "{err}");
+    assert!(err.ends_with("(cronfleet apply --allow-empty) (HTTP 409)\n"), "{err}");
+    assert_eq!(runtime.block_on(store.task_file()).unwrap().unwrap().1, 2, "nothing stored");
     std::fs::write(&file, v1).unwrap();
     let out = cronfleet(&["apply", file.to_str().unwrap(), "--state-dir", &state(1)]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

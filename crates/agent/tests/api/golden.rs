@@ -122,6 +122,9 @@ command = "true"
 enabled = false
 "#;
 
+/// A form's content type (curl -d sends it).
+const FORM: &str = "application/x-www-form-urlencoded";
+
 /// Keys whose values change from run to run whatever their text.
 const VOLATILE: &[&str] = &[
     "duration_ms",
@@ -143,7 +146,10 @@ const VOLATILE: &[&str] = &[
 enum Body {
     None,
     Json(Value),
+    /// Text without a content type.
     Text(&'static str),
+    /// Text with a content type.
+    Typed(&'static str, &'static str),
     Bytes(Vec<u8>),
 }
 
@@ -176,12 +182,13 @@ impl Golden<'_> {
             Body::None => request,
             Body::Json(v) => request.json(&v),
             Body::Text(t) => request.body(t),
+            Body::Typed(content_type, t) => request.header("content-type", content_type).body(t),
             Body::Bytes(b) => request.body(b),
         };
         let response = with(request).send().unwrap();
         let status = response.status();
         let mut text = format!("{method} {path}\n{status}\n");
-        for header in ["content-type", "etag", "www-authenticate"] {
+        for header in ["content-type", "etag", "www-authenticate", "allow"] {
             if let Some(value) = response.headers().get(header) {
                 let _ = writeln!(text, "{header}: {}", value.to_str().unwrap());
             }
@@ -586,7 +593,7 @@ fn every_route_answers_as_recorded() {
     g.call("pause/past", Method::POST, pause, Body::Json(json!({"until": "2001-01-01T00:00:00Z"})));
     g.call("pause/until-number", Method::POST, pause, Body::Json(json!({"until": 5})));
     g.call("pause/not-object", Method::POST, pause, Body::Json(json!([1, 2])));
-    g.call("pause/not-json", Method::POST, pause, Body::Text("{not json"));
+    g.call("pause/not-json", Method::POST, pause, Body::Typed("application/json", "{not json"));
     g.call("pause/unknown", Method::POST, "/api/v1/tasks/nope/pause", Body::None);
     g.call("pause/bad-missed", Method::POST, resume, Body::Json(json!({"missed": "all"})));
 
@@ -678,23 +685,98 @@ fn every_route_answers_as_recorded() {
     g.call("api-tasks/delete-file-task", Method::DELETE, "/api/v1/tasks/hello", Body::None);
 
     // Plan, apply, reload.
-    g.call("plan/changes", Method::POST, "/api/v1/plan?file=new.toml", Body::Text(NEW_TASKS));
+    g.call(
+        "plan/changes",
+        Method::POST,
+        "/api/v1/plan?file=new.toml",
+        Body::Typed("application/toml", NEW_TASKS),
+    );
     g.call("plan/nothing", Method::POST, "/api/v1/plan", Body::Text(TASKS));
     let broken = "[[task]]\nname = \"x\"\nschedule = \"nope\"\ncommand = 1\n";
     g.call("plan/invalid", Method::POST, "/api/v1/plan", Body::Text(broken));
     g.call("plan/not-utf8", Method::POST, "/api/v1/plan", Body::Bytes(vec![0xff, 0xfe]));
+    g.call("plan/json", Method::POST, "/api/v1/plan", Body::Typed("application/json", "{}"));
+    g.call("plan/no-task", Method::POST, "/api/v1/plan", Body::Text("# nothing yet\n"));
     g.call("reload/unchanged", Method::POST, "/api/v1/reload", Body::None);
     // The task file is the user's: written through the API, it keeps its mode.
     use std::os::unix::fs::PermissionsExt;
     let file = agent.dir.join("tasks.toml");
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
-    g.call("apply/changes", Method::POST, "/api/v1/apply?file=new.toml", Body::Text(NEW_TASKS));
+    g.call(
+        "apply/changes",
+        Method::POST,
+        "/api/v1/apply?file=new.toml",
+        Body::Typed("text/plain; charset=utf-8", NEW_TASKS),
+    );
     assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o640);
     g.call("apply/invalid", Method::POST, "/api/v1/apply", Body::Text(broken));
+    // A file without tasks is applied only when asked in so many words.
+    g.call("apply/no-task", Method::POST, "/api/v1/apply?file=empty.toml", Body::Text(""));
+    g.call("apply/bad-allow-empty", Method::POST, "/api/v1/apply?allow_empty=yes", Body::Text(""));
+    g.call("apply/form", Method::POST, "/api/v1/apply", Body::Typed(FORM, NEW_TASKS));
     std::fs::write(agent.dir.join("tasks.toml"), TASKS).unwrap();
     g.call("reload/changes", Method::POST, "/api/v1/reload", Body::None);
     std::fs::write(agent.dir.join("tasks.toml"), broken).unwrap();
     g.call("reload/invalid", Method::POST, "/api/v1/reload", Body::None);
+
+    // Strict requests: a JSON body needs a JSON content type; unknown fields and parameters
+    // are refused; the errors of the server stack (405, 413, a bad path) are JSON too.
+    g.call("strict/pause-typo", Method::POST, pause, Body::Json(json!({"untill": "2099-01-01"})));
+    g.call("strict/resume-typo", Method::POST, resume, Body::Json(json!({"mised": "once"})));
+    g.call(
+        "strict/run-with-body",
+        Method::POST,
+        "/api/v1/tasks/hello/run",
+        Body::Json(json!({"now": true})),
+    );
+    g.call(
+        "strict/create-typo",
+        Method::POST,
+        tasks,
+        Body::Json(json!({"name": "t", "schedule": "@daily", "comand": "true"})),
+    );
+    let until = r#"{"until": "2099-01-01T00:00:00Z"}"#;
+    g.call("strict/pause-text", Method::POST, pause, Body::Typed("text/plain", until));
+    g.call("strict/pause-form", Method::POST, pause, Body::Typed(FORM, until));
+    g.call("strict/pause-no-type", Method::POST, pause, Body::Text(until));
+    g.call(
+        "strict/pause-charset",
+        Method::POST,
+        pause,
+        Body::Typed("application/json; charset=latin1", until),
+    );
+    g.call(
+        "strict/create-text",
+        Method::POST,
+        tasks,
+        Body::Typed("text/plain", r#"{"name": "t"}"#),
+    );
+    g.call(
+        "strict/patch-merge-patch",
+        Method::PATCH,
+        "/api/v1/tasks/hello",
+        Body::Typed("application/merge-patch+json", "{}"),
+    );
+    g.call("strict/node-parameter", Method::GET, "/api/v1/node?verbose=1", Body::None);
+    g.call("strict/task-parameter", Method::GET, "/api/v1/tasks/hello?fields=name", Body::None);
+    g.call(
+        "strict/output-follow-null",
+        Method::GET,
+        &format!("/api/v1/runs/{}/output?follow=null", enc(&id)),
+        Body::None,
+    );
+    g.call(
+        "strict/output-parameter",
+        Method::GET,
+        &format!("/api/v1/runs/{}/output?tail=5", enc(&id)),
+        Body::None,
+    );
+    g.call("strict/plan-parameter", Method::POST, "/api/v1/plan?dry=1", Body::Text(TASKS));
+    g.call("strict/method", Method::DELETE, "/api/v1/tasks", Body::None);
+    g.call("strict/method-run", Method::GET, "/api/v1/tasks/hello/run", Body::None);
+    g.call("strict/bad-path", Method::GET, "/api/v1/tasks/%FF", Body::None);
+    g.call("strict/too-large", Method::POST, tasks, Body::Bytes(vec![b' '; 3 << 20]));
+    g.call("strict/no-route", Method::POST, "/api/v1/tasks/hello/stop", Body::None);
 
     // This node and the fleet.
     agent.wait_for("no run in flight", 20, || {

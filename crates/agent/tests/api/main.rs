@@ -1,6 +1,8 @@
 //! The agent's HTTP API, against a real agent process on a free port: auth on every route,
 //! tasks, runs, output (also streamed), run now, pause/resume, kill, reload, node, metrics,
-//! TLS and the refusal to listen openly. `golden` pins the JSON of every route.
+//! TLS and the refusal to listen openly, strict requests (content types, unknown fields and
+//! parameters, every error JSON), apply's refusal of a file without tasks. `golden` pins the
+//! JSON of every route.
 
 mod golden;
 
@@ -409,6 +411,7 @@ fn tasks_runs_output_and_metrics() {
         .client
         .post(format!("{}/api/v1/tasks/tick/pause", agent.url))
         .bearer_auth(&agent.admin)
+        .header("content-type", "application/json")
         .body("{not json")
         .send()
         .unwrap();
@@ -541,6 +544,9 @@ fn run_now_follow_output_kill_pause_resume_and_reload() {
         doctor.lines().any(|l| l.contains("reload") && l.contains("NOT IN EFFECT")),
         "{doctor}"
     );
+    let home = agent.call(Method::GET, "/", Some(READ), None).text().unwrap();
+    assert!(home.contains("id=\"not-in-effect\""), "{home}");
+    assert!(home.contains("task &quot;bad&quot;, field `schedule`"), "{home}");
     std::fs::write(
         &file,
         format!("{good}\n[[task]]\nname = \"new\"\nschedule = \"@daily\"\ncommand = \"true\"\n"),
@@ -559,6 +565,8 @@ fn run_now_follow_output_kill_pause_resume_and_reload() {
     assert_eq!(node["task_file"]["errors"], json!([]), "{node}");
     let (_, status_out, _) = cli(&["status", "--state-dir", state.to_str().unwrap()]);
     assert!(!status_out.contains("NOT IN EFFECT"), "{status_out}");
+    let home = agent.call(Method::GET, "/", Some(READ), None).text().unwrap();
+    assert!(home.contains("id=\"tasks\"") && !home.contains("not-in-effect"), "{home}");
 
     // A pause outlives a restart.
     let (status, _) = agent.post("/api/v1/tasks/tick/pause", None);
@@ -910,4 +918,316 @@ fn secrets_are_masked_wherever_output_appears() {
         }
     }
     assert!(live.contains("***"), "{live}");
+}
+
+/// An error answer's status, `code` and message, checking it is the JSON error body.
+fn error_of(r: Response) -> (StatusCode, String, String) {
+    let status = r.status();
+    let kind = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(kind.as_deref(), Some("application/json"), "{status}");
+    let body: Value = r.json().unwrap();
+    let code = body["error"]["code"].as_str().unwrap_or_else(|| panic!("{body}")).to_owned();
+    let message = body["error"]["message"].as_str().unwrap_or_else(|| panic!("{body}")).to_owned();
+    assert!(!message.is_empty(), "{body}");
+    (status, code, message)
+}
+
+/// Sends `request` as it is on a new connection; the whole answer as text.
+fn raw(agent: &Agent, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let addr = agent.url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn requests_are_strict_and_every_error_is_json() {
+    let agent = Agent::start("strict", TASKS, &[]);
+    let admin = agent.admin.clone();
+    let send = |method: Method, path: &str, kind: Option<&str>, body: &str| {
+        let mut r =
+            agent.client.request(method, format!("{}{path}", agent.url)).bearer_auth(&admin);
+        if let Some(kind) = kind {
+            r = r.header("content-type", kind);
+        }
+        r.body(body.to_owned()).send().unwrap()
+    };
+    let doc = agent.get("/api/v1/openapi.json");
+    let mut operations = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let path = path.replace("{name}", "slow").replace("{id}", "slow%400%231");
+            operations.push((method.to_uppercase().parse::<Method>().unwrap(), path, op.clone()));
+        }
+    }
+    assert_eq!(operations.len(), 19);
+
+    // An unknown query parameter is a 400 on every route, naming it (and nothing is done).
+    for (method, path, op) in &operations {
+        assert!(op["responses"].get("400").is_some(), "{method} {path} documents its 400");
+        let r = send(method.clone(), &format!("{path}?colour=red"), None, "");
+        let (status, code, message) = error_of(r);
+        assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "bad_request"), "{path}");
+        assert!(message.starts_with("unknown parameter \"colour\""), "{method} {path}: {message}");
+    }
+    let (status, _, message) = error_of(send(Method::GET, "/api/v1/node?verbose=1", None, ""));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(message, "unknown parameter \"verbose\": this route takes no parameters");
+    let r = send(Method::GET, "/api/v1/runs/slow%400%231/output?follow=null", None, "");
+    let (status, _, message) = error_of(r);
+    assert_eq!(
+        (status, message.as_str()),
+        (StatusCode::BAD_REQUEST, "follow: expected true or false, not \"null\"")
+    );
+    let r = send(Method::POST, "/api/v1/apply?allow_empty=yes", None, "");
+    assert_eq!(error_of(r).0, StatusCode::BAD_REQUEST);
+
+    // A body of the wrong media type is a 415 on every route that takes one (JSON routes:
+    // JSON only; plan and apply: a task file, not JSON), before anything is done.
+    for (method, path, op) in &operations {
+        if op["responses"].get("415").is_none() {
+            continue;
+        }
+        let toml = op["requestBody"]["content"].get("application/toml").is_some();
+        let refused: &[Option<&str>] = if toml {
+            &[Some("application/json"), Some("application/x-www-form-urlencoded")]
+        } else {
+            &[
+                Some("text/plain"),
+                Some("application/x-www-form-urlencoded"),
+                None,
+                Some("application/json; charset=latin1"),
+            ]
+        };
+        for kind in refused {
+            let r = send(method.clone(), path, *kind, "{}");
+            let (status, code, message) = error_of(r);
+            assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{method} {path} {kind:?}");
+            assert_eq!(code, "unsupported_media_type");
+            let how = if toml { "application/toml" } else { "Content-Type: application/json" };
+            assert!(message.contains(how) || message.contains("UTF-8"), "{message}");
+        }
+    }
+    let slow = agent.get("/api/v1/tasks/slow");
+    assert_eq!((slow["paused"].clone(), slow["running"].clone()), (json!(false), json!(0)));
+
+    // Unknown body fields are a 422 naming the field: a typo never pauses for ever.
+    let future = "2099-01-01T00:00:00Z";
+    let json = Some("application/json");
+    for (path, body, want) in [
+        (
+            "/api/v1/tasks/slow/pause",
+            format!(r#"{{"untill": "{future}"}}"#),
+            "unknown field \"untill\": did you mean \"until\"? (this route takes until)",
+        ),
+        (
+            "/api/v1/tasks/slow/resume",
+            r#"{"missed": "skip", "mised": "once"}"#.to_owned(),
+            "unknown field \"mised\": did you mean \"missed\"? (this route takes missed)",
+        ),
+        (
+            "/api/v1/tasks/slow/run",
+            r#"{"now": true}"#.to_owned(),
+            "unknown field \"now\": this route takes no body",
+        ),
+        (
+            "/api/v1/reload",
+            r#"{"force": 1}"#.to_owned(),
+            "unknown field \"force\": this route takes no body",
+        ),
+    ] {
+        let (status, code, message) = error_of(send(Method::POST, path, json, &body));
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "unknown_field"),
+            "{path}"
+        );
+        assert_eq!(message, want);
+    }
+    let slow = agent.get("/api/v1/tasks/slow");
+    assert_eq!(slow["paused"], false, "the typo paused nothing");
+    assert!(agent.runs("slow").is_empty(), "nor ran anything");
+    let task = r#"{"name": "typo", "schedule": "@daily", "command": "true", "retrys": 2}"#;
+    let (status, code, message) = error_of(send(Method::POST, "/api/v1/tasks", json, task));
+    assert_eq!((status, code.as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_task"));
+    assert!(message.contains("unknown field; did you mean `retries`?"), "{message}");
+    assert_eq!(agent.call(Method::GET, "/api/v1/tasks/typo", Some(&admin), None).status(), 404);
+
+    // JSON content types: with parameters, or a +json type; an empty body needs none.
+    let until = format!(r#"{{"until": "{future}"}}"#);
+    let r = send(
+        Method::POST,
+        "/api/v1/tasks/slow/pause",
+        Some("Application/JSON; charset=UTF-8"),
+        &until,
+    );
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().unwrap()["paused_until"], future);
+    let r = send(
+        Method::POST,
+        "/api/v1/tasks/slow/resume",
+        Some("application/vnd.example+json"),
+        r#"{"missed": "skip"}"#,
+    );
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(send(Method::POST, "/api/v1/tasks/slow/pause", None, "").status(), StatusCode::OK);
+    assert_eq!(
+        send(Method::POST, "/api/v1/tasks/slow/resume", json, "{}").status(),
+        StatusCode::OK
+    );
+    // Task files: text/plain, application/toml or no content type.
+    let file = std::fs::read_to_string(agent.dir.join("tasks.toml")).unwrap();
+    for kind in [Some("text/plain; charset=utf-8"), Some("application/toml"), None] {
+        let r = send(Method::POST, "/api/v1/plan", kind, &file);
+        assert_eq!(r.status(), StatusCode::OK, "{kind:?}");
+        assert_eq!(r.json::<Value>().unwrap()["unchanged"].as_array().unwrap().len(), 3);
+    }
+
+    // What the server stack answers by itself is the same JSON: 405 with Allow, 413, a bad
+    // path, an unknown route; and what hyper answers before any route (400, 414, 431).
+    let r = send(Method::DELETE, "/api/v1/tasks", None, "");
+    assert_eq!(r.headers()["allow"], "GET,HEAD,POST");
+    assert!(r.headers().contains_key("content-security-policy"));
+    let (status, code, message) = error_of(r);
+    assert_eq!((status, code.as_str()), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
+    assert_eq!(
+        message,
+        "/api/v1/tasks does not take DELETE: its Allow header lists the methods it takes"
+    );
+    let r = send(Method::GET, "/api/v1/tasks/slow/run", None, "");
+    assert_eq!(r.headers()["allow"], "POST");
+    assert_eq!(error_of(r).0, StatusCode::METHOD_NOT_ALLOWED);
+    let big = "x".repeat(3 << 20);
+    let (status, code, message) = error_of(send(Method::POST, "/api/v1/plan", None, &big));
+    assert_eq!((status, code.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
+    assert_eq!(message, "the body is larger than 2097152 bytes");
+    let (status, _, message) = error_of(send(Method::GET, "/api/v1/tasks/%FF", None, ""));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(message, "name: the path segment is not UTF-8 once percent-decoded");
+    let (status, code, _) = error_of(send(Method::GET, "/api/v1/tasks/slow/stop", None, ""));
+    assert_eq!((status, code.as_str()), (StatusCode::NOT_FOUND, "not_found"));
+
+    // hyper's own answers (a URI over 64 KiB, which reqwest cannot even send).
+    let long =
+        format!("GET /api/v1/tasks?label={} HTTP/1.1\r\nHost: x\r\n\r\n", "x".repeat(70_000));
+    for (request, status, code) in [
+        (long.into_bytes(), "414 URI Too Long", "uri_too_long"),
+        (
+            b"BAD\x01REQUEST / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            "400 Bad Request",
+            "bad_request",
+        ),
+        (
+            format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "y".repeat(500_000))
+                .into_bytes(),
+            "431 Request Header Fields Too Large",
+            "headers_too_large",
+        ),
+    ] {
+        let answer = raw(&agent, &request);
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or_else(|| panic!("{answer}"));
+        assert!(head.starts_with(&format!("HTTP/1.1 {status}\r\n")), "{head}");
+        assert!(head.contains("\r\ncontent-type: application/json\r\n"), "{head}");
+        assert!(head.contains(&format!("\r\ncontent-length: {}\r\n", body.len())), "{head}");
+        assert!(head.contains("\r\nx-content-type-options: nosniff\r\n"), "{head}");
+        let body: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(body["error"]["code"], code, "{body}");
+    }
+    // The agent is none the worse.
+    assert_eq!(agent.get("/api/v1/tasks")["tasks"].as_array().unwrap().len(), 3);
+    agent.stop();
+}
+
+#[test]
+fn apply_refuses_to_empty_the_task_file_unless_asked() {
+    let agent = Agent::start("empty", TASKS, &[]);
+    let file = agent.dir.join("tasks.toml");
+    let before = std::fs::read_to_string(&file).unwrap();
+    let send = |path: &str, body: &str| {
+        agent
+            .client
+            .post(format!("{}{path}", agent.url))
+            .bearer_auth(&agent.admin)
+            .header("content-type", "application/toml")
+            .body(body.to_owned())
+            .send()
+            .unwrap()
+    };
+    // Through the API: refused, saying how to proceed; nothing written, every task kept.
+    for body in ["", "\n# moved to another machine\n", "[defaults]\ntimeout = \"1m\"\n"] {
+        let (status, code, message) = error_of(send("/api/v1/apply", body));
+        assert_eq!((status, code.as_str()), (StatusCode::CONFLICT, "empty_task_file"), "{body:?}");
+        assert_eq!(
+            message,
+            "the file defines no task: applying it would remove every task of the task file \
+             (3: tick, slow, elsewhere); nothing was written. To do that, apply it with \
+             allow_empty=true (cronfleet apply --allow-empty)"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
+    assert_eq!(agent.get("/api/v1/tasks")["tasks"].as_array().unwrap().len(), 3);
+    // plan says so.
+    let plan: Value = send("/api/v1/plan", "").json().unwrap();
+    assert_eq!(plan["removed"].as_array().unwrap().len(), 3);
+    assert_eq!(plan["warnings"][0]["code"], "empty_task_file");
+    let plan: Value = send("/api/v1/plan", &before).json().unwrap();
+    assert!(plan.get("warnings").is_none(), "{plan}");
+
+    // Through the CLI: plan warns; apply refuses (exit 2) unless --allow-empty.
+    let state = agent.dir.join("state");
+    let state = state.to_str().unwrap();
+    let empty = agent.dir.join("empty.toml");
+    std::fs::write(&empty, "# nothing here\n").unwrap();
+    let empty = empty.to_str().unwrap();
+    let (code, out, err) = cli(&["plan", empty, "--state-dir", state]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "- tick  (removed)\n- slow  (removed)\n- elsewhere  (removed)\n3 change(s), 0 unchanged\n\
+         warning: the file defines no task: applying it removes every task of the task file (3); \
+         apply refuses it unless asked with allow_empty=true (cronfleet apply --allow-empty)\n"
+    );
+    let (code, out, err) = cli(&["plan", empty, "--json", "--state-dir", state]);
+    assert_eq!(code, 0, "{err}");
+    let plan: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(plan["warnings"][0]["code"], "empty_task_file");
+    let (code, out, err) = cli(&["apply", empty, "--state-dir", state]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert_eq!(
+        err,
+        "cronfleet: the file defines no task: applying it would remove every task of the task \
+         file (3: tick, slow, elsewhere); nothing was written. To do that, apply it with \
+         allow_empty=true (cronfleet apply --allow-empty)\n"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
+    let (code, out, err) = cli(&["apply", empty, "--allow-empty", "--state-dir", state]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "- tick  (removed)\n- slow  (removed)\n- elsewhere  (removed)\n\
+         applied: 0 added, 0 changed, 3 removed, 0 unchanged; on this node: 2 removed (tasks of \
+         other nodes and disabled tasks do not run here)\n"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "# nothing here\n");
+    assert_eq!(agent.get("/api/v1/tasks")["tasks"], json!([]));
+
+    // With no task left, writing an empty file is still asked for in so many words.
+    let (status, _, message) = error_of(send("/api/v1/apply", ""));
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(message.contains("would write a task file without any task"), "{message}");
+    let r = send("/api/v1/apply?allow_empty=true", "");
+    assert_eq!(r.status(), StatusCode::OK);
+    let done: Value = r.json().unwrap();
+    assert_eq!(done["applied"], json!({"added": 0, "changed": 0, "removed": 0}));
+    assert!(done.get("warnings").is_none(), "{done}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "");
+    // And a file with tasks goes back as ever.
+    let r = send("/api/v1/apply", &before);
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(agent.get("/api/v1/tasks")["tasks"].as_array().unwrap().len(), 3);
+    agent.stop();
 }

@@ -87,8 +87,17 @@ pub(super) async fn overview(State(api): State<Arc<Api>>, headers: HeaderMap) ->
         by_task.entry(r.task.as_str()).or_default().push(r);
     }
     let host = &api.agent.options.host;
+    let reload = api.agent.reload_state();
     let body = html! {
         h1 { "Tasks on " (host.name) }
+        @if !reload.in_effect() {
+            div class="note err" id="not-in-effect" role="alert" {
+                strong { "The task file on disk is not in effect." }
+                " Its reload at " (short(&reload.last_attempt.to_string())) " failed; the tasks below are those read at "
+                (short(&reload.last_success.to_string())) ". Fix the file, then reload."
+                pre { @for e in &reload.errors { (e) "\n" } }
+            }
+        }
         p {
             (views.len()) " tasks in " (api.agent.options.config.display().to_string()) ", "
             (views.iter().filter(|v| v.here).count()) " run here; "

@@ -29,7 +29,7 @@ use serde_json::Value;
 pub use self::{
     error::{ErrorBody, ErrorDetails, ErrorInfo, FieldProblem, FileProblem},
     node::{Machine, Node, NodeInfo, NodeList, TaskFileState},
-    plan::{Changed, Counts, FieldChange, Plan, Removed},
+    plan::{Changed, Counts, FieldChange, Plan, Removed, Warning},
     run::{Killing, Run, RunPage, RunStarted},
     task::{
         zoned, Missed, PauseRequest, ResumeRequest, Revision, Task, TaskDetail, TaskFields,
@@ -86,6 +86,9 @@ mod tests {
         round_trip::<TaskList>(daemon);
         round_trip::<Plan>(
             r#"{"added":["a"],"applied":{"added":1,"changed":0,"removed":0},"changed":[{"fields":[{"field":"retries","new":2,"old":0}],"name":"b","running":1}],"removed":[{"name":"c","running":0}],"unchanged":[]}"#,
+        );
+        round_trip::<Plan>(
+            r#"{"added":[],"changed":[],"removed":[{"name":"c","running":0}],"unchanged":[],"warnings":[{"code":"empty_task_file","message":"m"}]}"#,
         );
         round_trip::<NodeList>(
             r#"{"nodes":[{"addresses":["10.0.0.1"],"api":null,"last_seen":"t","name":"n","started_at":"t","status":"lost","stopped_at":null,"tags":["gpu"],"version":"0.1.0"}]}"#,

@@ -40,6 +40,39 @@ pub struct Plan {
     pub revision: Option<i64>,
     /// Tasks that stay as they are.
     pub unchanged: Vec<String>,
+    /// What to know before applying it (none: nothing to know).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Warning>,
+}
+
+/// Something to know before applying a task file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    /// A stable code: `empty_task_file` (the file defines no task; `apply` refuses it unless
+    /// asked with `allow_empty=true`).
+    pub code: String,
+    /// What it means, for people.
+    pub message: String,
+}
+
+impl Warning {
+    /// The warnings of a plan.
+    fn of(p: &plan::Plan) -> Vec<Warning> {
+        if !p.leaves_no_task() {
+            return Vec::new();
+        }
+        let what = match p.removed.len() {
+            0 => "writes a task file without any task".to_owned(),
+            n => format!("removes every task of the task file ({n})"),
+        };
+        vec![Warning {
+            code: "empty_task_file".to_owned(),
+            message: format!(
+                "the file defines no task: applying it {what}; apply refuses it unless asked \
+                 with allow_empty=true (cronfleet apply --allow-empty)"
+            ),
+        }]
+    }
 }
 
 impl From<&plan::Plan> for Plan {
@@ -71,6 +104,7 @@ impl From<&plan::Plan> for Plan {
                 .collect(),
             revision: None,
             unchanged: p.unchanged.clone(),
+            warnings: Warning::of(p),
         }
     }
 }

@@ -143,6 +143,7 @@ pub fn zoned(z: &jiff::Zoned) -> String {
 
 /// The body of `POST /api/v1/tasks/{name}/pause` (optional).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PauseRequest {
     /// Resume by itself at this instant (RFC 3339, or a local date and time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,6 +152,7 @@ pub struct PauseRequest {
 
 /// The body of `POST /api/v1/tasks/{name}/resume` (optional).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ResumeRequest {
     /// What to do with the slots passed while paused [default: skip].
     #[serde(default, skip_serializing_if = "Option::is_none")]
