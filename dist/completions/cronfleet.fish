@@ -85,10 +85,18 @@ complete -c cronfleet -n "__fish_cronfleet_using_subcommand prev" -l anchor -d '
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand prev" -s n -l count -d 'How many fire times to print (1 or more)' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand prev" -s h -l help -d 'Print help'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand prev" -s V -l version -d 'Print version'
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand reload" -l pid-file -d 'The agent\'s pid file' -r -F
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand reload" -l pid-file -d 'The agent\'s pid file (`cronfleet agent --daemon` writes /run/cronfleet.pid). Without it: the agent\'s API (`--server`, or the local agent of the state directory), else the pid the agent records in its state directory, else /run/cronfleet.pid' -r -F
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand reload" -l server -d 'An agent\'s API, like https://10.0.0.5:7070 [default: the local agent of --state-dir]' -r
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand reload" -l token-file -d 'A file holding the API token [default with --server: $CRONFLEET_TOKEN]' -r -F
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand reload" -l ca-cert -d 'A CA certificate (PEM) to trust for an agent\'s HTTPS (a self-signed one, say)' -r -F
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand reload" -l state-dir -d 'The local agent\'s state directory' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand reload" -s h -l help -d 'Print help'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand reload" -s V -l version -d 'Print version'
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand stop" -l pid-file -d 'The agent\'s pid file' -r -F
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand stop" -l pid-file -d 'The agent\'s pid file (`cronfleet agent --daemon` writes /run/cronfleet.pid). Without it: the agent\'s API (`--server`, or the local agent of the state directory), else the pid the agent records in its state directory, else /run/cronfleet.pid' -r -F
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand stop" -l server -d 'An agent\'s API, like https://10.0.0.5:7070 [default: the local agent of --state-dir]' -r
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand stop" -l token-file -d 'A file holding the API token [default with --server: $CRONFLEET_TOKEN]' -r -F
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand stop" -l ca-cert -d 'A CA certificate (PEM) to trust for an agent\'s HTTPS (a self-signed one, say)' -r -F
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand stop" -l state-dir -d 'The local agent\'s state directory' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand stop" -s h -l help -d 'Print help'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand stop" -s V -l version -d 'Print version'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -l config -d 'The task file [default: the one the agent of this state directory runs]' -r -F

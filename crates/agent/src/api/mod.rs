@@ -195,6 +195,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/tasks/{name}/resume", post(routes::resume_task))
         .route("/api/v1/runs/{id}/kill", post(routes::kill))
         .route("/api/v1/reload", post(routes::reload))
+        .route("/api/v1/stop", post(routes::stop))
         .route("/api/v1/apply", post(routes::apply))
         .route_layer(middleware::from_fn_with_state(api.clone(), admin_only));
     let metrics = Router::new()

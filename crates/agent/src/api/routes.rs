@@ -507,6 +507,25 @@ pub async fn reload(
     }
 }
 
+/// `POST /api/v1/stop`: the agent stops as on SIGTERM (nothing new starts, runs in flight get
+/// `--shutdown-grace`, then their groups are killed) after answering 202.
+pub async fn stop(
+    State(api): State<Arc<Api>>,
+    Params(NoParams {}): Params<NoParams>,
+    JsonBody(NoBody {}): JsonBody<NoBody>,
+) -> (StatusCode, Json<model::Stopping>) {
+    let pid = std::process::id();
+    tracing::warn!("stop asked through the API");
+    // The answer goes out first; then the same path as SIGTERM.
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let me = nix::unistd::Pid::from_raw(pid as i32);
+        let _ = nix::sys::signal::kill(me, nix::sys::signal::Signal::SIGTERM);
+    });
+    let grace = api.agent.options.shutdown_grace.as_secs();
+    (StatusCode::ACCEPTED, Json(model::Stopping { pid, shutdown_grace_s: grace }))
+}
+
 /// The query of `POST /api/v1/plan`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

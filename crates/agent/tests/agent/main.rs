@@ -1976,3 +1976,58 @@ fn a_closed_stderr_does_not_stop_the_agent() {
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+/// The foreground agent of getting-started is reached by `reload` and `stop` through its
+/// state directory: its API when it serves one (the reload's answer says what changed, or
+/// every error), else the pid it records there; and a remote one with `--server`.
+#[test]
+fn reload_and_stop_find_the_agent_by_its_state_directory() {
+    let one = "[[task]]\nname = \"a\"\nschedule = \"@daily\"\ncommand = \"true\"\n";
+    let two = format!("{one}\n[[task]]\nname = \"b\"\nschedule = \"@daily\"\ncommand = \"true\"\n");
+    let mut agent = Agent::start("control-api", one, &[]);
+    let state = agent.dir.join("state");
+    let state_arg = state.to_str().unwrap().to_owned();
+    wait_for(Duration::from_secs(30), "the API", || state.join("api-addr").exists());
+    std::fs::write(agent.dir.join("tasks.toml"), &two).unwrap();
+    let out = cronfleet(&["reload", "--state-dir", &state_arg]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "reloaded: 1 added, 0 changed, 0 removed\n");
+    std::fs::write(agent.dir.join("tasks.toml"), "[[task]]\nname = \"a\"\n").unwrap();
+    let out = cronfleet(&["reload", "--state-dir", &state_arg]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tasks.toml:1:1:") && err.contains("previous tasks keep running"),
+        "{err}"
+    );
+    // Remotely: --server and --token-file.
+    let url = std::fs::read_to_string(state.join("api-addr")).unwrap();
+    let token = state.join("api-token");
+    let out = Command::new(env!("CARGO_BIN_EXE_cronfleet"))
+        .args(["stop", "--server", url.trim(), "--token-file", token.to_str().unwrap()])
+        .env_remove("CRONFLEET_STATE_DIR")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with("stopped\n"));
+    assert_eq!(agent.child.wait().unwrap().code(), Some(0));
+
+    // Without an API: the pid in the state directory.
+    let agent = Agent::start("control-pid", one, &["--no-api"]);
+    let state = agent.dir.join("state");
+    let state_arg = state.to_str().unwrap().to_owned();
+    wait_for(Duration::from_secs(30), "agent.json", || state.join("agent.json").exists());
+    std::fs::write(agent.dir.join("tasks.toml"), &two).unwrap();
+    let out = cronfleet(&["reload", "--state-dir", &state_arg]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("asked the agent (pid "));
+    wait_for(Duration::from_secs(30), "the reload", || agent.log().contains("reloaded"));
+    let out = cronfleet(&["stop", "--state-dir", &state_arg]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (code, _, log) = agent.stop_after_signal();
+    assert_eq!(code, Some(0), "{log}");
+    // Nothing running there: a clear error.
+    let out = cronfleet(&["stop", "--state-dir", &state_arg]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no running agent found"));
+}

@@ -189,7 +189,7 @@ fn every_route_needs_the_right_token() {
             documented.push((method.to_uppercase(), path.clone(), admin));
         }
     }
-    assert_eq!(documented.len(), 19, "{documented:?}");
+    assert_eq!(documented.len(), 20, "{documented:?}");
     for (method, path, admin) in &documented {
         let path = path.replace("{name}", "tick").replace("{id}", "tick%400%231");
         let method: Method = method.parse().unwrap();
@@ -964,7 +964,7 @@ fn requests_are_strict_and_every_error_is_json() {
             operations.push((method.to_uppercase().parse::<Method>().unwrap(), path, op.clone()));
         }
     }
-    assert_eq!(operations.len(), 19);
+    assert_eq!(operations.len(), 20);
 
     // An unknown query parameter is a 400 on every route, naming it (and nothing is done).
     for (method, path, op) in &operations {

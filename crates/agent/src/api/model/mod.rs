@@ -28,7 +28,7 @@ use serde_json::Value;
 
 pub use self::{
     error::{ErrorBody, ErrorDetails, ErrorInfo, FieldProblem, FileProblem},
-    node::{Machine, Node, NodeInfo, NodeList, TaskFileState},
+    node::{Machine, Node, NodeInfo, NodeList, Stopping, TaskFileState},
     plan::{Changed, Counts, FieldChange, Plan, Removed, Warning},
     run::{Killing, Run, RunPage, RunStarted},
     task::{

@@ -120,3 +120,12 @@ impl NodeInfo {
         }
     }
 }
+
+/// `POST /api/v1/stop`: the agent is stopping.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stopping {
+    /// The agent's process id (gone once it stopped).
+    pub pid: u32,
+    /// How long runs in flight are given before their groups are killed (seconds).
+    pub shutdown_grace_s: u64,
+}
