@@ -82,7 +82,25 @@ pub fn timeout(limit: Duration) -> Arc<dyn Wrapper> {
 /// let w = cronfleet_scheduler::wrap::retry(2, std::time::Duration::from_secs(10));
 /// ```
 pub fn retry(retries: u32, backoff: Duration) -> Arc<dyn Wrapper> {
-    Arc::new(Retry { retries, backoff })
+    retry_if(retries, backoff, |e| matches!(e, JobError::Failed(_) | JobError::TimedOut))
+}
+
+/// [`retry`] for the errors `retryable` chooses only (say, failures but not timeouts).
+///
+/// # Example
+/// ```
+/// use cronfleet_scheduler::JobError;
+/// // A job that hangs until its timeout is not started again.
+/// let w = cronfleet_scheduler::wrap::retry_if(2, std::time::Duration::from_secs(10), |e| {
+///     matches!(e, JobError::Failed(_))
+/// });
+/// ```
+pub fn retry_if(
+    retries: u32,
+    backoff: Duration,
+    retryable: impl Fn(&JobError) -> bool + Send + Sync + 'static,
+) -> Arc<dyn Wrapper> {
+    Arc::new(Retry { retries, backoff, retryable: Arc::new(retryable) })
 }
 
 struct MaxConcurrent(usize);
@@ -165,20 +183,23 @@ impl Job for Timed {
 struct Retry {
     retries: u32,
     backoff: Duration,
+    retryable: Arc<dyn Fn(&JobError) -> bool + Send + Sync>,
 }
 
 impl Wrapper for Retry {
     fn wrap(&self, job: SharedJob) -> SharedJob {
         let (retries, backoff) = (self.retries, self.backoff);
+        let retryable = self.retryable.clone();
         Arc::new(move |ctx: RunContext| {
             let job = job.clone();
+            let retryable = retryable.clone();
             async move {
                 let mut wait = backoff;
                 let mut attempt = ctx.attempt;
                 loop {
                     let result = job.run(RunContext { attempt, ..ctx.clone() }).await;
-                    let retryable = matches!(result, Err(JobError::Failed(_) | JobError::TimedOut));
-                    if !retryable || attempt > retries || ctx.cancel.is_cancelled() {
+                    let again = result.as_ref().err().is_some_and(|e| retryable(e));
+                    if !again || attempt > retries || ctx.cancel.is_cancelled() {
                         return result;
                     }
                     tokio::select! {

@@ -15,7 +15,7 @@ use super::{
 use crate::{
     alerts::Alerts,
     children::Children,
-    config::{CatchUp, Concurrency, Task},
+    config::{CatchUp, Concurrency, RetryOn, Task},
     mask::Secrets,
     metrics::Metrics,
     runner::{self, Exit, Live, RunSpec},
@@ -56,7 +56,8 @@ pub fn options(task: &Task, services: &Arc<Services>) -> EntryOptions {
     };
     if task.retries > 0 {
         let backoff = Duration::try_from(task.retry_backoff).unwrap_or(Duration::from_secs(10));
-        options = options.wrap(wrap::retry(task.retries, backoff));
+        let on = task.retry_on;
+        options = options.wrap(wrap::retry_if(task.retries, backoff, move |e| retried(on, e)));
     }
     // Missed slots while the agent was running but stalled; catch-up after downtime needs the
     // run history (not kept yet).
@@ -64,6 +65,16 @@ pub fn options(task: &Task, services: &Arc<Services>) -> EntryOptions {
         CatchUp::Skip => LatePolicy::Skip,
         CatchUp::Once | CatchUp::All => LatePolicy::RunOnce,
     })
+}
+
+/// Whether a run that ended with `e` is retried (`retries`, `retry_elsewhere`), as the task's
+/// `retry_on` says.
+fn retried(on: RetryOn, e: &JobError) -> bool {
+    match e {
+        JobError::Failed(_) => on.failed,
+        JobError::TimedOut => on.timed_out,
+        _ => false,
+    }
 }
 
 /// How a task's process is started, without the per-run environment.
@@ -310,7 +321,7 @@ pub fn job(
             }
             // The last local attempt failed: another node runs the slot once more.
             let last = ctx.attempt > task.retries && handed.is_none();
-            let failed = matches!(result, Err(JobError::Failed(_) | JobError::TimedOut));
+            let failed = result.as_ref().err().is_some_and(|e| retried(task.retry_on, e));
             if task.retry_elsewhere && last && failed {
                 let now = crate::clock::now().to_string();
                 let reason = format!("{} on node {}", record.outcome.as_str(), services.node);

@@ -473,7 +473,7 @@ mod tests {
                 documented.insert((method.clone(), path.clone()));
             }
         }
-        assert_eq!(routes.len(), 19, "{routes:?}");
+        assert_eq!(routes.len(), 20, "{routes:?}");
         assert_eq!(routes, documented);
     }
 }

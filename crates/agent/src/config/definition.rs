@@ -43,6 +43,9 @@ pub struct Definition {
     pub timeout: Option<String>,
     /// `retries`.
     pub retries: u32,
+    /// `retry_on`: `failed`, `timed_out` (both when an older agent does not say).
+    #[serde(default = "both_retried")]
+    pub retry_on: Vec<String>,
     /// `retry_backoff` (`"10s"`).
     pub retry_backoff: String,
     /// `catch_up`.
@@ -189,6 +192,7 @@ impl Definition {
             max_running: task.max_running,
             timeout: task.timeout.map(|t| format!("{t:#}")),
             retries: task.retries,
+            retry_on: task.retry_on.names(),
             retry_backoff: format!("{:#}", task.retry_backoff),
             catch_up: task.catch_up,
             env,
@@ -218,6 +222,11 @@ impl Definition {
             _ => unreachable!("a definition is a JSON object"),
         }
     }
+}
+
+/// `retry_on`'s default, by name.
+fn both_retried() -> Vec<String> {
+    crate::config::RetryOn::default().names()
 }
 
 #[cfg(test)]

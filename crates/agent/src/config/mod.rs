@@ -23,7 +23,9 @@ use read::TaskReader;
 pub use error::{ConfigError, ConfigErrors};
 pub use hosts::HostPattern;
 pub use notify::{Notifier, NotifierKind};
-pub use task::{AlertRules, CatchUp, Concurrency, HttpCall, Kind, Origin, Program, Task, TaskSet};
+pub use task::{
+    AlertRules, CatchUp, Concurrency, HttpCall, Kind, Origin, Program, RetryOn, Task, TaskSet,
+};
 
 /// Parses a duration as the task file does (`10s`, `5m`, `1h30m`).
 ///
@@ -53,6 +55,7 @@ pub const FIELDS: &[&str] = &[
     "max_running",
     "timeout",
     "retries",
+    "retry_on",
     "retry_backoff",
     "catch_up",
     "env",

@@ -12,7 +12,8 @@ use toml::{
 
 use super::{
     check_keys, error::Reporter, task::ALERT_KINDS, units, AlertRules, CatchUp, Concurrency,
-    HostPattern, HttpCall, Kind, Origin, Program, Task, DEFAULT_OUTPUT_LIMIT, MAX_OUTPUT_LIMIT,
+    HostPattern, HttpCall, Kind, Origin, Program, RetryOn, Task, DEFAULT_OUTPUT_LIMIT,
+    MAX_OUTPUT_LIMIT,
 };
 
 type Value<'i> = Spanned<DeValue<'i>>;
@@ -73,6 +74,30 @@ impl<'r, 'i> TaskReader<'r, '_, 'i> {
             self.err(at, field, "expected a string");
         }
         out
+    }
+
+    /// `retry_on`: `failed`, `timed_out` or both (the default).
+    fn retry_on(&mut self) -> RetryOn {
+        let Some(at) = self.get("retry_on").map(|v| v.span().start) else {
+            return RetryOn::default();
+        };
+        let names = self.strings("retry_on");
+        let mut on = RetryOn { failed: false, timed_out: false };
+        for (name, at) in &names {
+            match name.as_str() {
+                "failed" => on.failed = true,
+                "timed_out" => on.timed_out = true,
+                other => self.err(
+                    *at,
+                    "retry_on",
+                    format!("{other:?}: retry_on takes \"failed\" and \"timed_out\""),
+                ),
+            }
+        }
+        if names.is_empty() {
+            self.err(at, "retry_on", "an empty retry_on retries nothing: give \"failed\", \"timed_out\" or both, or set retries = 0");
+        }
+        on
     }
 
     fn integer(&mut self, field: &str, min: i64, max: i64) -> Option<i64> {
@@ -208,6 +233,7 @@ impl<'r, 'i> TaskReader<'r, '_, 'i> {
         };
         let retries = self.integer("retries", 0, 100).unwrap_or(0) as u32;
         let retry_backoff = self.duration("retry_backoff").unwrap_or(SignedDuration::from_secs(10));
+        let retry_on = self.retry_on();
         let catch_up = match self.choice("catch_up", &["skip", "once", "all"]) {
             Some(Some(1)) => CatchUp::Once,
             Some(Some(2)) => CatchUp::All,
@@ -295,6 +321,7 @@ impl<'r, 'i> TaskReader<'r, '_, 'i> {
             timeout,
             retries,
             retry_backoff,
+            retry_on,
             catch_up,
             env,
             secret_env,

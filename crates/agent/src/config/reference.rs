@@ -105,7 +105,13 @@ pub const TASK_FIELDS: &[FieldDoc] = &[
         name: "retries",
         kind: r#"integer 0-100"#,
         default: r#"0"#,
-        meaning: r#"Retries after a non-zero exit."#,
+        meaning: r#"Retries of a run that ended as `retry_on` says (by default a non-zero exit, a signal, a run that could not start, or a timeout); a run killed by hand, by `replace` or by a stop is never retried."#,
+    },
+    FieldDoc {
+        name: "retry_on",
+        kind: r#"array of `failed`, `timed_out`"#,
+        default: r#"both"#,
+        meaning: r#"Which ends of a run `retries` retry: `failed` (a non-zero exit, a signal, a run that could not start), `timed_out` (stopped by its `timeout`). `["failed"]`: a run that hangs until its timeout is not started again. With `retry_elsewhere`, the same ends are handed to another node."#,
     },
     FieldDoc {
         name: "retry_backoff",

@@ -58,6 +58,8 @@ pub struct Task {
     pub timeout: Option<SignedDuration>,
     /// Retries after a failed run.
     pub retries: u32,
+    /// Which ends of a run are retried.
+    pub retry_on: RetryOn,
     /// The wait before the first retry, doubling after each.
     pub retry_backoff: SignedDuration,
     /// What to do with slots missed while the agent was down.
@@ -157,6 +159,37 @@ pub enum Concurrency {
     Queue,
     /// Kill the running one, then run.
     Replace,
+}
+
+/// Which ends of a run `retries` retry (`retry_on`). A run that was killed (by hand, by
+/// `replace`, by a stop) is never retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryOn {
+    /// A non-zero exit, a signal, or a run that could not start (`failed`).
+    pub failed: bool,
+    /// A run stopped by its `timeout` (`timed_out`).
+    pub timed_out: bool,
+}
+
+impl Default for RetryOn {
+    /// Both: a run that hangs until its timeout is a failure too.
+    fn default() -> RetryOn {
+        RetryOn { failed: true, timed_out: true }
+    }
+}
+
+impl RetryOn {
+    /// The names, as written in a task file.
+    pub fn names(self) -> Vec<String> {
+        let mut names = Vec::new();
+        if self.failed {
+            names.push("failed".to_owned());
+        }
+        if self.timed_out {
+            names.push("timed_out".to_owned());
+        }
+        names
+    }
 }
 
 /// What to do with slots missed while the agent was down.

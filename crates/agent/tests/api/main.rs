@@ -1231,3 +1231,51 @@ fn apply_refuses_to_empty_the_task_file_unless_asked() {
     assert_eq!(agent.get("/api/v1/tasks")["tasks"].as_array().unwrap().len(), 3);
     agent.stop();
 }
+
+/// `retry_on` decides which ends `retries` retry: by default a timeout is retried like a
+/// failure; `["failed"]` leaves a run that hung until its timeout alone, `["timed_out"]` a
+/// failed one.
+#[test]
+fn retry_on_chooses_what_is_retried() {
+    let task = |name: &str, command: &str, retry_on: &str| {
+        format!(
+            "[[task]]\nname = \"{name}\"\nschedule = \"@yearly\"\ncommand = \"{command}\"\n\
+             timeout = \"1s\"\nretries = 1\nretry_backoff = \"1s\"\n{retry_on}\n"
+        )
+    };
+    let tasks = [
+        task("hangs-default", "sleep 30", ""),
+        task("hangs-failed-only", "sleep 30", "retry_on = [\"failed\"]"),
+        task("fails-timeout-only", "exit 3", "retry_on = [\"timed_out\"]"),
+        task("fails-default", "exit 3", ""),
+    ]
+    .join("\n");
+    let agent = Agent::start("retry-on", &tasks, &[]);
+    for name in ["hangs-default", "hangs-failed-only", "fails-timeout-only", "fails-default"] {
+        let (status, body) = agent.post(&format!("/api/v1/tasks/{name}/run"), None);
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    let ended = |name: &str| -> Vec<(String, u64)> {
+        let mut runs: Vec<(String, u64)> = agent
+            .runs(name)
+            .iter()
+            .filter(|r| r["outcome"] != "running")
+            .map(|r| (r["outcome"].as_str().unwrap().to_owned(), r["attempt"].as_u64().unwrap()))
+            .collect();
+        runs.sort_by_key(|r| r.1);
+        runs
+    };
+    // The retried ones end twice; by then the others would have been retried too.
+    agent.wait_for("the retries", 30, || {
+        (ended("hangs-default").len() == 2 && ended("fails-default").len() == 2).then_some(())
+    });
+    let timed_out = |n| ("timed_out".to_owned(), n);
+    let failed = |n| ("failed".to_owned(), n);
+    assert_eq!(ended("hangs-default"), [timed_out(1), timed_out(2)]);
+    assert_eq!(ended("fails-default"), [failed(1), failed(2)]);
+    assert_eq!(ended("hangs-failed-only"), [timed_out(1)]);
+    assert_eq!(ended("fails-timeout-only"), [failed(1)]);
+    let definition = agent.get("/api/v1/tasks/hangs-failed-only");
+    assert_eq!(definition["retry_on"], json!(["failed"]), "{definition}");
+    agent.stop();
+}

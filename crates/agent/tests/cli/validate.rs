@@ -118,6 +118,19 @@ name = "daemon-with-timeout"
 kind = "daemon"
 timeout = "1h"
 command = "sleep infinity"
+
+[[task]]
+name = "retry-nothing"
+schedule = "@daily"
+command = "true"
+retries = 2
+retry_on = []
+
+[[task]]
+name = "retry-oops"
+schedule = "@daily"
+command = "true"
+retry_on = ["failed", "oops"]
 "#,
     );
     assert_eq!(
@@ -132,7 +145,9 @@ command = "sleep infinity"
             "FILE:24:10: task \"anchored-cron\", field `anchor`: an anchor needs an @every schedule",
             "FILE:30:19: task \"everywhere\", field `retry_elsewhere`: retry_elsewhere needs run_on = \"one\" or a number: a task every node runs has no other node to retry on",
             "FILE:36:11: task \"daemon-with-timeout\", field `timeout`: a daemon runs until stopped and has no timeout: remove it (`[defaults] timeout` does not apply to daemons)",
-            "FILE: 8 errors",
+            "FILE:44:12: task \"retry-nothing\", field `retry_on`: an empty retry_on retries nothing: give \"failed\", \"timed_out\" or both, or set retries = 0",
+            "FILE:50:23: task \"retry-oops\", field `retry_on`: \"oops\": retry_on takes \"failed\" and \"timed_out\"",
+            "FILE: 10 errors",
         ]
     );
 }
