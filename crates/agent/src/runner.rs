@@ -77,8 +77,10 @@ pub struct RunResult {
     pub user_cpu: Duration,
     /// CPU time in the kernel.
     pub system_cpu: Duration,
-    /// Peak resident memory, bytes.
-    pub max_rss: u64,
+    /// Peak resident memory of the run's process, bytes, when known: Linux counts the agent's
+    /// own pages for the child until it starts its program (a fork copies them), so a peak no
+    /// larger than the agent's own is not the task's and is left out (see [`own_peak`]).
+    pub max_rss: Option<u64>,
     /// Captured output (stdout and stderr interleaved), at most the limit plus a marker line.
     pub output: Vec<u8>,
     /// Bytes of output dropped beyond the limit.
@@ -244,7 +246,7 @@ pub async fn run_live(
         ended,
         user_cpu: usage.user,
         system_cpu: usage.system,
-        max_rss: usage.max_rss,
+        max_rss: own_peak(usage.max_rss),
         output,
         dropped,
     })
@@ -348,7 +350,7 @@ async fn run_http(
         ended: crate::clock::now(),
         user_cpu: Duration::ZERO,
         system_cpu: Duration::ZERO,
-        max_rss: 0,
+        max_rss: None,
         output,
         dropped,
     })
@@ -443,6 +445,16 @@ struct Usage {
     user: Duration,
     system: Duration,
     max_rss: u64,
+}
+
+/// The peak a child's `wait4` reports, if it is the child's own: above this process's own peak
+/// (`VmHWM`), which is all a fork's copy of it can have reached before the child's program
+/// started.
+fn own_peak(max_rss: u64) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let agent = line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024;
+    (max_rss > agent).then_some(max_rss)
 }
 
 /// Waits for `pid` and returns how it ended and what it used.

@@ -363,7 +363,7 @@ pub fn finish(record: &mut RunRecord, result: &Result<runner::RunResult, runner:
                 Exit::Signal(s) => (None, Some(s)),
             };
             record.cpu_ms = Some((r.user_cpu + r.system_cpu).as_millis() as i64);
-            record.max_rss = Some(r.max_rss as i64);
+            record.max_rss = r.max_rss.map(|b| b as i64);
             record.outcome = match (r.exit, r.timed_out, r.killed) {
                 (_, true, _) => Outcome::TimedOut,
                 (_, _, true) => Outcome::Killed,
@@ -419,7 +419,7 @@ pub fn outcome(
         duration_ms,
         pid = r.pid,
         cpu_ms = (r.user_cpu + r.system_cpu).as_millis(),
-        max_rss = r.max_rss,
+        max_rss = r.max_rss.map_or_else(|| "unknown".to_owned(), |b| b.to_string()),
         output = output.trim_end(),
         "run finished"
     );

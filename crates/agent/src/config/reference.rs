@@ -99,7 +99,7 @@ pub const TASK_FIELDS: &[FieldDoc] = &[
         name: "timeout",
         kind: r#"duration"#,
         default: r#"none"#,
-        meaning: r#"Then SIGTERM to the run's process group, SIGKILL after a grace."#,
+        meaning: r#"Then SIGTERM to the run's process group, SIGKILL after a grace. Not for daemons (an error on a daemon; `[defaults] timeout` skips them)."#,
     },
     FieldDoc {
         name: "retries",
@@ -159,7 +159,7 @@ pub const TASK_FIELDS: &[FieldDoc] = &[
         name: "secret_env",
         kind: r#"array of `env` keys"#,
         default: r#"none"#,
-        meaning: r#"Values never shown to `read` API tokens or in the dashboard of a read-only login (shown as `(secret)`). Each must be a key of the task's `env`."#,
+        meaning: r#"Values never shown to `read` API tokens or in the dashboard of a read-only login (shown as `(secret)`), and masked as `***` in the task's output (see [Secrets in output](#secrets-in-output)). Each must be a key of the task's `env`."#,
     },
     FieldDoc {
         name: "notify",
