@@ -16,18 +16,7 @@
 use cronfleet_cron::Schedule;
 use serde_json::Value;
 
-use super::{Imported, Namer, Note};
-
-/// What an import produced.
-#[derive(Clone, Debug, Default)]
-pub struct Import {
-    /// The tasks, in file order.
-    pub tasks: Vec<Imported>,
-    /// Entries not imported, and caveats (numbered from 1).
-    pub notes: Vec<Note>,
-    /// Entries that could not be imported.
-    pub skipped: usize,
-}
+use super::{name::Namer, program, Import, Imported, Note};
 
 /// Converts the text of a `task.json`.
 ///
@@ -44,10 +33,7 @@ pub fn import(text: &str, source: &str) -> Result<Import, String> {
         let n = i + 1;
         match task(item, &mut namer, source, n, &mut out.notes) {
             Ok(t) => out.tasks.push(t),
-            Err(why) => {
-                out.skipped += 1;
-                out.notes.push(Note { line: n, message: format!("entry {n} not imported: {why}") });
-            }
+            Err(why) => out.skip(n, format!("entry {n} not imported: {why}")),
         }
     }
     Ok(out)
@@ -117,13 +103,14 @@ fn task(
         Some(_) => return Err("Ips must be an array of addresses".into()),
     };
     Ok(Imported {
-        name: namer.name(command),
+        name: namer.name(&program::of_argv(&argv), command),
         schedule,
         argv: Some(argv),
         daemon,
         hosts,
         concurrency,
         origin: format!("{source} entry {n}: {command}"),
+        line: n,
         ..Imported::default()
     })
 }
