@@ -129,12 +129,18 @@ fn gotorch_task_json() {
     assert!(toml.contains("name = \"report\"\nschedule = \"0 30 2 * * *\""), "{toml}");
     let listing = validates(&toml);
     assert!(listing.contains("3 tasks (2 cron, 1 daemon, 0 disabled)"), "{listing}");
-    let report = text(&out.stderr);
-    assert!(
-        report.contains("entry 3: Times \"*/10 * 9-18 * 1-5 *\" imported as cron reads it"),
-        "{report}"
+    // Each note at the entry's line (the entries start on line 2), saying what Gotorch did.
+    let report: Vec<String> = text(&out.stderr).lines().map(|l| l.replace(SAMPLES, "S")).collect();
+    assert_eq!(
+        report,
+        [
+            "S/gotorch.json:2: entry 1: Max 3: Gotorch kept 3 copies of this daemon running; cronfleet keeps one (to run 3, copy the task under other names)",
+            "S/gotorch.json:3: entry 2: Times \"0 30 2 * * *\": Gotorch never ran it: the second field \"0\", the minute field \"30\" and the hour field \"2\" matched nothing there (Gotorch's loop for a number N runs from N up to N, the end excluded, so it matches nothing). Imported as cron reads it: \"0 30 2 * * *\", at 02:30",
+            "S/gotorch.json:4: entry 3: Times \"*/10 * 9-18 * 1-5 *\": Gotorch refused it with \"time num out of range\" for the day-of-week field \"1-5\": Gotorch takes no digit in the day-of-month, day-of-week and month fields (its check compares the positions of the digits, counted from 0, with the field's range); it exited on loading this file, so none of its tasks ran. Imported as cron reads it: \"*/10 * 9-18 * * 1-5\", every 10 seconds, between 09:00 and 18:59, Monday through Friday",
+            "S/gotorch.json:5: entry 4 not imported: no Command",
+            "S/gotorch.json: 3 tasks imported, 1 entries not imported",
+        ]
     );
-    assert!(report.contains("entry 4 not imported: no Command"), "{report}");
 }
 
 #[test]
@@ -262,4 +268,132 @@ fn crontab_tasks_the_task_file_would_refuse_are_not_written() {
             "S/refused.cron.d: 1 tasks imported, 2 entries not imported",
         ]
     );
+}
+
+#[test]
+fn gotorch_times_are_compared_with_what_gotorch_did() {
+    let out = cronfleet(&["import-gotorch", &sample("gotorch-semantics.json")]);
+    let report: Vec<String> = text(&out.stderr).lines().map(|l| l.replace(SAMPLES, "S")).collect();
+    let times: Vec<&str> =
+        report.iter().filter(|l| l.contains(": Times ")).map(String::as_str).collect();
+    // Line numbers are the `Times` keys' lines in the pretty-printed file.
+    assert_eq!(
+        times[..3],
+        [
+            // A plain number and a range both matched nothing in Gotorch: both say so.
+            "S/gotorch-semantics.json:5: entry 1: Times \"3 * * * * *\": Gotorch never ran it: the second field \"3\" matched nothing there (Gotorch's loop for a number N runs from N up to N, the end excluded, so it matches nothing). Imported as cron reads it: \"3 * * * * *\", at second 3",
+            "S/gotorch-semantics.json:12: entry 2: Times \"* 2-4 * * * *\": Gotorch never ran it: the minute field \"2-4\" matched nothing there (Gotorch takes both ends of a range from its start, so a range matches nothing). Imported as cron reads it: \"* 2-4 * * * *\", every second, at minute 2 through 4",
+            // `*` never reached a field's last value.
+            "S/gotorch-semantics.json:19: entry 3: Times \"*/5 * * * * *\": Gotorch never ran it at minute 59, at hour 23, on day 31, on Sundays or in December (its loop over a field stops before the field's last value; Sunday is 0, before its start). Imported as cron reads it: \"*/5 * * * * *\", every 5 seconds",
+        ]
+    );
+    // Every common task imported carries its note: none runs as it did.
+    assert_eq!(times.len(), 7, "{report:#?}");
+}
+
+#[test]
+fn gotorch_max_ips_script_keys_and_task_type() {
+    let out = cronfleet(&["import-gotorch", &sample("gotorch-semantics.json")]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: Vec<String> = text(&out.stderr)
+        .lines()
+        .map(|l| l.replace(SAMPLES, "S"))
+        .filter(|l| !l.contains(": Times "))
+        .collect();
+    assert_eq!(
+        report,
+        [
+            "S/gotorch-semantics.json:27: entry 4: Max 3: Gotorch kept 3 copies of this daemon running; cronfleet keeps one (to run 3, copy the task under other names)",
+            "S/gotorch-semantics.json:35: entry 5: Ips \"10.0.0.300\", \"web-1\" never matched (Gotorch compared each entry, as text, with one IPv4 address of its host, like 192.168.1.9): left out of hosts, which keeps \"10.0.0.5\"",
+            "S/gotorch-semantics.json:42: entry 6 not imported: Gotorch ran it on no host: Ips \"10.0.0.0/8\" never matched (Gotorch compared each entry, as text, with one IPv4 address of its host, like 192.168.1.9)",
+            "S/gotorch-semantics.json:45: entry 7: Script is Gotorch's older name for Command (renamed in October 2017; later versions ignore it): imported as the command",
+            "S/gotorch-semantics.json:54: entry 9 not imported: no Times",
+            "S/gotorch-semantics.json:56: entry 9: TaskType \"cron\" is not \"daemon\": Gotorch ran it as a common task, as this import does",
+            "S/gotorch-semantics.json:57: entry 9: key \"Time\" is not one Gotorch reads (Command, TaskType, Times, Max, Ips); ignored",
+            "S/gotorch-semantics.json: 7 tasks imported, 2 entries not imported",
+        ]
+    );
+    let toml = text(&out.stdout);
+    assert_eq!(
+        names(&toml),
+        ["at-three", "range", "every-five", "worker", "some-hosts", "old", "lowercase"]
+    );
+    // The address Gotorch could match is kept, the others are not (and the file validates).
+    assert!(
+        toml.contains(
+            "argv = [\"/usr/bin/php\", \"/srv/jobs/some-hosts.php\"]\nhosts = [\"10.0.0.5\"]\n"
+        ),
+        "{toml}"
+    );
+    // `Script`, and keys in any case (Go's decoder ignores case).
+    assert!(toml.contains("argv = [\"/usr/bin/php\", \"/srv/jobs/old.php\"]"), "{toml}");
+    assert!(
+        toml.contains(
+            "schedule = \"*/20 * * * * *\"\nargv = [\"/usr/bin/php\", \"/srv/jobs/lowercase.php\"]"
+        ),
+        "{toml}"
+    );
+    let listing = validates(&toml);
+    assert!(listing.contains("7 tasks (6 cron, 1 daemon, 0 disabled)"), "{listing}");
+}
+
+#[test]
+fn gotorch_daemon_without_a_limit_and_refused_times() {
+    let path = std::env::temp_dir().join(format!("cronfleet-daemon-{}.json", std::process::id()));
+    std::fs::write(
+        &path,
+        r#"[{"Command": "/usr/bin/php /srv/queue.php", "TaskType": "daemon", "Times": "* * * * * 1", "Max": 0}]"#,
+    )
+    .unwrap();
+    let out = cronfleet(&["import-gotorch", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let report = text(&out.stderr);
+    assert!(report.contains(":1: entry 1: Max 0 (no limit): Gotorch started another copy of this daemon at every check, without end; cronfleet keeps one running"), "{report}");
+    assert!(report.contains(":1: entry 1: Times \"* * * * * 1\": Gotorch refused it with \"time num out of range\" for the month field \"1\""), "{report}");
+    assert_eq!(names(&text(&out.stdout)), ["queue"]);
+    validates(&text(&out.stdout));
+}
+
+#[test]
+fn gotorch_duplicates_limits_and_values_gotorch_could_not_decode() {
+    let path = std::env::temp_dir().join(format!("cronfleet-odd-{}.json", std::process::id()));
+    std::fs::write(
+        &path,
+        r#"[
+  {"Command": "/usr/bin/php /srv/sync.php", "Times": "*/10 * * * * *", "Ips": ["10.0.0.1"]},
+  {"Command": "/usr/bin/php /srv/sync.php", "Times": "*/30 * * * * *", "Ips": ["10.0.0.2"]},
+  {"Command": "/usr/bin/php /srv/burst.php", "Times": "*/10 * * * * *", "Max": 5000},
+  {"Command": " /usr/bin/php /srv/space.php", "Times": "*/10 * * * * *"},
+  {"Command": "/usr/bin/php /srv/ips.php", "Times": "*/10 * * * * *", "Ips": [10]},
+  {"Command": "/usr/bin/php /srv/max.php", "Times": "*/10 * * * * *", "Max": "3"},
+  "/usr/bin/php /srv/not-an-object.php"
+]"#,
+    )
+    .unwrap();
+    let out = cronfleet(&["import-gotorch", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: Vec<String> = text(&out.stderr)
+        .lines()
+        .filter(|l| !l.contains(": Times "))
+        .map(|l| l.split_once(".json").unwrap().1.to_owned())
+        .collect();
+    assert_eq!(
+        report,
+        [
+            ":3: entry 2: the same Command as entry 1: Gotorch ran one of them on each host (the last whose Ips include it); cronfleet runs both",
+            ":4: entry 3: Max 5000: cronfleet allows at most 1000 runs at once",
+            ":5: entry 4 not imported: Command starts with a space: Gotorch ran an empty program name, which fails",
+            ":6: entry 5 not imported: Ips must hold strings (Gotorch could not load this file)",
+            ":7: entry 6 not imported: Max must be a whole number (Gotorch could not load this file)",
+            ":8: entry 7 not imported: not an object (Gotorch could not load this file)",
+            ": 3 tasks imported, 4 entries not imported",
+        ]
+    );
+    let toml = text(&out.stdout);
+    // The second `sync` has the same arguments as the first: a hash of its own entry.
+    let names = names(&toml);
+    assert_eq!((names.len(), names[0], names[2]), (3, "sync", "burst"), "{names:?}");
+    assert!(names[1].starts_with("sync-") && names[1].len() == "sync-".len() + 4, "{names:?}");
+    assert!(toml.contains("max_running = 1000"));
+    validates(&toml);
 }
