@@ -397,3 +397,26 @@ fn gotorch_duplicates_limits_and_values_gotorch_could_not_decode() {
     assert!(toml.contains("max_running = 1000"));
     validates(&toml);
 }
+
+#[test]
+fn help_says_how_the_importers_read_their_input() {
+    let help = text(&cronfleet(&["import-crontab", "--help"]).stdout);
+    for said in [
+        "TZ= too (cron passes it to the job); CRON_TZ= is the schedule's zone",
+        "@every (not crontab syntax",
+        "`cd /srv && php artisan schedule:run` is artisan-schedule-run",
+        "lines added below rename nothing",
+        "one it refuses is reported and left out",
+    ] {
+        assert!(help.contains(said), "{said:?} not in:\n{help}");
+    }
+    let help = text(&cronfleet(&["import-gotorch", "--help"]).stdout);
+    for said in [
+        "Script, its name before October 2017",
+        "a number or a range matched nothing (the task never ran)",
+        "a daemon's Max",
+        "at the line of the key concerned",
+    ] {
+        assert!(help.contains(said), "{said:?} not in:\n{help}");
+    }
+}
