@@ -82,7 +82,8 @@ pub fn import(text: &str, format: Format, source: &str) -> Import {
             None => (Some(command), None),
         };
         out.tasks.push(Imported {
-            name: namer.name(&program, line.trim_end()),
+            // Spacing is not part of the entry: re-indenting a line keeps its name.
+            name: namer.name(&program, &line.split_whitespace().collect::<Vec<_>>().join(" ")),
             schedule: Some(schedule),
             command,
             argv,

@@ -231,6 +231,7 @@ fn crontab_names_are_stable_across_reimports() {
     let mut lines: Vec<&str> = original.lines().collect();
     lines.insert(7, "0 6 * * * /usr/bin/certbot renew --quiet");
     lines.push("0 7 * * * /usr/local/bin/backup.sh --full");
+    lines.push("0  7 * * *\t/usr/local/bin/backup.sh  --full");
     lines.push("0 8 * * * /opt/bin/sync.py --weekly");
     let path = std::env::temp_dir().join(format!("cronfleet-grown-{}.crontab", std::process::id()));
     std::fs::write(&path, lines.join("\n")).unwrap();
@@ -242,11 +243,13 @@ fn crontab_names_are_stable_across_reimports() {
     }
     let added: Vec<&str> =
         after.iter().filter(|a| !before.contains(a)).map(|(_, n)| n.as_str()).collect();
-    // A third `backup.sh --full`: a short hash of its own line, the same on every import.
-    assert_eq!(added.len(), 3, "{added:?}");
+    // A third `backup.sh --full`: a short hash of its own line, the same on every import
+    // (its spacing aside: the same line spaced otherwise is a twin, numbered).
+    assert_eq!(added.len(), 4, "{added:?}");
     assert_eq!(added[0], "certbot-renew");
     assert!(added[1].starts_with("backup-") && added[1].len() == "backup-".len() + 4, "{added:?}");
-    assert_eq!(added[2], "sync-weekly");
+    assert_eq!(added[2], format!("{}-2", added[1]));
+    assert_eq!(added[3], "sync-weekly");
     validates(&text(&grown.stdout));
 }
 
