@@ -1,12 +1,17 @@
 //! `cronfleet import-crontab` and `cronfleet import-gotorch`: `[[task]]` entries on stdout,
-//! what was not imported (and caveats) on stderr. Exit 0 when every entry was imported, 1 when
-//! some were not, 2 when the input cannot be read.
+//! what was not imported (and what will run differently) on stderr. Every task is parsed back
+//! with the task file's parser before anything is written. Exit 0 when every entry was
+//! imported, 1 when some were not, 2 when the input cannot be read (or, which would be a bug,
+//! when the tasks written together do not validate: then nothing is written).
 
 use std::{io::Read, path::PathBuf, process::ExitCode};
 
 use clap::Args;
 
-use crate::import::{crontab, gotorch, to_toml, Imported, Note};
+use crate::{
+    config,
+    import::{crontab, gotorch, to_toml, Import},
+};
 
 /// `cronfleet import-crontab`.
 #[derive(Debug, Args)]
@@ -46,12 +51,21 @@ fn read(file: Option<&PathBuf>) -> Result<(String, String), String> {
     }
 }
 
-fn finish(source: &str, tasks: &[Imported], notes: &[Note], skipped: usize) -> ExitCode {
-    print!("{}", to_toml(tasks));
-    for note in notes {
+fn finish(source: &str, mut import: Import) -> ExitCode {
+    import.check(source);
+    let toml = to_toml(&import.tasks);
+    // Each task validated on its own; together they must too (names are unique by design).
+    if let Err(errors) = config::parse(std::path::Path::new(source), &toml) {
+        eprintln!("{errors}");
+        eprintln!("{source}: the imported tasks do not validate together; nothing written");
+        return ExitCode::from(super::EXIT_BAD_INPUT);
+    }
+    print!("{toml}");
+    for note in &import.notes {
         eprintln!("{source}:{}: {}", note.line, note.message);
     }
-    eprintln!("{source}: {} tasks imported, {skipped} entries not imported", tasks.len());
+    let skipped = import.skipped;
+    eprintln!("{source}: {} tasks imported, {skipped} entries not imported", import.tasks.len());
     if skipped == 0 {
         ExitCode::SUCCESS
     } else {
@@ -68,13 +82,12 @@ pub fn crontab(args: CrontabArgs) -> Result<ExitCode, String> {
     } else {
         crontab::Format::User
     };
-    let import = crontab::import(&text, format, &source);
-    Ok(finish(&source, &import.tasks, &import.notes, import.skipped))
+    Ok(finish(&source, crontab::import(&text, format, &source)))
 }
 
 /// Runs `cronfleet import-gotorch`.
 pub fn gotorch(args: GotorchArgs) -> Result<ExitCode, String> {
     let (text, source) = read(Some(&args.file))?;
     let import = gotorch::import(&text, &source).map_err(|e| format!("{source}: {e}"))?;
-    Ok(finish(&source, &import.tasks, &import.notes, import.skipped))
+    Ok(finish(&source, import))
 }

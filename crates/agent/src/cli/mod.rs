@@ -95,8 +95,46 @@ enum Command {
     /// `<stdin>:LINE:COLUMN`). A file that cannot be read is exit 2 too.
     Validate(validate::ValidateArgs),
     /// Turn crontab lines into [[task]] entries (user or system format).
+    ///
+    /// The tasks go to stdout, each under a comment naming its line; what was not imported,
+    /// and what may run differently, goes to stderr with its line. Environment lines are kept
+    /// in each task's env, TZ= too (cron passes it to the job); CRON_TZ= is the schedule's
+    /// zone; a SHELL= other than /bin/sh runs the command through that shell; `%` becomes
+    /// standard input. @reboot, @every (not crontab syntax: cron refuses it) and MAILTO are
+    /// reported, not imported.
+    ///
+    /// Tasks are named after the program or script a line runs, past `cd DIR &&`, `test ...
+    /// ||`, assignments, env, nice, ionice, flock, timeout, sudo, su -c and sh -c:
+    /// `/usr/local/bin/backup.sh --full` is backup, `cd /srv && php artisan schedule:run` is
+    /// artisan-schedule-run, `run-parts /etc/cron.daily` is cron-daily. A name an earlier line
+    /// took gets the line's arguments (backup-full), else a short hash of the line: importing
+    /// the same crontab gives the same names, and lines added below rename nothing.
+    ///
+    /// Each task is parsed back with the task file's parser, as `cronfleet validate` would on
+    /// this machine (a `user` must exist here): one it refuses is reported and left out.
+    /// Exit 0 when every entry was imported, 1 when some were not, 2 when the input cannot be
+    /// read.
     ImportCrontab(import::CrontabArgs),
     /// Turn Gotorch's task.json into [[task]] entries.
+    ///
+    /// Command becomes argv (split on single spaces and run without a shell, as Gotorch did;
+    /// Script, its name before October 2017, is read when there is no Command), Times is put
+    /// in cron's field order, TaskType daemon becomes kind = "daemon", Max becomes
+    /// max_running, Ips become hosts. Keys match in any case, as Go's decoder matched them.
+    ///
+    /// Gotorch's own code did not run a Times as cron reads it: a number or a range matched
+    /// nothing (the task never ran), `*` stopped before a field's last value (no second or
+    /// minute 59, hour 23, day 31, Sunday or December), and a digit in the day-of-month,
+    /// day-of-week or month field made it refuse the whole file. The import keeps what was
+    /// written, read as cron reads it, and says for every entry what changes, at the line of
+    /// the key concerned (`task.json:12: entry 2: ...`). Also reported: a daemon's Max
+    /// (Gotorch kept Max copies running; a daemon here is one process), Ips entries Gotorch
+    /// could never match (left out; an entry with none left is not imported), unknown keys
+    /// and TaskTypes, a Command given twice.
+    ///
+    /// Each task is parsed back with the task file's parser; one it refuses is reported and
+    /// left out. Exit 0 when every entry was imported, 1 when some were not, 2 when the file
+    /// cannot be read or is not a JSON array.
     ImportGotorch(import::GotorchArgs),
 }
 

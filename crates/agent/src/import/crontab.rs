@@ -2,15 +2,17 @@
 //! `/etc/cron.d/*`, with a user field).
 //!
 //! What is carried over: the schedule (5 fields or a descriptor), the command, environment
-//! lines (in effect for the entries after them, as cron does), `CRON_TZ=`/`TZ=` as the task's
-//! zone, a `SHELL=` other than `/bin/sh` (the command then runs through that shell), the
-//! system format's user, and `%` (the first unescaped `%` starts the command's standard input,
-//! later ones are newlines, `\%` is a literal `%`). What is not: `@reboot` (not a schedule) and
-//! `MAILTO` (use alerts); both are reported.
+//! lines (in effect for the entries after them, as cron does; `TZ=` too, which cron passes to
+//! the job), `CRON_TZ=` as the task's zone (cronie's schedule zone), a `SHELL=` other than
+//! `/bin/sh` (the command then runs through that shell), the system format's user, and `%` (the
+//! first unescaped `%` starts the command's standard input, later ones are newlines, `\%` is a
+//! literal `%`). What is not: `@reboot` (not a schedule), `@every` (not crontab syntax) and
+//! `MAILTO` (use alerts); all are reported. Names come from the program or script each line
+//! runs ([`super::program`], [`super::name`]).
 
 use cronfleet_cron::Schedule;
 
-use super::{Imported, Namer, Note};
+use super::{name::Namer, program, Import, Imported};
 
 /// Which crontab format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,16 +23,9 @@ pub enum Format {
     System,
 }
 
-/// What an import produced.
-#[derive(Clone, Debug, Default)]
-pub struct Import {
-    /// The tasks, in file order.
-    pub tasks: Vec<Imported>,
-    /// Lines not imported, and caveats.
-    pub notes: Vec<Note>,
-    /// Entries that could not be imported.
-    pub skipped: usize,
-}
+/// The descriptors cron knows (cronie, Vixie, Debian), `@reboot` aside.
+const DESCRIPTORS: &[&str] =
+    &["@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"];
 
 /// Converts a crontab's text; `source` names it in the tasks' comments.
 pub fn import(text: &str, format: Format, source: &str) -> Import {
@@ -48,16 +43,16 @@ pub fn import(text: &str, format: Format, source: &str) -> Import {
         }
         if let Some((name, value)) = env_line(line) {
             match name.as_str() {
-                "CRON_TZ" | "TZ" => timezone = Some(value),
+                // cronie: CRON_TZ is the schedule's zone; TZ is the job's (kept in `env`).
+                "CRON_TZ" => timezone = (!value.is_empty()).then_some(value),
                 "SHELL" => shell = (value != "/bin/sh").then_some(value),
                 "MAILTO" => {
                     if !mailto_noted {
-                        out.notes.push(Note {
-                            line: n,
-                            message: "MAILTO is not imported: cronfleet reports failures through \
-                                      alerts and keeps every run's output"
-                                .into(),
-                        });
+                        out.note(
+                            n,
+                            "MAILTO is not imported: cronfleet reports failures through alerts \
+                             and keeps every run's output",
+                        );
                         mailto_noted = true;
                     }
                 }
@@ -68,50 +63,63 @@ pub fn import(text: &str, format: Format, source: &str) -> Import {
             }
             continue;
         }
-        match entry(line, format) {
-            Ok(Entry { schedule, user, command }) => {
-                if schedule == "@reboot" {
-                    out.skipped += 1;
-                    out.notes.push(Note {
-                        line: n,
-                        message: format!("@reboot is not a schedule; not imported: {command}"),
-                    });
-                    continue;
-                }
-                if let Err(e) = schedule.parse::<Schedule>() {
-                    out.skipped += 1;
-                    out.notes
-                        .push(Note { line: n, message: format!("not imported: {}", e.reason()) });
-                    continue;
-                }
-                let command = percent(&command);
-                let (command, argv) = match &shell {
-                    Some(sh) => (None, Some(vec![sh.clone(), "-c".into(), command.clone()])),
-                    None => (Some(command.clone()), None),
-                };
-                let shown = command
-                    .clone()
-                    .or_else(|| argv.as_ref().map(|a| a[2].clone()))
-                    .unwrap_or_default();
-                out.tasks.push(Imported {
-                    name: namer.name(&shown),
-                    schedule: Some(schedule),
-                    command,
-                    argv,
-                    timezone: timezone.clone(),
-                    env: env.clone(),
-                    user,
-                    origin: format!("{source}:{n}: {}", raw.trim()),
-                    ..Imported::default()
-                });
-            }
+        let Entry { schedule, user, command } = match entry(line, format) {
+            Ok(entry) => entry,
             Err(why) => {
-                out.skipped += 1;
-                out.notes.push(Note { line: n, message: format!("not imported: {why}") });
+                out.skip(n, format!("not imported: {why}"));
+                continue;
             }
+        };
+        if let Some(why) = not_a_schedule(&schedule, &command, line) {
+            out.skip(n, why);
+            continue;
         }
+        let (command, input) = percent(&command);
+        let program = program::of_shell(&command);
+        let command = with_input(command, input);
+        let (command, argv) = match &shell {
+            Some(sh) => (None, Some(vec![sh.clone(), "-c".into(), command])),
+            None => (Some(command), None),
+        };
+        out.tasks.push(Imported {
+            // Spacing is not part of the entry: re-indenting a line keeps its name.
+            name: namer.name(&program, &line.split_whitespace().collect::<Vec<_>>().join(" ")),
+            schedule: Some(schedule),
+            command,
+            argv,
+            timezone: timezone.clone(),
+            env: env.clone(),
+            user,
+            origin: format!("{source}:{n}: {}", raw.trim()),
+            line: n,
+            ..Imported::default()
+        });
     }
     out
+}
+
+/// Why `schedule` is not imported, if it is not: `@reboot`, `@every` (robfig/cron's, not
+/// cron's), another unknown descriptor, or what the schedule parser says.
+fn not_a_schedule(schedule: &str, command: &str, line: &str) -> Option<String> {
+    if schedule == "@reboot" {
+        return Some(format!("@reboot is not a schedule; not imported: {command}"));
+    }
+    if let Some(descriptor) = schedule.strip_prefix('@') {
+        if descriptor.eq_ignore_ascii_case("every") {
+            let span = line.split_whitespace().nth(1).unwrap_or("DURATION");
+            return Some(format!(
+                "not imported: @every is not crontab syntax (cron would refuse this line); in \
+                 the task file write schedule = \"@every {span}\" and the command"
+            ));
+        }
+        if !DESCRIPTORS.contains(&schedule.to_ascii_lowercase().as_str()) {
+            return Some(format!(
+                "not imported: {schedule} is not a crontab descriptor (those are @reboot, {})",
+                DESCRIPTORS.join(", ")
+            ));
+        }
+    }
+    schedule.parse::<Schedule>().err().map(|e| format!("not imported: {}", e.reason()))
 }
 
 /// `NAME=value` or `NAME = "value"`.
@@ -163,8 +171,8 @@ fn entry(line: &str, format: Format) -> Result<Entry, String> {
 }
 
 /// Cron's `%`: the first unescaped one starts standard input (later ones are newlines), `\%`
-/// is a literal `%`. Standard input becomes a here-document.
-fn percent(command: &str) -> String {
+/// is a literal `%`. The command, and its standard input if any.
+fn percent(command: &str) -> (String, Option<String>) {
     let mut cmd = String::new();
     let mut input: Option<String> = None;
     let mut chars = command.chars().peekable();
@@ -182,9 +190,16 @@ fn percent(command: &str) -> String {
             c => target.push(c),
         }
     }
+    (cmd, input)
+}
+
+/// The command with its standard input as a here-document.
+fn with_input(command: String, input: Option<String>) -> String {
     match input {
-        None => cmd,
-        Some(text) => format!("{} <<'CRONFLEET_STDIN'\n{text}\nCRONFLEET_STDIN", cmd.trim_end()),
+        None => command,
+        Some(text) => {
+            format!("{} <<'CRONFLEET_STDIN'\n{text}\nCRONFLEET_STDIN", command.trim_end())
+        }
     }
 }
 
@@ -194,12 +209,16 @@ mod tests {
 
     #[test]
     fn percent_signs() {
-        assert_eq!(percent("date +\\%F"), "date +%F");
+        let converted = |c: &str| {
+            let (command, input) = percent(c);
+            with_input(command, input)
+        };
+        assert_eq!(converted("date +\\%F"), "date +%F");
         assert_eq!(
-            percent("mail -s hi root%line one%line two"),
+            converted("mail -s hi root%line one%line two"),
             "mail -s hi root <<'CRONFLEET_STDIN'\nline one\nline two\nCRONFLEET_STDIN"
         );
-        assert_eq!(percent("echo plain"), "echo plain");
+        assert_eq!(converted("echo plain"), "echo plain");
     }
 
     #[test]

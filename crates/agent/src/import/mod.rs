@@ -1,13 +1,19 @@
 //! Turning other schedulers' files into `[[task]]` entries: crontabs and Gotorch's task.json.
 //!
 //! Each importer returns the tasks it could convert and a report of what it could not, or what
-//! may mean something else here. The TOML written is checked by the task file validator in the
-//! tests, so an import is always a valid starting point.
+//! will run differently here. [`Import::check`] then parses each task back with the task
+//! file's own parser: a task it refuses is reported and left out, so what is written always
+//! validates.
 
 pub mod crontab;
 pub mod gotorch;
+mod name;
+mod program;
+mod shell;
 
-use std::{collections::BTreeSet, fmt::Write as _};
+use std::{fmt::Write as _, path::Path};
+
+use crate::config;
 
 /// One task produced by an importer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -24,7 +30,7 @@ pub struct Imported {
     pub daemon: bool,
     /// Target hosts.
     pub hosts: Vec<String>,
-    /// Zone from `CRON_TZ=`/`TZ=` lines.
+    /// Zone from `CRON_TZ=` lines.
     pub timezone: Option<String>,
     /// Environment from env lines.
     pub env: Vec<(String, String)>,
@@ -34,15 +40,68 @@ pub struct Imported {
     pub concurrency: Option<(&'static str, u32)>,
     /// Where it came from, as a comment above the task.
     pub origin: String,
+    /// The line of the input it came from (the start of a Gotorch entry).
+    pub line: usize,
 }
 
 /// A note for the user: a line not imported, or imported with a caveat.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Note {
-    /// 1-based line (or entry) number in the input.
+    /// 1-based line in the input.
     pub line: usize,
     /// What happened.
     pub message: String,
+}
+
+/// What an import produced.
+#[derive(Clone, Debug, Default)]
+pub struct Import {
+    /// The tasks, in input order.
+    pub tasks: Vec<Imported>,
+    /// Entries not imported, and what will run differently, in input order.
+    pub notes: Vec<Note>,
+    /// Entries that could not be imported.
+    pub skipped: usize,
+}
+
+impl Import {
+    /// A caveat about an entry that was imported.
+    pub(crate) fn note(&mut self, line: usize, message: impl Into<String>) {
+        self.notes.push(Note { line, message: message.into() });
+    }
+
+    /// An entry that was not imported, and why.
+    pub(crate) fn skip(&mut self, line: usize, message: impl Into<String>) {
+        self.skipped += 1;
+        self.note(line, message);
+    }
+
+    /// Parses each task back with the task file's parser (as `cronfleet validate` would, on
+    /// this machine: a `user` must exist here): a task it refuses is not imported, and its
+    /// errors are reported at the task's line. The notes are then put in line order.
+    pub fn check(&mut self, source: &str) {
+        let tasks = std::mem::take(&mut self.tasks);
+        for task in tasks {
+            match config::parse(Path::new(source), &to_toml(std::slice::from_ref(&task))) {
+                Ok(_) => self.tasks.push(task),
+                Err(errors) => {
+                    let why: Vec<String> = errors
+                        .0
+                        .iter()
+                        .map(|e| match &e.field {
+                            Some(field) => format!("`{field}`: {}", e.message),
+                            None => e.message.clone(),
+                        })
+                        .collect();
+                    self.skip(
+                        task.line,
+                        format!("not imported: the task file would refuse it: {}", why.join("; ")),
+                    );
+                }
+            }
+        }
+        self.notes.sort_by_key(|n| n.line);
+    }
 }
 
 /// A TOML basic string.
@@ -106,37 +165,4 @@ pub fn to_toml(tasks: &[Imported]) -> String {
         out.push('\n');
     }
     out
-}
-
-/// Names tasks after their program, unique within one import: `backup`, `backup-2`, ...
-#[derive(Default)]
-pub(crate) struct Namer(BTreeSet<String>);
-
-impl Namer {
-    pub fn name(&mut self, command: &str) -> String {
-        let program = command
-            .split_whitespace()
-            .find(|w| !w.contains('=')) // skip `VAR=value` prefixes
-            .unwrap_or("task");
-        let base = program.rsplit('/').next().unwrap_or(program);
-        let mut name: String = base
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
-            .collect::<String>()
-            .trim_matches('-')
-            .chars()
-            .take(50)
-            .collect();
-        if name.is_empty() {
-            name = "task".into();
-        }
-        let mut candidate = name.clone();
-        let mut n = 1;
-        while self.0.contains(&candidate) {
-            n += 1;
-            candidate = format!("{name}-{n}");
-        }
-        self.0.insert(candidate.clone());
-        candidate
-    }
 }
