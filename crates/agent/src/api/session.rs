@@ -139,11 +139,6 @@ impl Sessions {
         Ok(Sessions { limits, open: Mutex::new(Vec::new()), random, login_key })
     }
 
-    /// The timeouts.
-    pub fn limits(&self) -> Limits {
-        self.limits
-    }
-
     /// 32 random bytes, hex-encoded.
     pub fn random_hex(&self) -> Result<String, RandomError> {
         let mut bytes = [0u8; 32];

@@ -375,8 +375,9 @@ async fn login(
         Ok(id) => id,
         Err(e) => return failed(&e.to_string()),
     };
-    let lifetime = api.sessions.limits().lifetime.as_secs();
-    let cookie = set_cookie(&api, session_cookie(&api), &id, Some(lifetime));
+    // No Max-Age: a cookie of the browser's session, never written to its disk; the agent
+    // ends the session anyway.
+    let cookie = set_cookie(&api, session_cookie(&api), &id, None);
     ([(header::SET_COOKIE, cookie)], Redirect::to(next)).into_response()
 }
 
@@ -418,23 +419,23 @@ async fn logout(
 }
 
 /// A button's press: the visitor must be an admin and, by a session, its form must come from
-/// this dashboard (same site, the session's CSRF token). `Err` is the answer otherwise.
-fn press(api: &Api, headers: &HeaderMap, csrf: Option<&str>) -> Result<(), Response> {
+/// this dashboard (same site, the session's CSRF token). `None` when allowed, else the answer.
+fn press(api: &Api, headers: &HeaderMap, csrf: Option<&str>) -> Option<Response> {
     let Some(visitor) = visitor(api, headers) else {
-        return Err(to_login(api, headers, "/"));
+        return Some(to_login(api, headers, "/"));
     };
     if let Some(expected) = &visitor.csrf {
         if !session::same_origin(headers) {
-            return Err(refused(Some(&visitor), CROSS_SITE));
+            return Some(refused(Some(&visitor), CROSS_SITE));
         }
         if !session::csrf_ok(expected, csrf) {
-            return Err(refused(Some(&visitor), NO_CSRF));
+            return Some(refused(Some(&visitor), NO_CSRF));
         }
     }
     if visitor.role != Role::Admin {
-        return Err(refused(Some(&visitor), "Refused: this needs an admin token."));
+        return Some(refused(Some(&visitor), "Refused: this needs an admin token."));
     }
-    Ok(())
+    None
 }
 
 async fn act(
@@ -443,7 +444,7 @@ async fn act(
     headers: HeaderMap,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    if let Err(r) = press(&api, &headers, CsrfForm::of(form).as_deref()) {
+    if let Some(r) = press(&api, &headers, CsrfForm::of(form).as_deref()) {
         return r;
     }
     let result = match action.as_str() {
@@ -462,7 +463,7 @@ async fn kill(
     headers: HeaderMap,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    if let Err(r) = press(&api, &headers, CsrfForm::of(form).as_deref()) {
+    if let Some(r) = press(&api, &headers, CsrfForm::of(form).as_deref()) {
         return r;
     }
     let note = if api.agent.kill(&id).is_ok() { "killing" } else { "failed" };
