@@ -375,8 +375,8 @@ async fn login(
         Ok(id) => id,
         Err(e) => return failed(&e.to_string()),
     };
-    // No Max-Age: a cookie of the browser's session, never written to its disk; the agent
-    // ends the session anyway.
+    // No Max-Age: the cookie lasts the browser's session at most; the agent ends the session
+    // at its own limits anyway.
     let cookie = set_cookie(&api, session_cookie(&api), &id, None);
     ([(header::SET_COOKIE, cookie)], Redirect::to(next)).into_response()
 }
