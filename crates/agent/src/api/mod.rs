@@ -4,7 +4,8 @@
 //! `--insecure-listen`. Every route but `/healthz` (and `/metrics` with `--public-metrics`)
 //! needs a bearer token: `read` tokens see, `admin` tokens also act. The agent's own admin
 //! token lives in `STATE_DIR/api-token` (mode 0600); the address it listens on in
-//! `STATE_DIR/api-addr`, which is how the CLI finds a local agent.
+//! `STATE_DIR/api-addr`, which is how the CLI finds a local agent. The dashboard has sessions
+//! of its own ([`session`]), which `/api/v1` and `/metrics` never accept.
 
 pub mod auth;
 mod dashboard;
@@ -12,13 +13,14 @@ pub mod error;
 mod extract;
 pub mod model;
 mod routes;
+mod session;
 mod wire;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use axum::{
     extract::{DefaultBodyLimit, Request, State},
-    http::{header, HeaderMap, HeaderName, Method, StatusCode},
+    http::{header, HeaderMap, HeaderName, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post, put},
@@ -53,8 +55,10 @@ pub struct Api {
     pub agent: Arc<Agent>,
     tokens: Tokens,
     public_metrics: bool,
-    /// Served over HTTPS (the dashboard's cookie is then Secure).
+    /// Served over HTTPS (the dashboard's cookies are then Secure).
     tls: bool,
+    /// The dashboard's sessions.
+    sessions: session::Sessions,
 }
 
 /// Text escaped for one segment of a URL path (a run id's `#`, say).
@@ -70,34 +74,25 @@ pub fn segment(text: &str) -> String {
     out
 }
 
-/// The cookie the dashboard keeps its token in.
-pub const COOKIE: &str = "cronfleet_token";
-
-/// Where a request's token is: `Authorization: Bearer`, else the dashboard's cookie. The
-/// scheme's name is case-insensitive (RFC 9110, 11.1): `bearer` and `BEARER` are `Bearer`.
-fn token(headers: &HeaderMap) -> Option<(String, bool)> {
-    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        let token = value
-            .trim_start()
-            .split_once(' ')
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map_or("", |(_, token)| token.trim());
-        return Some((token.to_owned(), false));
-    }
-    let cookies = headers.get_all(header::COOKIE);
-    cookies
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|c| c.trim().strip_prefix(COOKIE).and_then(|r| r.strip_prefix('=')))
-        .map(|t| (t.to_owned(), true))
+/// The request's bearer token, if it sends `Authorization` (empty when its scheme is not
+/// `Bearer`). The scheme's name is case-insensitive (RFC 9110, 11.1): `bearer` and `BEARER`
+/// are `Bearer`. Cookies are no token: the dashboard's session cookie opens the dashboard
+/// only.
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?;
+    let token = value
+        .to_str()
+        .unwrap_or_default()
+        .trim_start()
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim());
+    Some(token.to_owned())
 }
 
-/// The role of the request's token, if valid. A state-changing request authenticated by the
-/// cookie must come from the dashboard's own origin.
+/// The role of the request's bearer token, if valid.
 fn role_of(api: &Api, request: &Request) -> Result<Role, ApiError> {
-    let headers = request.headers();
-    let Some((token, by_cookie)) = token(headers) else {
+    let Some(token) = bearer(request.headers()) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -111,23 +106,7 @@ fn role_of(api: &Api, request: &Request) -> Result<Role, ApiError> {
             "the token is not valid",
         ));
     };
-    if by_cookie && request.method() != Method::GET && !same_origin(headers) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "cross_origin",
-            "cross-origin request refused",
-        ));
-    }
     Ok(role)
-}
-
-/// The request's `Origin` (when sent) names the host it was sent to.
-fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return true;
-    };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    origin.split_once("://").is_some_and(|(_, rest)| rest == host)
 }
 
 async fn require(api: Arc<Api>, needed: Role, mut request: Request, next: Next) -> Response {
@@ -277,6 +256,7 @@ pub struct Bound {
     tokens: Tokens,
     tls: Option<tokio_rustls::TlsAcceptor>,
     public_metrics: bool,
+    sessions: session::Sessions,
 }
 
 impl Bound {
@@ -310,6 +290,8 @@ pub async fn bind(config: Config, state_dir: &std::path::Path) -> Result<Bound, 
         Some((cert, key)) => Some(tls_acceptor(cert, key)?),
         None => None,
     };
+    let sessions = session::Sessions::new(session::Limits::from_env())
+        .map_err(|_| StartError::Tokens(auth::TokensError::Random))?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Listen { addr: config.listen, source })?;
@@ -326,7 +308,8 @@ pub async fn bind(config: Config, state_dir: &std::path::Path) -> Result<Bound, 
         });
     }
     let url = format!("{scheme}://{local}");
-    Ok(Bound { listener, addr, url, tokens, tls, public_metrics: config.public_metrics })
+    let public_metrics = config.public_metrics;
+    Ok(Bound { listener, addr, url, tokens, tls, public_metrics, sessions })
 }
 
 /// Binds the API and serves it in the background; returns the address it listens on, which
@@ -345,13 +328,13 @@ pub async fn start(agent: Arc<Agent>, config: Config) -> Result<SocketAddr, Star
 /// # Errors
 /// When `api-addr` cannot be written.
 pub async fn serve_bound(agent: Arc<Agent>, bound: Bound) -> Result<SocketAddr, StartError> {
-    let Bound { listener, addr, url, tokens, tls, public_metrics } = bound;
+    let Bound { listener, addr, url, tokens, tls, public_metrics, sessions } = bound;
     // Written whole or not at all (a new file renamed into place): the CLI reading it while
     // the agent starts must never see an empty or half-written address.
     let addr_file = agent.options.state_dir.join("api-addr");
     crate::private::write(&addr_file, format!("{url}\n").as_bytes())
         .map_err(|source| StartError::File { action: "write", path: addr_file.clone(), source })?;
-    let api = Arc::new(Api { agent, tokens, public_metrics, tls: tls.is_some() });
+    let api = Arc::new(Api { agent, tokens, public_metrics, tls: tls.is_some(), sessions });
     api.agent.register(Some(url.clone())).await;
     let background = api.agent.services.background.clone();
     let app = router(api);

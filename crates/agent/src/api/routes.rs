@@ -389,13 +389,21 @@ pub async fn output(
             )))
         }
     };
+    if follow {
+        return follow_output(api, id).await;
+    }
     // The run in flight first: when it is not (any more), its final record is in the store.
     let live = api.agent.services.find(&id);
     let record = find_run(&api, &id).await?;
-    if !follow {
-        let bytes = live.map_or(record.output, |l| l.live.read_from(0).0);
-        return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes).into_response());
-    }
+    let bytes = live.map_or(record.output, |l| l.live.read_from(0).0);
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes).into_response())
+}
+
+/// A run's output as server-sent events: `output` events with the text as it comes, then one
+/// `end` event with the finished run (`?follow=true`, and the dashboard's live output).
+pub(super) async fn follow_output(api: Arc<Api>, id: String) -> Result<Response> {
+    let live = api.agent.services.find(&id);
+    let record = find_run(&api, &id).await?;
     let stream = futures_util::stream::unfold(
         (api.clone(), id, live, Some(record), 0usize, false),
         |(api, id, live, record, seen, ended)| async move {

@@ -2,9 +2,10 @@
 //! tasks, runs, output (also streamed), run now, pause/resume, kill, reload, node, metrics,
 //! TLS and the refusal to listen openly, strict requests (content types, unknown fields and
 //! parameters, every error JSON), apply's refusal of a file without tasks. `golden` pins the
-//! JSON of every route.
+//! JSON of every route; `sessions` tests the dashboard's sessions and CSRF protection.
 
 mod golden;
+mod sessions;
 
 use std::{
     io::{BufRead, BufReader},
@@ -36,16 +37,31 @@ fn bin() -> Command {
 
 impl Agent {
     fn start(name: &str, tasks: &str, extra: &[&str]) -> Agent {
+        Agent::start_env(name, tasks, extra, &[])
+    }
+
+    /// An agent started with more environment variables.
+    fn start_env(name: &str, tasks: &str, extra: &[&str], env: &[(&str, &str)]) -> Agent {
         let dir = std::env::temp_dir().join(format!("cronfleet-api-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("tasks.toml"), tasks.replace("DIR", dir.to_str().unwrap()))
             .unwrap();
         tokens_file(&dir, &format!("read {READ} dashboards\n"));
-        Agent::spawn(dir, extra, Client::new(), "http")
+        Agent::spawn_env(dir, extra, env, Client::new(), "http")
     }
 
     fn spawn(dir: PathBuf, extra: &[&str], client: Client, scheme: &str) -> Agent {
+        Agent::spawn_env(dir, extra, &[], client, scheme)
+    }
+
+    fn spawn_env(
+        dir: PathBuf,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        client: Client,
+        scheme: &str,
+    ) -> Agent {
         let state = dir.join("state");
         let _ = std::fs::remove_file(state.join("api-addr"));
         let child = bin()
@@ -59,6 +75,7 @@ impl Agent {
             .args(["--tokens", dir.join("tokens").to_str().unwrap()])
             .args(["--state-dir", state.to_str().unwrap()])
             .args(extra)
+            .envs(env.iter().copied())
             .stderr(std::fs::File::create(dir.join("agent.log")).unwrap())
             .stdout(Stdio::null())
             .spawn()
@@ -286,15 +303,18 @@ fn every_route_needs_the_right_token() {
     // Unknown routes are JSON 404s.
     let r = agent.call(Method::GET, "/api/v1/nope", Some(&agent.admin), None);
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    // A state-changing request by the dashboard's cookie from another origin is refused.
-    let r = agent
-        .client
-        .post(format!("{}/api/v1/reload", agent.url))
-        .header("cookie", format!("cronfleet_token={}", agent.admin))
-        .header("origin", "http://evil.example")
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // A cookie is no token: the old dashboard cookie (the raw token) opens nothing.
+    for (method, path) in
+        [(Method::POST, "/api/v1/reload"), (Method::GET, "/api/v1/tasks"), (Method::GET, "/")]
+    {
+        let r = agent
+            .client
+            .request(method, format!("{}{path}", agent.url))
+            .header("cookie", format!("cronfleet_token={}", agent.admin))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
     agent.stop();
 }
 
@@ -749,6 +769,12 @@ fn open_addresses_need_tls_and_tls_works() {
         "https",
     );
     assert_eq!(agent.get("/api/v1/tasks")["tasks"][0]["name"], "a");
+    let browser = Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(key.cert.pem().as_bytes()).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    sessions::over_tls(&agent, browser);
     // Plain HTTP to the TLS port gets nothing.
     let plain = Client::new().get(agent.url.replace("https", "http") + "/healthz").send();
     assert!(plain.is_err() || !plain.unwrap().status().is_success());

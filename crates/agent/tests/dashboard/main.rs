@@ -271,6 +271,21 @@ command = "true"
     b.type_in("#token", &admin);
     b.click("#login");
     b.wait_url("/tasks/hello");
+    // The browser holds a session, not the token, in a cookie no script can read.
+    let cookies = b.cmd("GET", "/cookie", Value::Null);
+    let session = cookies
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "cronfleet_session")
+        .unwrap_or_else(|| panic!("no session cookie: {cookies}"))
+        .clone();
+    assert_eq!(session["httpOnly"], true, "{session}");
+    assert_eq!(session["sameSite"], "Strict", "{session}");
+    assert_eq!(session["path"], "/", "{session}");
+    let id = session["value"].as_str().unwrap().to_owned();
+    assert!(id.len() == 64 && id != admin, "{session}");
+    assert_eq!(b.script("return document.cookie"), json!(""));
     b.go(&format!("{url}/"));
 
     // The overview: every task, in words, with its hosts and next run.
@@ -345,10 +360,21 @@ command = "true"
     b.screenshot("phone");
     b.cmd("POST", "/window/rect", json!({"width": 1280, "height": 900}));
 
-    // A read-only token sees everything but no buttons.
+    // Logging out ends the session: the cookie it had opens nothing any more.
     b.go(&format!("{url}/"));
-    b.click("header form button");
+    b.click("#logout");
     b.wait_url("/login");
+    let old = Client::new()
+        .get(format!("{url}/"))
+        .header("cookie", format!("cronfleet_session={id}"))
+        .send()
+        .unwrap();
+    assert_eq!(old.status(), reqwest::StatusCode::UNAUTHORIZED);
+    b.go(&format!("{url}/tasks/hello"));
+    b.wait_for("h1", "Log in", false);
+
+    // A read-only token sees everything but no buttons.
+    b.go(&format!("{url}/login"));
     b.type_in("#token", READ);
     b.click("#login");
     b.wait_url("/");

@@ -10,17 +10,22 @@
 //! `pages.rs` has the pages that show things (tasks, timeline, nodes, a task, a run); this file
 //! the routes, the layout every page shares, logging in and out, and the buttons.
 //!
-//! Login keeps the token in an HttpOnly, SameSite=Strict cookie; the buttons (run now,
-//! pause/resume, kill) are forms posting to the dashboard, which checks the token is an admin
-//! one and the request comes from the dashboard's own origin, then redirects back.
+//! Logging in with a token opens a session ([`super::session`]): its random id in an
+//! HttpOnly, SameSite=Strict cookie (Secure over HTTPS), never the token. Every form (run now,
+//! pause/resume, kill, log in, log out) posts to the dashboard with a CSRF token in a hidden
+//! field, and is refused with a 403 page when the token is not the session's (the login
+//! form's: not the one bound to its pre-session cookie) or its `Origin`/`Referer` names
+//! another site; the buttons also need an admin session. A request with a bearer token (a
+//! script's: browsers never send one by themselves) needs no session and no CSRF token.
 
 mod pages;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use axum::{
-    extract::{Path, State},
-    http::{header, HeaderMap, StatusCode},
+    extract::{rejection::FormRejection, Path, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    middleware,
     response::{Html, IntoResponse, Redirect, Response},
     routing::{get, post},
     Form, Router,
@@ -28,13 +33,17 @@ use axum::{
 use maud::{html, Markup, PreEscaped};
 
 use self::pages::{nodes_page, overview, run_page, task_page, timeline};
-use super::{auth::Role, segment, Api, COOKIE};
+use super::{
+    auth::Role,
+    segment,
+    session::{self, CSRF_FIELD},
+    Api,
+};
 
 /// The dashboard's routes.
 pub fn router(_api: Arc<Api>) -> Router<Arc<Api>> {
-    Router::new()
-        .route("/static/style.css", get(style_sheet))
-        .route("/static/live.js", get(live_script))
+    // Pages show data and carry CSRF tokens: no cache keeps them.
+    let pages = Router::new()
         .route("/", get(overview))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
@@ -44,6 +53,17 @@ pub fn router(_api: Arc<Api>) -> Router<Arc<Api>> {
         .route("/tasks/{name}/{action}", post(act))
         .route("/runs/{id}", get(run_page))
         .route("/runs/{id}/kill", post(kill))
+        .route("/runs/{id}/output", get(live_output))
+        .layer(middleware::map_response(no_store));
+    Router::new()
+        .route("/static/style.css", get(style_sheet))
+        .route("/static/live.js", get(live_script))
+        .merge(pages)
+}
+
+async fn no_store(mut response: Response) -> Response {
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// The policy every response carries: the pages load their one style sheet and their one
@@ -68,8 +88,9 @@ async fn style_sheet() -> Response {
     (headers, SHEET.as_str()).into_response()
 }
 
-/// `GET /static/live.js`: follows a running run's output (EventSource sends the cookie), on
-/// the run page, whose `<pre id="output">` names the stream in `data-follow`.
+/// `GET /static/live.js`: follows a running run's output (EventSource sends the session
+/// cookie), on the run page, whose `<pre id="output">` names the stream in `data-follow`
+/// (`/runs/{id}/output`).
 async fn live_script() -> Response {
     const LIVE: &str = "(function(){var pre=document.getElementById('output');\
 var url=pre&&pre.dataset.follow;if(!url||!window.EventSource)return;\
@@ -131,8 +152,8 @@ input[type=password]{font:inherit;padding:.4rem;width:100%;max-width:28rem}
 @media (max-width:640px){main{padding:.5rem}th,td{padding:.3rem .4rem}}
 "#;
 
-/// A whole page.
-fn page(title: &str, role: Option<Role>, body: Markup) -> Html<String> {
+/// A whole page; `visitor`: who is logged in (the header's links and its log out button).
+fn page(title: &str, visitor: Option<&Visitor>, body: Markup) -> Html<String> {
     let page = html! {
         (PreEscaped("<!doctype html>"))
         html lang="en" {
@@ -145,12 +166,17 @@ fn page(title: &str, role: Option<Role>, body: Markup) -> Html<String> {
             body {
                 header {
                     a class="brand" href="/" { "cronfleet" }
-                    @if let Some(role) = role {
+                    @if let Some(visitor) = visitor {
                         a href="/" { "Tasks" }
                         a href="/timeline" { "Timeline" }
                         a href="/nodes" { "Nodes" }
-                        span { (if role == Role::Admin { "admin" } else { "read-only" }) }
-                        form method="post" action="/logout" { button class="btn" { "Log out" } }
+                        span { (if visitor.role == Role::Admin { "admin" } else { "read-only" }) }
+                        @if visitor.csrf.is_some() {
+                            form method="post" action="/logout" {
+                                (csrf_field(visitor))
+                                button class="btn" id="logout" { "Log out" }
+                            }
+                        }
                     }
                 }
                 main { (body) }
@@ -160,21 +186,123 @@ fn page(title: &str, role: Option<Role>, body: Markup) -> Html<String> {
     Html(page.into_string())
 }
 
-/// The role of the dashboard's visitor, from the cookie (or a bearer token).
-fn visitor(api: &Api, headers: &HeaderMap) -> Option<Role> {
-    let (token, _) = super::token(headers)?;
-    api.tokens.check(&token).map(|(role, _)| role)
+/// Who asks for a page: the role, and the CSRF token of the session (`None` with a bearer
+/// token, whose requests need none: browsers never send one by themselves).
+pub(super) struct Visitor {
+    pub(super) role: Role,
+    pub(super) csrf: Option<String>,
 }
 
-/// A page asked for without a valid token: 401, with the login form (which comes back to
+/// The hidden field that carries the session's CSRF token in every form of a page.
+pub(super) fn csrf_field(visitor: &Visitor) -> Markup {
+    html! {
+        @if let Some(csrf) = &visitor.csrf {
+            input type="hidden" name=(CSRF_FIELD) value=(csrf);
+        }
+    }
+}
+
+/// The session cookie's name: `__Host-` prefixed over HTTPS.
+fn session_cookie(api: &Api) -> &'static str {
+    if api.tls {
+        session::SECURE_COOKIE
+    } else {
+        session::COOKIE
+    }
+}
+
+/// The pre-session cookie's name.
+fn login_cookie(api: &Api) -> &'static str {
+    if api.tls {
+        session::SECURE_LOGIN_COOKIE
+    } else {
+        session::LOGIN_COOKIE
+    }
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, for the whole site, Secure over HTTPS;
+/// `max_age` in seconds (0: delete it).
+fn set_cookie(api: &Api, name: &str, value: &str, max_age: Option<u64>) -> String {
+    let secure = if api.tls { "; Secure" } else { "" };
+    let age = max_age.map(|s| format!("; Max-Age={s}")).unwrap_or_default();
+    format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict{secure}{age}")
+}
+
+/// The visitor: by a bearer token when the request sends one, else by its session cookie
+/// (whose use renews the session's idle timeout).
+pub(super) fn visitor(api: &Api, headers: &HeaderMap) -> Option<Visitor> {
+    if let Some(token) = super::bearer(headers) {
+        return api.tokens.check(&token).map(|(role, _)| Visitor { role, csrf: None });
+    }
+    let id = session::cookie(headers, session_cookie(api))?;
+    let found = api.sessions.find(id, Instant::now())?;
+    Some(Visitor { role: found.role, csrf: Some(found.csrf) })
+}
+
+/// A page asked for without a valid session: 401, with the login form (which comes back to
 /// `next` after logging in).
-fn to_login(next: &str) -> Response {
-    (StatusCode::UNAUTHORIZED, login_form(None, next)).into_response()
+pub(super) fn to_login(api: &Api, headers: &HeaderMap, next: &str) -> Response {
+    login_response(api, headers, StatusCode::UNAUTHORIZED, None, next)
 }
 
-async fn login_page() -> Html<String> {
-    login_form(None, "/")
+async fn login_page(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
+    login_response(&api, &headers, StatusCode::OK, None, "/")
 }
+
+/// The login form, with its CSRF token: bound to the browser's pre-session cookie, which is
+/// set when the request has none.
+fn login_response(
+    api: &Api,
+    headers: &HeaderMap,
+    status: StatusCode,
+    error: Option<&str>,
+    next: &str,
+) -> Response {
+    let name = login_cookie(api);
+    let had = session::cookie(headers, name)
+        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()));
+    let (pre, set) = match had {
+        Some(pre) => (pre.to_owned(), None),
+        None => match api.sessions.random_hex() {
+            Ok(pre) => {
+                let cookie = set_cookie(api, name, &pre, None);
+                (pre, Some(cookie))
+            }
+            Err(e) => return failed(&e.to_string()),
+        },
+    };
+    let form = login_form(error, next, &api.sessions.login_token(&pre));
+    let mut response = (status, form).into_response();
+    if let Some(cookie) = set.and_then(|c| HeaderValue::try_from(c).ok()) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// 500, as a page.
+fn failed(why: &str) -> Response {
+    let body = html! { h1 { "Error" } p class="note err" { (why) } };
+    (StatusCode::INTERNAL_SERVER_ERROR, page("Error", None, body)).into_response()
+}
+
+/// 403, as a page saying why; nothing was done.
+fn refused(visitor: Option<&Visitor>, why: &str) -> Response {
+    let body = html! {
+        h1 { "Refused" }
+        p class="note err" id="refused" { (why) }
+        p { "Nothing was done. " a href="/" { "Back to the tasks" } }
+    };
+    (StatusCode::FORBIDDEN, page("Refused", visitor, body)).into_response()
+}
+
+/// Why a form from another site is refused.
+const CROSS_SITE: &str = "Refused: this form was sent from another site than this dashboard \
+    (its Origin or Referer names another host).";
+
+/// Why a form without the session's CSRF token is refused.
+const NO_CSRF: &str = "Refused: this form did not carry this session's form token (it was not \
+    sent from this dashboard's own pages, or from a page opened before logging in again). \
+    Reload the page and try again.";
 
 /// Where to go after logging in: a path of this site, else the overview.
 fn local_path(next: &str) -> &str {
@@ -186,7 +314,7 @@ fn local_path(next: &str) -> &str {
     }
 }
 
-fn login_form(error: Option<&str>, next: &str) -> Html<String> {
+fn login_form(error: Option<&str>, next: &str, csrf: &str) -> Html<String> {
     let body = html! {
         h1 { "Log in" }
         @if let Some(error) = error {
@@ -194,6 +322,7 @@ fn login_form(error: Option<&str>, next: &str) -> Html<String> {
         }
         form method="post" action="/login" {
             input type="hidden" name="next" value=(local_path(next));
+            input type="hidden" name=(CSRF_FIELD) value=(csrf);
             p {
                 label for="token" { "API token" }
                 br;
@@ -209,48 +338,113 @@ fn login_form(error: Option<&str>, next: &str) -> Html<String> {
     page("Log in", None, body)
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Default, serde::Deserialize)]
 struct LoginForm {
-    token: String,
+    token: Option<String>,
     next: Option<String>,
+    csrf: Option<String>,
 }
 
-async fn login(State(api): State<Arc<Api>>, Form(form): Form<LoginForm>) -> Response {
-    let token = form.token.trim();
+/// `POST /login`: a same-site form with the token bound to the pre-session cookie, and a valid
+/// token, opens a session (a session the browser had is ended) and goes on to `next`.
+async fn login(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
+    let form = form.map(|Form(f)| f).unwrap_or_default();
     let next = local_path(form.next.as_deref().unwrap_or("/"));
-    if api.tokens.check(token).is_none() {
-        return (StatusCode::UNAUTHORIZED, login_form(Some("That token is not valid."), next))
-            .into_response();
+    if !session::same_origin(&headers) {
+        return login_response(&api, &headers, StatusCode::FORBIDDEN, Some(CROSS_SITE), next);
     }
-    let secure = if api.tls { "; Secure" } else { "" };
-    let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}");
+    let pre = session::cookie(&headers, login_cookie(&api)).unwrap_or_default();
+    if !api.sessions.login_token_ok(pre, form.csrf.as_deref().unwrap_or_default()) {
+        let why = "Refused: this login form had expired (the agent restarted?) or was not \
+            this dashboard's own. Log in again below.";
+        return login_response(&api, &headers, StatusCode::FORBIDDEN, Some(why), next);
+    }
+    let token = form.token.unwrap_or_default();
+    let Some((role, _)) = api.tokens.check(token.trim()) else {
+        let why = Some("That token is not valid.");
+        return login_response(&api, &headers, StatusCode::UNAUTHORIZED, why, next);
+    };
+    if let Some(old) = session::cookie(&headers, session_cookie(&api)) {
+        api.sessions.close(old);
+    }
+    let id = match api.sessions.open(role, Instant::now()) {
+        Ok(id) => id,
+        Err(e) => return failed(&e.to_string()),
+    };
+    // No Max-Age: the cookie lasts the browser's session at most; the agent ends the session
+    // at its own limits anyway.
+    let cookie = set_cookie(&api, session_cookie(&api), &id, None);
     ([(header::SET_COOKIE, cookie)], Redirect::to(next)).into_response()
 }
 
-async fn logout() -> Response {
-    let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+/// A form's CSRF token (any other field is ignored).
+#[derive(Default, serde::Deserialize)]
+struct CsrfForm {
+    csrf: Option<String>,
+}
+
+impl CsrfForm {
+    fn of(form: Result<Form<CsrfForm>, FormRejection>) -> Option<String> {
+        form.ok().and_then(|Form(f)| f.csrf)
+    }
+}
+
+/// `POST /logout`: ends the session here (whatever the browser keeps) and deletes the cookie.
+async fn logout(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
+    let name = session_cookie(&api);
+    let visitor = visitor(&api, &headers);
+    if !session::same_origin(&headers) {
+        return refused(visitor.as_ref(), CROSS_SITE);
+    }
+    let csrf = CsrfForm::of(form);
+    if let (Some(expected), Some(id)) =
+        (visitor.as_ref().and_then(|v| v.csrf.as_deref()), session::cookie(&headers, name))
+    {
+        if !session::csrf_ok(expected, csrf.as_deref()) {
+            return refused(visitor.as_ref(), NO_CSRF);
+        }
+        api.sessions.close(id);
+    }
+    // No session (it had ended, or never was): there is nothing to end but the cookie.
+    let cookie = set_cookie(&api, name, "", Some(0));
     ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
 }
 
-/// An admin's button press: the visitor must hold an admin token, and the request must come
-/// from the dashboard's own pages. `None` when allowed, else the answer.
-fn refused(api: &Api, headers: &HeaderMap) -> Option<Response> {
-    match visitor(api, headers) {
-        None => Some(to_login("/")),
-        Some(Role::Read) => Some(StatusCode::FORBIDDEN.into_response()),
-        Some(Role::Admin) if !super::same_origin(headers) => {
-            Some(StatusCode::FORBIDDEN.into_response())
+/// A button's press: the visitor must be an admin and, by a session, its form must come from
+/// this dashboard (same site, the session's CSRF token). `None` when allowed, else the answer.
+fn press(api: &Api, headers: &HeaderMap, csrf: Option<&str>) -> Option<Response> {
+    let Some(visitor) = visitor(api, headers) else {
+        return Some(to_login(api, headers, "/"));
+    };
+    if let Some(expected) = &visitor.csrf {
+        if !session::same_origin(headers) {
+            return Some(refused(Some(&visitor), CROSS_SITE));
         }
-        Some(Role::Admin) => None,
+        if !session::csrf_ok(expected, csrf) {
+            return Some(refused(Some(&visitor), NO_CSRF));
+        }
     }
+    if visitor.role != Role::Admin {
+        return Some(refused(Some(&visitor), "Refused: this needs an admin token."));
+    }
+    None
 }
 
 async fn act(
     State(api): State<Arc<Api>>,
     Path((name, action)): Path<(String, String)>,
     headers: HeaderMap,
+    form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    if let Some(r) = refused(&api, &headers) {
+    if let Some(r) = press(&api, &headers, CsrfForm::of(form).as_deref()) {
         return r;
     }
     let result = match action.as_str() {
@@ -263,13 +457,32 @@ async fn act(
     Redirect::to(&format!("/tasks/{}?note={note}", segment(&name))).into_response()
 }
 
-async fn kill(State(api): State<Arc<Api>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    if let Some(r) = refused(&api, &headers) {
+async fn kill(
+    State(api): State<Arc<Api>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
+    if let Some(r) = press(&api, &headers, CsrfForm::of(form).as_deref()) {
         return r;
     }
     let note = if api.agent.kill(&id).is_ok() { "killing" } else { "failed" };
     Redirect::to(&format!("/runs/{}?note={note}", segment(&id))).into_response()
 }
+
+/// `GET /runs/{id}/output`: a run's output as server-sent events, for the run page's live
+/// script (the API's `?follow=true` stream, opened by the session).
+async fn live_output(
+    State(api): State<Arc<Api>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if visitor(&api, &headers).is_none() {
+        return to_login(&api, &headers, &format!("/runs/{}", segment(&id)));
+    }
+    super::routes::follow_output(api, id).await.into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,12 +490,13 @@ mod tests {
     #[test]
     fn text_and_attributes_are_escaped() {
         // maud leaves `'` as it is: attribute values are always in double quotes.
-        let html = login_form(Some("<a href='x'>&\"</a>"), "/tasks/\"><b>").0;
+        let html = login_form(Some("<a href='x'>&\"</a>"), "/tasks/\"><b>", "t\"").0;
         assert!(
             html.contains("<p class=\"note err\">&lt;a href='x'&gt;&amp;&quot;&lt;/a&gt;</p>"),
             "{html}"
         );
         assert!(html.contains("name=\"next\" value=\"/tasks/&quot;&gt;&lt;b&gt;\""), "{html}");
+        assert!(html.contains("name=\"csrf\" value=\"t&quot;\""), "{html}");
         let html = page("<t>", None, html! { p { "&" } }).0;
         assert!(!html.contains("<style") && !html.contains("<script"), "nothing inline: {html}");
         assert!(html.contains("<title>&lt;t&gt; · cronfleet</title>"), "{html}");

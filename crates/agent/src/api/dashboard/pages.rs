@@ -11,7 +11,7 @@ use axum::{
 use jiff::{SignedDuration, Timestamp, Zoned};
 use maud::{html, Markup};
 
-use super::{page, permille, to_login, visitor};
+use super::{csrf_field, page, permille, to_login, visitor};
 use crate::{
     agent::TaskView,
     api::{auth::Role, model, segment, Api},
@@ -79,7 +79,9 @@ fn next_cell(view: &TaskView) -> String {
 }
 
 pub(super) async fn overview(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
-    let Some(role) = visitor(&api, &headers) else { return to_login("/") };
+    let Some(visitor) = visitor(&api, &headers) else {
+        return to_login(&api, &headers, "/");
+    };
     let views = api.agent.tasks().await;
     let recent = api.agent.services.store.recent_by_task(30).await.unwrap_or_default();
     let mut by_task: BTreeMap<&str, Vec<&RunRecord>> = BTreeMap::new();
@@ -133,7 +135,7 @@ pub(super) async fn overview(State(api): State<Arc<Api>>, headers: HeaderMap) ->
             }
         }
     };
-    page("Tasks", Some(role), body).into_response()
+    page("Tasks", Some(&visitor), body).into_response()
 }
 
 /// The share of finished runs that succeeded, as a whole percentage.
@@ -149,7 +151,9 @@ fn success_rate(runs: &[&RunRecord]) -> String {
 }
 
 pub(super) async fn timeline(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
-    let Some(role) = visitor(&api, &headers) else { return to_login("/timeline") };
+    let Some(visitor) = visitor(&api, &headers) else {
+        return to_login(&api, &headers, "/timeline");
+    };
     let now = crate::clock::now();
     let day = SignedDuration::from_hours(24);
     let start = now - day;
@@ -221,11 +225,13 @@ pub(super) async fn timeline(State(api): State<Arc<Api>>, headers: HeaderMap) ->
             }
         }
     };
-    page("Timeline", Some(role), body).into_response()
+    page("Timeline", Some(&visitor), body).into_response()
 }
 
 pub(super) async fn nodes_page(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
-    let Some(role) = visitor(&api, &headers) else { return to_login("/nodes") };
+    let Some(visitor) = visitor(&api, &headers) else {
+        return to_login(&api, &headers, "/nodes");
+    };
     let now = crate::clock::now();
     let nodes = api.agent.nodes().await.unwrap_or_default();
     let body = html! {
@@ -265,7 +271,7 @@ pub(super) async fn nodes_page(State(api): State<Arc<Api>>, headers: HeaderMap) 
             }
         }
     };
-    page("Nodes", Some(role), body).into_response()
+    page("Nodes", Some(&visitor), body).into_response()
 }
 
 /// The next fire times, marking those whose UTC offset differs from the one before (a DST
@@ -332,12 +338,13 @@ pub(super) async fn task_page(
     request: Request,
 ) -> Response {
     let headers = request.headers();
-    let Some(role) = visitor(&api, headers) else {
-        return to_login(&format!("/tasks/{}", segment(&name)));
+    let Some(visitor) = visitor(&api, headers) else {
+        return to_login(&api, headers, &format!("/tasks/{}", segment(&name)));
     };
+    let role = visitor.role;
     let Some(view) = api.agent.task(&name).await else {
         let body = html! { h1 { "No task named " (name) } p { a href="/" { "All tasks" } } };
-        return (StatusCode::NOT_FOUND, page("Not found", Some(role), body)).into_response();
+        return (StatusCode::NOT_FOUND, page("Not found", Some(&visitor), body)).into_response();
     };
     let filter = RunFilter {
         task: Some(name.clone()),
@@ -359,10 +366,12 @@ pub(super) async fn task_page(
             div class="actions" {
                 @if matches!(view.task.kind, Kind::Cron(_)) {
                     form method="post" action={ "/tasks/" (segment(&name)) "/run" } {
+                        (csrf_field(&visitor))
                         button class="btn main" id="run-now" { "Run now" }
                     }
                 }
                 form method="post" action={ "/tasks/" (segment(&name)) "/" (action) } {
+                    (csrf_field(&visitor))
                     button class="btn" id=(action) { (label) }
                 }
             }
@@ -406,6 +415,7 @@ pub(super) async fn task_page(
                             td {
                                 @if role == Role::Admin && r.outcome.as_str() == "running" {
                                     form method="post" action={ "/runs/" (segment(&r.id)) "/kill" } {
+                                        (csrf_field(&visitor))
                                         button class="btn" { "Kill" }
                                     }
                                 }
@@ -420,7 +430,7 @@ pub(super) async fn task_page(
         h2 { "Definition" }
         (definition_list(definition.iter().map(|(k, v)| (k.as_str(), v))))
     };
-    page(&name, Some(role), body).into_response()
+    page(&name, Some(&visitor), body).into_response()
 }
 
 pub(super) async fn run_page(
@@ -429,19 +439,19 @@ pub(super) async fn run_page(
     request: Request,
 ) -> Response {
     let headers = request.headers();
-    let Some(role) = visitor(&api, headers) else {
-        return to_login(&format!("/runs/{}", segment(&id)));
+    let Some(visitor) = visitor(&api, headers) else {
+        return to_login(&api, headers, &format!("/runs/{}", segment(&id)));
     };
+    let role = visitor.role;
     // The run in flight first: when it is not (any more), its final record is in the store.
     let live = api.agent.services.find(&id);
     let Ok(Some(record)) = api.agent.services.store.run(&id).await else {
         let body = html! { h1 { "No run " (id) } };
-        return (StatusCode::NOT_FOUND, page("Not found", Some(role), body)).into_response();
+        return (StatusCode::NOT_FOUND, page("Not found", Some(&visitor), body)).into_response();
     };
     let output = live.as_ref().map_or_else(|| record.output.clone(), |l| l.live.read_from(0).0);
     let fields = serde_json::to_value(model::Run::of(&record)).unwrap_or_default();
-    let follow =
-        live.is_some().then(|| format!("/api/v1/runs/{}/output?follow=true", segment(&id)));
+    let follow = live.is_some().then(|| format!("/runs/{}/output", segment(&id)));
     let body = html! {
         h1 { "Run " (id) }
         (flash(request.uri().query()))
@@ -453,6 +463,7 @@ pub(super) async fn run_page(
         @if live.is_some() && role == Role::Admin {
             div class="actions" {
                 form method="post" action={ "/runs/" (segment(&id)) "/kill" } {
+                    (csrf_field(&visitor))
                     button class="btn main" id="kill" { "Kill" }
                 }
             }
@@ -463,7 +474,7 @@ pub(super) async fn run_page(
             script src="/static/live.js" {}
         }
     };
-    page(&id, Some(role), body).into_response()
+    page(&id, Some(&visitor), body).into_response()
 }
 
 #[cfg(test)]
