@@ -23,18 +23,63 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Up this long, a daemon is considered healthy again.
 const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 
+/// What a daemon is doing, as `status`, the API and the dashboard show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DaemonState {
+    /// Not started yet.
+    Starting,
+    /// Its process runs, since then.
+    Up {
+        /// When this process started.
+        since: jiff::Timestamp,
+    },
+    /// Its process exited; it starts again then (the backoff).
+    Restarting {
+        /// When it starts again.
+        at: jiff::Timestamp,
+    },
+    /// A `run_on` daemon that other nodes run: this one stands by to take over.
+    Standby,
+}
+
+/// A daemon's state and how often it was restarted since this supervisor began (the agent
+/// started, or the task was last changed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DaemonStatus {
+    /// What it is doing.
+    pub state: DaemonState,
+    /// Restarts after an exit (not counting the first start).
+    pub restarts: u32,
+}
+
+type Shared = Arc<std::sync::Mutex<DaemonStatus>>;
+
+fn set(status: &Shared, change: impl FnOnce(&mut DaemonStatus)) {
+    change(&mut status.lock().unwrap_or_else(|p| p.into_inner()));
+}
+
 /// A running daemon task's supervisor.
 pub struct Supervisor {
     stop: CancellationToken,
     handle: JoinHandle<()>,
+    status: Shared,
 }
 
 impl Supervisor {
     /// Starts supervising `task`.
     pub fn start(task: &Task, services: Arc<Services>) -> Supervisor {
         let stop = CancellationToken::new();
-        let handle = tokio::spawn(supervise(task.clone(), services, stop.clone()));
-        Supervisor { stop, handle }
+        let status = Arc::new(std::sync::Mutex::new(DaemonStatus {
+            state: DaemonState::Starting,
+            restarts: 0,
+        }));
+        let handle = tokio::spawn(supervise(task.clone(), services, stop.clone(), status.clone()));
+        Supervisor { stop, handle, status }
+    }
+
+    /// What the daemon is doing.
+    pub fn status(&self) -> DaemonStatus {
+        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Stops the daemon and waits until its process is gone.
@@ -47,10 +92,10 @@ impl Supervisor {
 /// How often a node that does not run a `run_on` daemon tries to take it over.
 const TAKE_OVER_EVERY: Duration = Duration::from_secs(5);
 
-async fn supervise(task: Task, services: Arc<Services>, stop: CancellationToken) {
+async fn supervise(task: Task, services: Arc<Services>, stop: CancellationToken, status: Shared) {
     let (Some(seats), Some(fleet)) = (task.run_on, services.fleet.as_ref().map(|m| m.db.clone()))
     else {
-        return keep_running(&task, &services, stop).await;
+        return keep_running(&task, &services, stop, &status).await;
     };
     // A `run_on` daemon runs on the nodes that hold one of its leases; the others wait to
     // take over one that was given back or expired (its node died or lost the database).
@@ -63,6 +108,7 @@ async fn supervise(task: Task, services: Arc<Services>, stop: CancellationToken)
         let seat = match lease {
             Ok(Some(seat)) => seat,
             other => {
+                set(&status, |s| s.state = DaemonState::Standby);
                 if let Err(e) = other {
                     tracing::warn!(task = %task.name, error = %e, "cannot take the daemon's lease");
                 } else if !waiting_said {
@@ -85,7 +131,7 @@ async fn supervise(task: Task, services: Arc<Services>, stop: CancellationToken)
             holder.clone(),
             held.clone(),
         ));
-        keep_running(&task, &services, held.clone()).await;
+        keep_running(&task, &services, held.clone(), &status).await;
         renew.abort();
         if stop.is_cancelled() {
             let _ = fleet.renew_lease(&task.name, seat, &holder, None).await;
@@ -124,7 +170,12 @@ async fn renew(fleet: Fleet, task: String, seat: u32, holder: String, held: Canc
 }
 
 /// Runs a daemon until `stop`, restarting it with backoff.
-async fn keep_running(task: &Task, services: &Arc<Services>, stop: CancellationToken) {
+async fn keep_running(
+    task: &Task,
+    services: &Arc<Services>,
+    stop: CancellationToken,
+    status: &Shared,
+) {
     let task = task.clone();
     let base = jobs::spec(&task);
     let mut backoff = FIRST_BACKOFF;
@@ -136,6 +187,8 @@ async fn keep_running(task: &Task, services: &Arc<Services>, stop: CancellationT
             .round(jiff::Unit::Second)
             .unwrap_or_else(|_| crate::clock::zoned_now());
         tracing::info!(task = %task.name, attempt, "daemon starting");
+        let since = crate::clock::now();
+        set(status, |s| s.state = DaemonState::Up { since });
         let began = Instant::now();
         let _ = services.execute(&task.name, &base, &start, attempt, stop.clone(), false).await;
         if stop.is_cancelled() {
@@ -145,6 +198,13 @@ async fn keep_running(task: &Task, services: &Arc<Services>, stop: CancellationT
             backoff = FIRST_BACKOFF;
         }
         tracing::warn!(task = %task.name, restart_in_ms = backoff.as_millis() as u64, "daemon exited; restarting");
+        let at = crate::clock::now()
+            .checked_add(jiff::SignedDuration::try_from(backoff).unwrap_or_default())
+            .unwrap_or_else(|_| crate::clock::now());
+        set(status, |s| {
+            s.state = DaemonState::Restarting { at };
+            s.restarts += 1;
+        });
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
             _ = stop.cancelled() => break,

@@ -47,6 +47,7 @@ use tokio::sync::mpsc;
 
 pub use background::Background;
 pub use control::{ApplyError, ControlError};
+pub use daemon::{DaemonState, DaemonStatus};
 pub use fleet::{ahead, node_status, HEARTBEAT, LOST_AFTER};
 pub use host::Host;
 pub use jobs::{InFlight, Services};
@@ -115,6 +116,8 @@ pub struct TaskView {
     pub running: usize,
     /// For a task created through the API: its revision and times.
     pub stored: Option<StoredTask>,
+    /// For a daemon this node runs: what it is doing.
+    pub daemon: Option<daemon::DaemonStatus>,
 }
 
 /// A running agent, shared by its main loop, its API and its timers.
@@ -176,6 +179,11 @@ impl Agent {
                     next: entry.and_then(|id| self.scheduler.entry(id)).and_then(|e| e.next),
                     running: in_flight.get(&task.name).copied().unwrap_or(0),
                     stored: running.api.get(&task.name).map(|a| a.stored.clone()),
+                    daemon: running
+                        .daemons
+                        .get(&task.name)
+                        .and_then(|(_, s)| s.as_ref())
+                        .map(daemon::Supervisor::status),
                 }
             })
             .collect()

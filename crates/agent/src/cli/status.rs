@@ -156,6 +156,7 @@ fn from_api(client: &Client, as_json: bool) -> Result<ExitCode, String> {
                     "schedule": schedule(t), "next": t.next_run,
                     "last_outcome": last.map(|r| r.outcome.as_str()),
                     "last_slot": last.map(|r| &r.slot), "running": t.running,
+                    "daemon": t.daemon,
                 })
             })
             .collect();
@@ -187,6 +188,8 @@ fn from_api(client: &Client, as_json: bool) -> Result<ExitCode, String> {
                 Some(until) => format!("paused until {until}"),
                 None => "paused".to_owned(),
             }
+        } else if let Some(daemon) = &t.daemon {
+            daemon.describe()
         } else {
             t.next_run.clone().unwrap_or_else(|| "-".to_owned())
         };

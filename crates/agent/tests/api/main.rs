@@ -1305,3 +1305,50 @@ fn retry_on_chooses_what_is_retried() {
     assert_eq!(definition["retry_on"], json!(["failed"]), "{definition}");
     agent.stop();
 }
+
+/// A daemon shows as up (since when, for how long) or restarting, with its restart count, in
+/// the API, `status` and the dashboard, and has no next run.
+#[test]
+fn daemons_show_up_or_restarting_with_their_restarts() {
+    let tasks = r#"
+[[task]]
+name = "flaky"
+kind = "daemon"
+command = "n=$(cat DIR/count 2>/dev/null || echo 0); n=$((n+1)); echo $n > DIR/count; [ $n -ge 3 ] && exec sleep 1000; exit 1"
+
+[[task]]
+name = "broken"
+kind = "daemon"
+command = "exit 1"
+"#;
+    let agent = Agent::start("daemons", tasks, &[]);
+    let daemon = |name: &str| agent.get(&format!("/api/v1/tasks/{name}"))["daemon"].clone();
+    let up = agent.wait_for("flaky up after two restarts", 30, || {
+        let d = daemon("flaky");
+        (d["state"] == "up" && d["restarts"] == 2).then_some(d)
+    });
+    assert!(up["uptime_s"].as_i64().unwrap() >= 0, "{up}");
+    assert!(up["up_since"].as_str().unwrap().ends_with('Z'), "{up}");
+    assert_eq!(up["restart_at"], Value::Null);
+    let broken = agent.wait_for("broken restarting", 30, || {
+        let d = daemon("broken");
+        (d["state"] == "restarting").then_some(d)
+    });
+    assert!(broken["restarts"].as_u64().unwrap() >= 1, "{broken}");
+    assert!(broken["restart_at"].is_string(), "{broken}");
+    let listed = agent.get("/api/v1/tasks");
+    let flaky = listed["tasks"].as_array().unwrap().iter().find(|t| t["name"] == "flaky").unwrap();
+    assert_eq!(flaky["daemon"]["state"], "up", "{flaky}");
+    assert_eq!(flaky["next_run"], Value::Null);
+
+    let state = agent.dir.join("state");
+    let (code, out, err) = cli(&["status", "--state-dir", state.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let line = out.lines().find(|l| l.starts_with("flaky")).unwrap_or_default();
+    assert!(line.contains("  up ") && line.contains("(2 restarts)"), "{out}");
+    let line = out.lines().find(|l| l.starts_with("broken")).unwrap_or_default();
+    assert!(line.contains("restarting") || line.contains("  up "), "{out}");
+    let home = agent.call(Method::GET, "/", Some(READ), None).text().unwrap();
+    assert!(home.contains("(2 restarts)"), "{home}");
+    agent.stop();
+}

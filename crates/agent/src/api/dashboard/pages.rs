@@ -73,6 +73,11 @@ fn next_cell(view: &TaskView) -> String {
         (Some(Some(until)), _) => format!("paused until {}", short(&until.to_string())),
         (Some(None), _) => "paused".to_owned(),
         (None, Some(next)) => short(&next.timestamp().to_string()),
+        (None, None) if view.daemon.is_some() => view
+            .daemon
+            .as_ref()
+            .map(|d| crate::api::model::Daemon::of(d, crate::clock::now()).describe())
+            .unwrap_or_default(),
         (None, None) if view.running > 0 => "running".to_owned(),
         (None, None) => "-".to_owned(),
     }
@@ -486,8 +491,15 @@ mod tests {
         let text = "[[task]]\nname = \"t\"\nschedule = \"0 9 * * *\"\ntimezone = \"America/New_York\"\ncommand = \"true\"\n";
         let task =
             crate::config::parse(std::path::Path::new("t.toml"), text).unwrap().tasks.remove(0);
-        let view =
-            TaskView { task, here: true, paused: None, next: None, running: 0, stored: None };
+        let view = TaskView {
+            task,
+            here: true,
+            paused: None,
+            next: None,
+            running: 0,
+            stored: None,
+            daemon: None,
+        };
         let now: Zoned = "2026-03-03T12:00:00-05:00[America/New_York]".parse().unwrap();
         let html = next_times(&view, &now).into_string();
         assert_eq!(html.matches("<li>").count(), 10);

@@ -32,8 +32,8 @@ pub use self::{
     plan::{Changed, Counts, FieldChange, Plan, Removed, Warning},
     run::{Killing, Run, RunPage, RunStarted},
     task::{
-        zoned, Missed, PauseRequest, ResumeRequest, Revision, Task, TaskDetail, TaskFields,
-        TaskList,
+        zoned, Daemon, DaemonStateName, Missed, PauseRequest, ResumeRequest, Revision, Task,
+        TaskDetail, TaskFields, TaskList,
     },
 };
 pub use crate::config::definition::{Definition, HttpFields, KindFields, ProgramFields};

@@ -32,6 +32,77 @@ pub struct Task {
     /// For a task created through the API: its revision and times.
     #[serde(flatten)]
     pub stored: Option<Revision>,
+    /// For a daemon this node runs: up or restarting, since when, how often restarted.
+    #[serde(default)]
+    pub daemon: Option<Daemon>,
+}
+
+/// What a daemon is doing on this node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Daemon {
+    /// `starting`, `up`, `restarting`, or `standby` (a `run_on` daemon other nodes run).
+    pub state: DaemonStateName,
+    /// Since when its process runs (when `up`), RFC 3339.
+    pub up_since: Option<String>,
+    /// How long its process has run (when `up`), seconds.
+    pub uptime_s: Option<i64>,
+    /// When it starts again (when `restarting`), RFC 3339.
+    pub restart_at: Option<String>,
+    /// Restarts after an exit since the agent started (or the task last changed).
+    pub restarts: u32,
+}
+
+/// The states of a daemon, by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DaemonStateName {
+    /// Not started yet.
+    Starting,
+    /// Its process runs.
+    Up,
+    /// It exited and starts again after its backoff.
+    Restarting,
+    /// Other nodes run it; this one stands by.
+    Standby,
+}
+
+impl Daemon {
+    /// A daemon's status as the API shows it, at `now`.
+    pub fn of(status: &crate::agent::DaemonStatus, now: jiff::Timestamp) -> Daemon {
+        use crate::agent::DaemonState;
+        let (state, up_since, restart_at) = match &status.state {
+            DaemonState::Starting => (DaemonStateName::Starting, None, None),
+            DaemonState::Up { since } => (DaemonStateName::Up, Some(*since), None),
+            DaemonState::Restarting { at } => (DaemonStateName::Restarting, None, Some(*at)),
+            DaemonState::Standby => (DaemonStateName::Standby, None, None),
+        };
+        Daemon {
+            state,
+            up_since: up_since.map(|t| t.round(jiff::Unit::Second).unwrap_or(t).to_string()),
+            uptime_s: up_since.map(|t| now.duration_since(t).as_secs()),
+            restart_at: restart_at.map(|t| t.round(jiff::Unit::Second).unwrap_or(t).to_string()),
+            restarts: status.restarts,
+        }
+    }
+
+    /// In a few words, for `status` and the dashboard: `up 3m 12s (2 restarts)`.
+    pub fn describe(&self) -> String {
+        let restarts = match self.restarts {
+            0 => String::new(),
+            1 => " (1 restart)".to_owned(),
+            n => format!(" ({n} restarts)"),
+        };
+        let state = match (self.state, self.uptime_s) {
+            (DaemonStateName::Up, Some(s)) => {
+                format!("up {:#}", jiff::SignedDuration::from_secs(s.max(0)))
+            }
+            (DaemonStateName::Up, None) => "up".to_owned(),
+            (DaemonStateName::Starting, _) => "starting".to_owned(),
+            (DaemonStateName::Restarting, _) => "restarting".to_owned(),
+            (DaemonStateName::Standby, _) => "standby (runs on another node)".to_owned(),
+        };
+        format!("{state}{restarts}")
+    }
 }
 
 impl Serialize for Task {
@@ -48,6 +119,8 @@ impl Serialize for Task {
             runs_here: bool,
             #[serde(flatten)]
             stored: &'a Option<Revision>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            daemon: &'a Option<Daemon>,
         }
         let fields = Fields {
             definition: &self.definition,
@@ -58,6 +131,7 @@ impl Serialize for Task {
             running: self.running,
             runs_here: self.runs_here,
             stored: &self.stored,
+            daemon: &self.daemon,
         };
         sorted(&fields, serializer)
     }
@@ -76,6 +150,7 @@ impl Task {
             running: view.running,
             runs_here: view.here,
             stored: view.stored.as_ref().map(Revision::of),
+            daemon: view.daemon.as_ref().map(|d| Daemon::of(d, crate::clock::now())),
         }
     }
 }
