@@ -76,6 +76,7 @@ pub fn timeout(limit: Duration) -> Arc<dyn Wrapper> {
 
 /// Retries a failed or timed-out attempt up to `retries` more times, waiting `backoff` before
 /// the first retry and doubling it each time (at most 1 hour). `ctx.attempt` counts attempts.
+/// Once the scheduler is shutting down no retry starts: the last attempt's error is returned.
 ///
 /// # Example
 /// ```
@@ -199,11 +200,14 @@ impl Wrapper for Retry {
                 loop {
                     let result = job.run(RunContext { attempt, ..ctx.clone() }).await;
                     let again = result.as_ref().err().is_some_and(|e| retryable(e));
-                    if !again || attempt > retries || ctx.cancel.is_cancelled() {
+                    // A stop fires nothing new: no retry once the scheduler is stopping.
+                    let stopping = ctx.stopping.is_cancelled();
+                    if !again || attempt > retries || ctx.cancel.is_cancelled() || stopping {
                         return result;
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
+                        _ = ctx.stopping.cancelled() => return result,
                         _ = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
                     }
                     wait = (wait * 2).min(Duration::from_secs(3600));

@@ -2031,3 +2031,30 @@ fn reload_and_stop_find_the_agent_by_its_state_directory() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no running agent found"));
 }
+
+/// A stop fires nothing new: a failed run waiting for its retry is not retried once the agent
+/// is stopping, and the stop does not wait out the backoff.
+#[test]
+fn no_retry_starts_once_a_stop_began() {
+    let tasks = "[[task]]\nname = \"fails\"\nschedule = \"@yearly\"\ncommand = \"exit 3\"\n\
+                 retries = 3\nretry_backoff = \"20s\"\n";
+    let agent = Agent::start("stop-retry", tasks, &[]);
+    let state = agent.dir.join("state");
+    let state_arg = state.to_str().unwrap().to_owned();
+    wait_for(Duration::from_secs(30), "the API", || state.join("api-addr").exists());
+    let out = cronfleet(&["run", "fails", "--state-dir", &state_arg]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let attempts = || {
+        let out = cronfleet(&["runs", "--state-dir", &state_arg, "--task", "fails", "--json"]);
+        serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap_or_default()
+    };
+    wait_for(Duration::from_secs(30), "the first attempt's failure", || {
+        attempts().iter().any(|r| r["outcome"] == "failed")
+    });
+    let (code, took, log) = agent.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(took < Duration::from_secs(15), "the stop waited out the backoff: {took:?}");
+    let runs = attempts();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["attempt"], 1);
+}
