@@ -207,7 +207,7 @@ pub struct RunPage {
 }
 
 /// The columns of `runs`, with the output left out (NULL).
-pub(super) const WITHOUT_OUTPUT: &str = "id, task, slot, slot_ts, attempt, node, started_at, ended_at, \
+pub(crate) const WITHOUT_OUTPUT: &str = "id, task, slot, slot_ts, attempt, node, started_at, ended_at, \
     duration_ms, exit_code, signal, cpu_ms, max_rss, outcome, NULL AS output, output_dropped, reason";
 
 /// A cursor is the last listed run's slot and id (hex, so the cursor is safe in a URL); it is
@@ -346,13 +346,22 @@ impl Store {
         task: &str,
         node: Option<&str>,
     ) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query(
-            "SELECT MAX(slot_ts) FROM runs WHERE task = $1 AND ($2 IS NULL OR node = $2)",
-        )
-        .bind(task)
-        .bind(node)
-        .fetch_one(&self.pool)
-        .await
+        // One statement per case: each reads the (task, slot) index from its end.
+        let row = match node {
+            Some(node) => {
+                sqlx::query("SELECT MAX(slot_ts) FROM runs WHERE task = $1 AND node = $2")
+                    .bind(task)
+                    .bind(node)
+                    .fetch_one(&self.pool)
+                    .await
+            }
+            None => {
+                sqlx::query("SELECT MAX(slot_ts) FROM runs WHERE task = $1")
+                    .bind(task)
+                    .fetch_one(&self.pool)
+                    .await
+            }
+        }
         .map_err(self.sql())?;
         Ok(row.try_get::<Option<i64>, _>(0).ok().flatten())
     }
@@ -391,24 +400,15 @@ impl Store {
         let limit = if filter.limit == 0 { 50 } else { filter.limit };
         let columns = if filter.without_output { WITHOUT_OUTPUT } else { "*" };
         let after = filter.cursor.as_deref().and_then(parse_cursor);
-        let sql = format!(
-            "SELECT {columns} FROM runs WHERE ($1 IS NULL OR task = $1) \
-             AND ($2 IS NULL OR outcome = $2) AND ($3 IS NULL OR slot_ts >= $3) \
-             AND ($4 IS NULL OR slot_ts < $4) \
-             AND ($5 IS NULL OR slot_ts < $5 OR (slot_ts = $5 AND id < $6)) \
-             ORDER BY slot_ts DESC, id DESC LIMIT $7"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&filter.task)
-            .bind(filter.outcome.map(Outcome::as_str))
-            .bind(filter.since)
-            .bind(filter.until)
-            .bind(after.as_ref().map(|c| c.0))
-            .bind(after.as_ref().map(|c| c.1.clone()))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(self.sql())?;
+        let (sql, binds) = list_statement(columns, filter, after.as_ref(), limit);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for bind in binds {
+            query = match bind {
+                Bind::Text(text) => query.bind(text),
+                Bind::Int(n) => query.bind(n),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(self.sql())?;
         let runs: Vec<RunRecord> = rows.iter().map(record).collect();
         let next = (runs.len() == limit as usize).then(|| runs.last().map(cursor)).flatten();
         Ok(RunPage { runs, next })
@@ -468,4 +468,59 @@ pub(super) fn record(row: &AnyRow) -> RunRecord {
         output_dropped: int("output_dropped").unwrap_or(0),
         reason: row.get("reason"),
     }
+}
+
+/// A value bound to a list statement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// The statement of a page of runs for `filter`, and its values in order: only the conditions
+/// the filter has (no catch-all `$1 IS NULL OR ...`, which keeps the planner off the indexes),
+/// so that each reads an index on (task | outcome, slot, id) or (slot, id) in its own order.
+pub(crate) fn list_statement(
+    columns: &str,
+    filter: &RunFilter,
+    after: Option<&(i64, String)>,
+    limit: u32,
+) -> (String, Vec<Bind>) {
+    let mut conditions = Vec::new();
+    let mut binds = Vec::new();
+    let next = |bind: Bind, binds: &mut Vec<Bind>| {
+        binds.push(bind);
+        format!("${}", binds.len())
+    };
+    if let Some(task) = &filter.task {
+        let p = next(Bind::Text(task.clone()), &mut binds);
+        conditions.push(format!("task = {p}"));
+    }
+    if let Some(outcome) = filter.outcome {
+        let p = next(Bind::Text(outcome.as_str().to_owned()), &mut binds);
+        conditions.push(format!("outcome = {p}"));
+    }
+    if let Some(since) = filter.since {
+        let p = next(Bind::Int(since), &mut binds);
+        conditions.push(format!("slot_ts >= {p}"));
+    }
+    if let Some(until) = filter.until {
+        let p = next(Bind::Int(until), &mut binds);
+        conditions.push(format!("slot_ts < {p}"));
+    }
+    if let Some((slot, id)) = after {
+        let s = next(Bind::Int(*slot), &mut binds);
+        let i = next(Bind::Text(id.clone()), &mut binds);
+        // A row value: one range on the index (slot, id), where an OR would not be.
+        conditions.push(format!("(slot_ts, id) < ({s}, {i})"));
+    }
+    let limit = next(Bind::Int(i64::from(limit)), &mut binds);
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {} ", conditions.join(" AND "))
+    };
+    let sql =
+        format!("SELECT {columns} FROM runs {filter}ORDER BY slot_ts DESC, id DESC LIMIT {limit}");
+    (sql, binds)
 }

@@ -286,6 +286,7 @@ fn migration_checksums_are_pinned() {
             (6, "4b98db541792feed"),
             (7, "ea51a7631449bc55"),
             (8, "c7e8effeabf5fb11"),
+            (9, "bb95fbca06afeace"),
         ])
     );
     assert_eq!(
@@ -297,6 +298,7 @@ fn migration_checksums_are_pinned() {
             (4, "4b98db541792feed"),
             (5, "ea51a7631449bc55"),
             (6, "c7e8effeabf5fb11"),
+            (7, "bb95fbca06afeace"),
         ])
     );
 }
@@ -368,4 +370,79 @@ fn outcome_names_round_trip() {
         assert_eq!(o.as_str().parse::<Outcome>(), Ok(o));
     }
     assert!("weird".parse::<Outcome>().is_err());
+}
+
+/// The filters a list of runs can have (the API's and the CLI's), with and without a cursor.
+fn list_filters() -> Vec<(RunFilter, Option<(i64, String)>)> {
+    let task = || Some("t0500".to_owned());
+    let failed = || Some(Outcome::Failed);
+    let mut filters = Vec::new();
+    for cursor in [None, Some((1_700_000_000, "t0500@1700000000#1".to_owned()))] {
+        for (task, outcome, since, until) in [
+            (None, None, None, None),
+            (task(), None, None, None),
+            (None, failed(), None, None),
+            (task(), failed(), None, None),
+            (None, None, Some(1_600_000_000), Some(1_800_000_000)),
+            (task(), None, Some(1_600_000_000), None),
+            (None, failed(), None, Some(1_800_000_000)),
+        ] {
+            let filter = RunFilter { task, outcome, since, until, ..RunFilter::default() };
+            filters.push((filter, cursor.clone()));
+        }
+    }
+    filters
+}
+
+/// The plan of `sql` (`EXPLAIN QUERY PLAN` on SQLite, `EXPLAIN` on PostgreSQL), one line each.
+async fn explain(store: &Store, prefix: &str, sql: &str, binds: &[runs::Bind]) -> Vec<String> {
+    let mut conn = store.pool.acquire().await.unwrap();
+    if prefix == "EXPLAIN" {
+        // Told not to scan or sort, the planner still does where no index serves.
+        for set in ["SET enable_seqscan = off", "SET enable_sort = off"] {
+            sqlx::query(set).execute(&mut *conn).await.unwrap();
+        }
+    }
+    let sql = format!("{prefix} {sql}");
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for bind in binds {
+        query = match bind {
+            runs::Bind::Text(t) => query.bind(t.clone()),
+            runs::Bind::Int(n) => query.bind(*n),
+        };
+    }
+    let rows = query.fetch_all(&mut *conn).await.unwrap();
+    let column = if prefix == "EXPLAIN" { 0 } else { 3 };
+    rows.iter().map(|r| r.get::<String, _>(column)).collect()
+}
+
+/// Every list of runs reads an index, in the list's order: `EXPLAIN` on both backends shows
+/// no scan of the whole table and no sort of it, for every filter a listing can have.
+#[tokio::test]
+async fn every_list_of_runs_reads_an_index_in_its_order() {
+    let sqlite = Store::open(&dir("explain")).await.unwrap();
+    for (filter, after) in list_filters() {
+        let (sql, binds) = runs::list_statement(runs::WITHOUT_OUTPUT, &filter, after.as_ref(), 50);
+        let plan = explain(&sqlite, "EXPLAIN QUERY PLAN", &sql, &binds).await;
+        for line in &plan {
+            let scan = line.starts_with("SCAN runs") && !line.contains("INDEX");
+            assert!(
+                !scan && !line.contains("TEMP B-TREE"),
+                "{filter:?} {after:?}:\n{sql}\n{plan:?}"
+            );
+        }
+    }
+    let Some(db) = TestDb::create("explain").await else { return };
+    let pg = Store::connect(&db.url).await.unwrap();
+    for (filter, after) in list_filters() {
+        let (sql, binds) = runs::list_statement(runs::WITHOUT_OUTPUT, &filter, after.as_ref(), 50);
+        let plan = explain(&pg, "EXPLAIN", &sql, &binds).await;
+        let text = plan.join("\n");
+        assert!(
+            !text.contains("Seq Scan") && !text.contains("Sort"),
+            "{filter:?} {after:?}:\n{sql}\n{text}"
+        );
+    }
+    pg.pool.close().await;
+    db.drop_database().await;
 }
