@@ -1,5 +1,6 @@
 //! What ships: the generated files under `dist/` are current, the shipped task files validate,
-//! and the Debian package (built with `cargo deb` from the test's own binary) holds the binary,
+//! the systemd unit is hardened (`systemd-analyze security` rates it OK) and valid, and the
+//! Debian package (built with `cargo deb` from the test's own binary) holds the binary,
 //! the unit, the task file as a conffile, the man page and completions, and its maintainer
 //! scripts create the system user.
 
@@ -118,6 +119,8 @@ fn the_debian_package() {
         "./usr/share/zsh/vendor-completions/_cronfleet",
         "./usr/share/fish/vendor_completions.d/cronfleet.fish",
         "./usr/share/doc/cronfleet/task-file.md",
+        "./usr/share/doc/cronfleet/examples/relax.conf",
+        "./usr/share/doc/cronfleet/examples/run-as-root.conf",
     ] {
         assert!(contents.lines().any(|l| l.ends_with(path)), "{path} missing:\n{contents}");
     }
@@ -166,15 +169,159 @@ fn the_debian_package() {
     );
     let unit =
         std::fs::read_to_string(unpacked.join("usr/lib/systemd/system/cronfleet.service")).unwrap();
+    assert_eq!(
+        unit,
+        std::fs::read_to_string(root().join("dist/systemd/cronfleet.service")).unwrap()
+    );
     for line in [
         "Type=notify",
         "ExecReload=/bin/kill -HUP $MAINPID",
         "User=cronfleet",
         "NoNewPrivileges=yes",
-        "ProtectSystem=full",
+        "ProtectSystem=strict",
+        "CapabilityBoundingSet=",
     ] {
         assert!(unit.lines().any(|l| l == line), "{line} missing from the unit");
     }
+    assert!(!unit.contains("ReadWritePaths"), "the unit lets the agent write outside its state");
+
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// The exposure `systemd-analyze security --offline=true` gives the unit in `dir` (with the
+/// drop-ins of `dir/cronfleet.service.d/`), and its report.
+fn exposure(dir: &Path) -> (f64, String) {
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(dir.join("cronfleet.service"))
+        // ASCII: `+` for a check passed, `-` for one failed.
+        .env("LC_ALL", "C")
+        .env("SYSTEMD_COLORS", "0")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    let score = report
+        .lines()
+        .find_map(|l| l.split_once("Overall exposure level for cronfleet.service: "))
+        .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| {
+            panic!("no exposure in:\n{report}{}", String::from_utf8_lossy(&out.stderr))
+        });
+    (score, report)
+}
+
+/// `systemd-analyze verify` on the unit in `dir` (with its drop-ins): no error, and no warning
+/// about the unit or a drop-in (an unknown or misspelled setting is only a warning).
+fn verify(dir: &Path, man: &Path) {
+    let unit = std::fs::read_to_string(dir.join("cronfleet.service")).unwrap();
+    // The test's binary stands in for /usr/bin/cronfleet, which verify wants executable.
+    let unit = unit.replace("/usr/bin/cronfleet", env!("CARGO_BIN_EXE_cronfleet"));
+    std::fs::write(dir.join("cronfleet.service"), unit).unwrap();
+    let mut command = Command::new("systemd-analyze");
+    command.args(["verify", "--no-pager"]);
+    if have("man") {
+        // Documentation=man:cronfleet(1) is checked against the shipped page.
+        command.env("MANPATH", man);
+    } else {
+        command.arg("--man=no");
+    }
+    // The unit's directory first (its drop-ins), then the system's units (sysinit.target...).
+    let mut path = dir.as_os_str().to_owned();
+    path.push(":");
+    let out = command.arg(dir.join("cronfleet.service")).env("SYSTEMD_UNIT_PATH", path).output();
+    let out = out.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !stderr.contains("cronfleet"),
+        "systemd-analyze verify: {stderr}"
+    );
+}
+
+/// The unit's sandbox: rated OK (3.0 or lower) by `systemd-analyze security`, also with the
+/// drop-in for tasks with `user =` (the agent as root, keeping only what it needs); the unit
+/// and both documented drop-ins (every line of relax.conf uncommented) pass `verify`.
+#[test]
+fn the_unit_is_hardened() {
+    if !have("systemd-analyze") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs systemd-analyze (.ci/run installs systemd)"
+        );
+        eprintln!("skipped: needs systemd-analyze (Debian's systemd package)");
+        return;
+    }
+    let scratch =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("unit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let dist = root().join("dist/systemd");
+    let unit = std::fs::read_to_string(dist.join("cronfleet.service")).unwrap();
+    let drop_in = |name: &str| {
+        std::fs::read_to_string(
+            dist.join("cronfleet.service.d").join(format!("{name}.conf.example")),
+        )
+        .unwrap()
+    };
+    let man = scratch.join("man");
+    std::fs::create_dir_all(man.join("man1")).unwrap();
+    std::fs::copy(root().join("dist/man/cronfleet.1"), man.join("man1/cronfleet.1")).unwrap();
+
+    // As shipped.
+    let shipped = scratch.join("shipped");
+    std::fs::create_dir_all(&shipped).unwrap();
+    std::fs::write(shipped.join("cronfleet.service"), &unit).unwrap();
+    let (score, report) = exposure(&shipped);
+    eprintln!("systemd-analyze security: {score} for the unit as shipped");
+    assert!(score <= 3.0, "the unit's exposure is {score}, more than 3.0 (OK):\n{report}");
+    verify(&shipped, &man);
+
+    // With run-as-root.conf: root, with CAP_SETUID, CAP_SETGID and CAP_KILL only.
+    let as_root = scratch.join("as-root");
+    std::fs::create_dir_all(as_root.join("cronfleet.service.d")).unwrap();
+    std::fs::write(as_root.join("cronfleet.service"), &unit).unwrap();
+    std::fs::write(as_root.join("cronfleet.service.d/run-as-root.conf"), drop_in("run-as-root"))
+        .unwrap();
+    let (score, report) = exposure(&as_root);
+    eprintln!("systemd-analyze security: {score} with run-as-root.conf");
+    assert!(score <= 3.0, "with run-as-root.conf the exposure is {score}:\n{report}");
+    let line = |check: &str| {
+        report
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(check))
+            .unwrap_or_else(|| panic!("no {check} in:\n{report}"))
+            .to_owned()
+    };
+    assert!(line("User=/DynamicUser=").starts_with('-'), "{report}");
+    for kept in ["CapabilityBoundingSet=~CAP_SET(UID|GID|PCAP)", "CapabilityBoundingSet=~CAP_KILL"]
+    {
+        assert!(line(kept).starts_with('-'), "run-as-root.conf drops {kept}:\n{report}");
+    }
+    for dropped in [
+        "CapabilityBoundingSet=~CAP_SYS_ADMIN",
+        "CapabilityBoundingSet=~CAP_(DAC_*|FOWNER|IPC_OWNER)",
+        "CapabilityBoundingSet=~CAP_SYS_PTRACE",
+        "NoNewPrivileges=",
+        "ProtectSystem=",
+    ] {
+        assert!(line(dropped).starts_with('+'), "run-as-root.conf keeps {dropped}:\n{report}");
+    }
+    verify(&as_root, &man);
+
+    // Every setting relax.conf offers is a valid one.
+    let relaxed = scratch.join("relaxed");
+    std::fs::create_dir_all(relaxed.join("cronfleet.service.d")).unwrap();
+    std::fs::write(relaxed.join("cronfleet.service"), &unit).unwrap();
+    let uncommented: String = drop_in("relax")
+        .lines()
+        .map(|l| match l.strip_prefix('#') {
+            Some(setting) if setting.starts_with(|c: char| c.is_ascii_uppercase()) => {
+                format!("{setting}\n")
+            }
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    assert!(uncommented.contains("\nReadWritePaths="), "{uncommented}");
+    std::fs::write(relaxed.join("cronfleet.service.d/relax.conf"), uncommented).unwrap();
+    verify(&relaxed, &man);
     let _ = std::fs::remove_dir_all(&scratch);
 }
 
