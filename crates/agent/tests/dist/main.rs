@@ -1,8 +1,9 @@
 //! What ships: the generated files under `dist/` are current, the shipped task files validate,
 //! the systemd unit is hardened (`systemd-analyze security` rates it OK) and valid, and the
-//! Debian package (built with `cargo deb` from the test's own binary) holds the binary,
-//! the unit, the task file as a conffile, the man page and completions, and its maintainer
-//! scripts create the system user.
+//! Debian package (built with `cargo deb` from the test's own binary) holds the binary, the
+//! unit, the task file as a conffile, the man page, completions, changelog and copyright,
+//! passes lintian, and its maintainer scripts create the system user and keep the task file
+//! out of the tasks' reach.
 
 use std::{
     path::{Path, PathBuf},
@@ -97,8 +98,9 @@ fn the_debian_package() {
         std::fs::copy(env!("CARGO_BIN_EXE_cronfleet"), &binary).unwrap();
     }
     let deb = scratch.join("cronfleet.deb");
+    // Stripped (into a copy) like a real build, for lintian.
     let out = Command::new("cargo")
-        .args(["deb", "-p", "cronfleet", "--no-build", "--fast", "--no-strip", "-o"])
+        .args(["deb", "-p", "cronfleet", "--no-build", "--fast", "-o"])
         .arg(&deb)
         .env("CARGO_TARGET_DIR", &target)
         .current_dir(root())
@@ -119,8 +121,12 @@ fn the_debian_package() {
         "./usr/share/zsh/vendor-completions/_cronfleet",
         "./usr/share/fish/vendor_completions.d/cronfleet.fish",
         "./usr/share/doc/cronfleet/task-file.md",
+        "./usr/share/doc/cronfleet/install.md",
+        "./usr/share/doc/cronfleet/changelog.Debian.gz",
+        "./usr/share/doc/cronfleet/copyright",
         "./usr/share/doc/cronfleet/examples/relax.conf",
         "./usr/share/doc/cronfleet/examples/run-as-root.conf",
+        "./usr/share/lintian/overrides/cronfleet",
     ] {
         assert!(contents.lines().any(|l| l.ends_with(path)), "{path} missing:\n{contents}");
     }
@@ -128,7 +134,7 @@ fn the_debian_package() {
         let out = Command::new("dpkg-deb").args(["--field"]).arg(&deb).arg(name).output().unwrap();
         String::from_utf8(out.stdout).unwrap()
     };
-    assert!(field("Depends").contains("adduser"));
+    assert!(field("Depends").contains("adduser") && field("Depends").contains("procps"));
     assert_eq!(field("Package").trim(), "cronfleet");
     assert_eq!(field("Version").trim(), format!("{}-1", env!("CARGO_PKG_VERSION")));
 
@@ -167,6 +173,11 @@ fn the_debian_package() {
         postinst.contains("deb-systemd-helper") && postinst.contains("cronfleet.service"),
         "{postinst}"
     );
+    // Modes through dpkg-statoverride, never re-chmodded behind an admin's back.
+    assert!(postinst.contains("dpkg-statoverride --update --add"), "{postinst}");
+    assert!(!postinst.contains("chmod") && !postinst.contains("chown"), "{postinst}");
+    let postrm = std::fs::read_to_string(control.join("postrm")).unwrap();
+    assert!(!postrm.contains("deluser"), "purge keeps the system user: {postrm}");
     let unit =
         std::fs::read_to_string(unpacked.join("usr/lib/systemd/system/cronfleet.service")).unwrap();
     assert_eq!(
@@ -185,6 +196,32 @@ fn the_debian_package() {
     }
     assert!(!unit.contains("ReadWritePaths"), "the unit lets the agent write outside its state");
 
+    // The changelog's latest entry is this version.
+    let changelog = std::fs::read_to_string(root().join("dist/debian/changelog")).unwrap();
+    let expected = format!("cronfleet ({}-1) ", env!("CARGO_PKG_VERSION"));
+    assert!(
+        changelog.starts_with(&expected),
+        "dist/debian/changelog needs an entry for {expected}"
+    );
+
+    // lintian: no error or warning (overrides in dist/debian/lintian-overrides, each with its
+    // reason).
+    if have("lintian") {
+        let out = Command::new("lintian")
+            .args(["--fail-on", "error,warning", "--display-info"])
+            .arg(&deb)
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && !report.lines().any(|l| l.starts_with(['E', 'W'])),
+            "lintian:\n{report}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        assert!(std::env::var_os("CI").is_none(), "CI needs lintian (.ci/run installs it)");
+        eprintln!("lintian skipped: apt-get install lintian");
+    }
     let _ = std::fs::remove_dir_all(&scratch);
 }
 
@@ -335,7 +372,9 @@ fn run_in(root: &Path, user: Option<&str>, script: &str) -> std::process::Output
 }
 
 /// Installs the package into a fresh Debian (debootstrap, minbase), runs the agent there as
-/// the package's user with the package's files, then purges it: nothing is left behind.
+/// the package's user with the package's files (the task file readable, not writable, by it
+/// and its tasks), keeps an admin's dpkg-statoverride across a reinstall, then purges it:
+/// nothing is left behind but the system user, which a new install takes as it is.
 #[test]
 fn the_debian_package_installs_runs_and_purges_in_a_fresh_debian() {
     let root_user = nix::unistd::geteuid().is_root();
@@ -386,28 +425,91 @@ fn the_debian_package_installs_runs_and_purges_in_a_fresh_debian() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = run_in(&root, None, "getent passwd cronfleet && stat -c '%U %a' /var/lib/cronfleet && stat -c '%G %a' /etc/cronfleet/tasks.toml");
+    let out = run_in(
+        &root,
+        None,
+        "getent passwd cronfleet && \
+         stat -c '%n %U %G %a' /var/lib/cronfleet /etc/cronfleet /etc/cronfleet/tasks.toml && \
+         dpkg-statoverride --list",
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("cronfleet:") && text.contains("/usr/sbin/nologin"), "{text}");
-    assert!(text.contains("cronfleet 700") && text.contains("cronfleet 664"), "{text}");
+    for line in [
+        "/var/lib/cronfleet cronfleet cronfleet 700",
+        // The task file is root's: the agent's user reads it and cannot write or replace it.
+        "/etc/cronfleet root cronfleet 750",
+        "/etc/cronfleet/tasks.toml root cronfleet 640",
+        "root cronfleet 750 /etc/cronfleet",
+        "root cronfleet 640 /etc/cronfleet/tasks.toml",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+    }
+    let out = run_in(
+        &root,
+        Some("cronfleet"),
+        "cat /etc/cronfleet/tasks.toml >/dev/null && echo read; \
+         (echo '# rewritten' >> /etc/cronfleet/tasks.toml) 2>/dev/null || echo no-write; \
+         touch /etc/cronfleet/other 2>/dev/null || echo no-create; \
+         mv /etc/cronfleet/tasks.toml /tmp/moved 2>/dev/null || echo no-move",
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "read\nno-write\nno-create\nno-move\n");
 
-    // The agent, as the package's user, on the package's files.
+    // The agent, as the package's user, on the package's files, with a task that tries to
+    // rewrite the task file. Through the agent's API (tasks run as the agent's user and can
+    // read its token) the file cannot be rewritten either.
+    let task = "\n[[task]]\nname = \"rewrite-the-task-file\"\nschedule = \"* * * * * *\"\n\
+                command = \"echo '# rewritten by a task' >> /etc/cronfleet/tasks.toml\"\n";
+    let mut file = std::fs::read_to_string(root.join("etc/cronfleet/tasks.toml")).unwrap();
+    file.push_str(task);
+    std::fs::write(root.join("etc/cronfleet/tasks.toml"), &file).unwrap();
+    std::fs::write(
+        root.join("tmp/other.toml"),
+        "[[task]]\nname = \"other\"\nschedule = \"@every 1h\"\ncommand = \"true\"\n",
+    )
+    .unwrap();
     let out = run_in(
         &root,
         Some("cronfleet"),
         "cronfleet agent --config /etc/cronfleet/tasks.toml --state-dir /var/lib/cronfleet --listen 127.0.0.1:0 & \
          pid=$!; for i in $(seq 100); do [ -s /var/lib/cronfleet/api-addr ] && break; sleep 0.1; done; \
+         for i in $(seq 100); do cronfleet runs --state-dir /var/lib/cronfleet \
+             --task rewrite-the-task-file --json | grep -q '\"ended_at\":\"' && break; sleep 0.1; done; \
+         cronfleet runs --state-dir /var/lib/cronfleet --task rewrite-the-task-file --json; \
+         cronfleet apply /tmp/other.toml --state-dir /var/lib/cronfleet; echo apply=$?; \
          cronfleet doctor --state-dir /var/lib/cronfleet; kill $pid; wait $pid; echo exit=$?",
     );
     let text = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("ok    agent      running"), "{text}{stderr}");
+    assert!(text.contains("ok    api token") && text.contains("exit=0"), "{text}");
     assert!(
-        text.contains("ok    agent      running"),
-        "{text}{}",
+        text.contains("\"outcome\":\"failed\"") && !text.contains("\"outcome\":\"succeeded\""),
+        "a task rewrote the task file:\n{text}{stderr}"
+    );
+    assert!(!text.contains("apply=0"), "{text}{stderr}");
+    assert!(stderr.contains("cannot write /etc/cronfleet/tasks.toml"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(root.join("etc/cronfleet/tasks.toml")).unwrap(), file);
+
+    // An admin's own override is kept across an upgrade (here: a reinstall): the mode is not
+    // reset.
+    let out = run_in(
+        &root,
+        None,
+        "dpkg-statoverride --remove /etc/cronfleet/tasks.toml && \
+         dpkg-statoverride --update --add root cronfleet 0440 /etc/cronfleet/tasks.toml && \
+         dpkg -i /tmp/cronfleet.deb >/dev/null && stat -c '%U %G %a' /etc/cronfleet/tasks.toml && \
+         dpkg-statoverride --list /etc/cronfleet/tasks.toml",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "root cronfleet 440\nroot cronfleet 440 /etc/cronfleet/tasks.toml\n",
+        "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("ok    api token") && text.contains("exit=0"), "{text}");
 
-    // Purged: the binary, the task file, the state and the user are gone.
+    // Purged: the binary, the task file, the state and the overrides are gone; the system
+    // user stays (Debian's practice), and a new install takes it as it is.
+    let uid = String::from_utf8(run_in(&root, None, "id -u cronfleet").stdout).unwrap();
     let out = run_in(&root, None, "apt-get purge -y -qq cronfleet");
     assert!(out.status.success(), "purge: {}", String::from_utf8_lossy(&out.stderr));
     for gone in [
@@ -418,7 +520,23 @@ fn the_debian_package_installs_runs_and_purges_in_a_fresh_debian() {
     ] {
         assert!(!root.join(gone).exists(), "{gone} left behind");
     }
-    let out = run_in(&root, None, "getent passwd cronfleet || echo no-user");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no-user");
+    let out = run_in(&root, None, "id -u cronfleet && dpkg-statoverride --list");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with(&uid) && !text.contains("cronfleet"), "{text}");
+    let out = run_in(
+        &root,
+        None,
+        "apt-get install -y -qq /tmp/cronfleet.deb >/dev/null && id -u cronfleet && \
+         stat -c '%n %U %G %a' /etc/cronfleet/tasks.toml /var/lib/cronfleet",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "{uid}/etc/cronfleet/tasks.toml root cronfleet 640\n\
+             /var/lib/cronfleet cronfleet cronfleet 700\n"
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = std::fs::remove_dir_all(&scratch);
 }
