@@ -1,7 +1,9 @@
 //! What ships: the generated files under `dist/` are current, the shipped task files validate,
-//! and the Debian package (built with `cargo deb` from the test's own binary) holds the binary,
-//! the unit, the task file as a conffile, the man page and completions, and its maintainer
-//! scripts create the system user.
+//! the systemd unit is hardened (`systemd-analyze security` rates it OK) and valid, and the
+//! Debian package (built with `cargo deb` from the test's own binary) holds the binary, the
+//! unit, the task file as a conffile, the man page, completions, changelog and copyright,
+//! passes lintian, and its maintainer scripts create the system user and keep the task file
+//! out of the tasks' reach.
 
 use std::{
     path::{Path, PathBuf},
@@ -96,8 +98,9 @@ fn the_debian_package() {
         std::fs::copy(env!("CARGO_BIN_EXE_cronfleet"), &binary).unwrap();
     }
     let deb = scratch.join("cronfleet.deb");
+    // Stripped (into a copy) like a real build, for lintian.
     let out = Command::new("cargo")
-        .args(["deb", "-p", "cronfleet", "--no-build", "--fast", "--no-strip", "-o"])
+        .args(["deb", "-p", "cronfleet", "--no-build", "--fast", "-o"])
         .arg(&deb)
         .env("CARGO_TARGET_DIR", &target)
         .current_dir(root())
@@ -118,6 +121,12 @@ fn the_debian_package() {
         "./usr/share/zsh/vendor-completions/_cronfleet",
         "./usr/share/fish/vendor_completions.d/cronfleet.fish",
         "./usr/share/doc/cronfleet/task-file.md",
+        "./usr/share/doc/cronfleet/install.md",
+        "./usr/share/doc/cronfleet/changelog.Debian.gz",
+        "./usr/share/doc/cronfleet/copyright",
+        "./usr/share/doc/cronfleet/examples/relax.conf",
+        "./usr/share/doc/cronfleet/examples/run-as-root.conf",
+        "./usr/share/lintian/overrides/cronfleet",
     ] {
         assert!(contents.lines().any(|l| l.ends_with(path)), "{path} missing:\n{contents}");
     }
@@ -125,7 +134,7 @@ fn the_debian_package() {
         let out = Command::new("dpkg-deb").args(["--field"]).arg(&deb).arg(name).output().unwrap();
         String::from_utf8(out.stdout).unwrap()
     };
-    assert!(field("Depends").contains("adduser"));
+    assert!(field("Depends").contains("adduser") && field("Depends").contains("procps"));
     assert_eq!(field("Package").trim(), "cronfleet");
     assert_eq!(field("Version").trim(), format!("{}-1", env!("CARGO_PKG_VERSION")));
 
@@ -164,17 +173,192 @@ fn the_debian_package() {
         postinst.contains("deb-systemd-helper") && postinst.contains("cronfleet.service"),
         "{postinst}"
     );
+    // Modes through dpkg-statoverride, never re-chmodded behind an admin's back.
+    assert!(postinst.contains("dpkg-statoverride --update --add"), "{postinst}");
+    assert!(!postinst.contains("chmod") && !postinst.contains("chown"), "{postinst}");
+    let postrm = std::fs::read_to_string(control.join("postrm")).unwrap();
+    assert!(!postrm.contains("deluser"), "purge keeps the system user: {postrm}");
     let unit =
         std::fs::read_to_string(unpacked.join("usr/lib/systemd/system/cronfleet.service")).unwrap();
+    assert_eq!(
+        unit,
+        std::fs::read_to_string(root().join("dist/systemd/cronfleet.service")).unwrap()
+    );
     for line in [
         "Type=notify",
         "ExecReload=/bin/kill -HUP $MAINPID",
         "User=cronfleet",
         "NoNewPrivileges=yes",
-        "ProtectSystem=full",
+        "ProtectSystem=strict",
+        "CapabilityBoundingSet=",
     ] {
         assert!(unit.lines().any(|l| l == line), "{line} missing from the unit");
     }
+    assert!(!unit.contains("ReadWritePaths"), "the unit lets the agent write outside its state");
+
+    // The changelog's latest entry is this version.
+    let changelog = std::fs::read_to_string(root().join("dist/debian/changelog")).unwrap();
+    let expected = format!("cronfleet ({}-1) ", env!("CARGO_PKG_VERSION"));
+    assert!(
+        changelog.starts_with(&expected),
+        "dist/debian/changelog needs an entry for {expected}"
+    );
+
+    // lintian: no error or warning (overrides in dist/debian/lintian-overrides, each with its
+    // reason).
+    if have("lintian") {
+        let out = Command::new("lintian")
+            .args(["--fail-on", "error,warning", "--display-info"])
+            .arg(&deb)
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && !report.lines().any(|l| l.starts_with(['E', 'W'])),
+            "lintian:\n{report}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        assert!(std::env::var_os("CI").is_none(), "CI needs lintian (.ci/run installs it)");
+        eprintln!("lintian skipped: apt-get install lintian");
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// The exposure `systemd-analyze security --offline=true` gives the unit in `dir` (with the
+/// drop-ins of `dir/cronfleet.service.d/`), and its report.
+fn exposure(dir: &Path) -> (f64, String) {
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(dir.join("cronfleet.service"))
+        // ASCII: `+` for a check passed, `-` for one failed.
+        .env("LC_ALL", "C")
+        .env("SYSTEMD_COLORS", "0")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    let score = report
+        .lines()
+        .find_map(|l| l.split_once("Overall exposure level for cronfleet.service: "))
+        .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| {
+            panic!("no exposure in:\n{report}{}", String::from_utf8_lossy(&out.stderr))
+        });
+    (score, report)
+}
+
+/// `systemd-analyze verify` on the unit in `dir` (with its drop-ins): no error, and no warning
+/// about the unit or a drop-in (an unknown or misspelled setting is only a warning).
+fn verify(dir: &Path, man: &Path) {
+    let unit = std::fs::read_to_string(dir.join("cronfleet.service")).unwrap();
+    // The test's binary stands in for /usr/bin/cronfleet, which verify wants executable.
+    let unit = unit.replace("/usr/bin/cronfleet", env!("CARGO_BIN_EXE_cronfleet"));
+    std::fs::write(dir.join("cronfleet.service"), unit).unwrap();
+    let mut command = Command::new("systemd-analyze");
+    command.args(["verify", "--no-pager"]);
+    if have("man") {
+        // Documentation=man:cronfleet(1) is checked against the shipped page.
+        command.env("MANPATH", man);
+    } else {
+        command.arg("--man=no");
+    }
+    // The unit's directory first (its drop-ins), then the system's units (sysinit.target...).
+    let mut path = dir.as_os_str().to_owned();
+    path.push(":");
+    let out = command.arg(dir.join("cronfleet.service")).env("SYSTEMD_UNIT_PATH", path).output();
+    let out = out.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !stderr.contains("cronfleet"),
+        "systemd-analyze verify: {stderr}"
+    );
+}
+
+/// The unit's sandbox: rated OK (3.0 or lower) by `systemd-analyze security`, also with the
+/// drop-in for tasks with `user =` (the agent as root, keeping only what it needs); the unit
+/// and both documented drop-ins (every line of relax.conf uncommented) pass `verify`.
+#[test]
+fn the_unit_is_hardened() {
+    if !have("systemd-analyze") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs systemd-analyze (.ci/run installs systemd)"
+        );
+        eprintln!("skipped: needs systemd-analyze (Debian's systemd package)");
+        return;
+    }
+    let scratch =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("unit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let dist = root().join("dist/systemd");
+    let unit = std::fs::read_to_string(dist.join("cronfleet.service")).unwrap();
+    let drop_in = |name: &str| {
+        std::fs::read_to_string(
+            dist.join("cronfleet.service.d").join(format!("{name}.conf.example")),
+        )
+        .unwrap()
+    };
+    let man = scratch.join("man");
+    std::fs::create_dir_all(man.join("man1")).unwrap();
+    std::fs::copy(root().join("dist/man/cronfleet.1"), man.join("man1/cronfleet.1")).unwrap();
+
+    // As shipped.
+    let shipped = scratch.join("shipped");
+    std::fs::create_dir_all(&shipped).unwrap();
+    std::fs::write(shipped.join("cronfleet.service"), &unit).unwrap();
+    let (score, report) = exposure(&shipped);
+    eprintln!("systemd-analyze security: {score} for the unit as shipped");
+    assert!(score <= 3.0, "the unit's exposure is {score}, more than 3.0 (OK):\n{report}");
+    verify(&shipped, &man);
+
+    // With run-as-root.conf: root, with CAP_SETUID, CAP_SETGID and CAP_KILL only.
+    let as_root = scratch.join("as-root");
+    std::fs::create_dir_all(as_root.join("cronfleet.service.d")).unwrap();
+    std::fs::write(as_root.join("cronfleet.service"), &unit).unwrap();
+    std::fs::write(as_root.join("cronfleet.service.d/run-as-root.conf"), drop_in("run-as-root"))
+        .unwrap();
+    let (score, report) = exposure(&as_root);
+    eprintln!("systemd-analyze security: {score} with run-as-root.conf");
+    assert!(score <= 3.0, "with run-as-root.conf the exposure is {score}:\n{report}");
+    let line = |check: &str| {
+        report
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(check))
+            .unwrap_or_else(|| panic!("no {check} in:\n{report}"))
+            .to_owned()
+    };
+    assert!(line("User=/DynamicUser=").starts_with('-'), "{report}");
+    for kept in ["CapabilityBoundingSet=~CAP_SET(UID|GID|PCAP)", "CapabilityBoundingSet=~CAP_KILL"]
+    {
+        assert!(line(kept).starts_with('-'), "run-as-root.conf drops {kept}:\n{report}");
+    }
+    for dropped in [
+        "CapabilityBoundingSet=~CAP_SYS_ADMIN",
+        "CapabilityBoundingSet=~CAP_(DAC_*|FOWNER|IPC_OWNER)",
+        "CapabilityBoundingSet=~CAP_SYS_PTRACE",
+        "NoNewPrivileges=",
+        "ProtectSystem=",
+    ] {
+        assert!(line(dropped).starts_with('+'), "run-as-root.conf keeps {dropped}:\n{report}");
+    }
+    verify(&as_root, &man);
+
+    // Every setting relax.conf offers is a valid one.
+    let relaxed = scratch.join("relaxed");
+    std::fs::create_dir_all(relaxed.join("cronfleet.service.d")).unwrap();
+    std::fs::write(relaxed.join("cronfleet.service"), &unit).unwrap();
+    let uncommented: String = drop_in("relax")
+        .lines()
+        .map(|l| match l.strip_prefix('#') {
+            Some(setting) if setting.starts_with(|c: char| c.is_ascii_uppercase()) => {
+                format!("{setting}\n")
+            }
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    assert!(uncommented.contains("\nReadWritePaths="), "{uncommented}");
+    std::fs::write(relaxed.join("cronfleet.service.d/relax.conf"), uncommented).unwrap();
+    verify(&relaxed, &man);
     let _ = std::fs::remove_dir_all(&scratch);
 }
 
@@ -188,7 +372,9 @@ fn run_in(root: &Path, user: Option<&str>, script: &str) -> std::process::Output
 }
 
 /// Installs the package into a fresh Debian (debootstrap, minbase), runs the agent there as
-/// the package's user with the package's files, then purges it: nothing is left behind.
+/// the package's user with the package's files (the task file readable, not writable, by it
+/// and its tasks), keeps an admin's dpkg-statoverride across a reinstall, then purges it:
+/// nothing is left behind but the system user, which a new install takes as it is.
 #[test]
 fn the_debian_package_installs_runs_and_purges_in_a_fresh_debian() {
     let root_user = nix::unistd::geteuid().is_root();
@@ -239,28 +425,91 @@ fn the_debian_package_installs_runs_and_purges_in_a_fresh_debian() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = run_in(&root, None, "getent passwd cronfleet && stat -c '%U %a' /var/lib/cronfleet && stat -c '%G %a' /etc/cronfleet/tasks.toml");
+    let out = run_in(
+        &root,
+        None,
+        "getent passwd cronfleet && \
+         stat -c '%n %U %G %a' /var/lib/cronfleet /etc/cronfleet /etc/cronfleet/tasks.toml && \
+         dpkg-statoverride --list",
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("cronfleet:") && text.contains("/usr/sbin/nologin"), "{text}");
-    assert!(text.contains("cronfleet 700") && text.contains("cronfleet 664"), "{text}");
+    for line in [
+        "/var/lib/cronfleet cronfleet cronfleet 700",
+        // The task file is root's: the agent's user reads it and cannot write or replace it.
+        "/etc/cronfleet root cronfleet 750",
+        "/etc/cronfleet/tasks.toml root cronfleet 640",
+        "root cronfleet 750 /etc/cronfleet",
+        "root cronfleet 640 /etc/cronfleet/tasks.toml",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+    }
+    let out = run_in(
+        &root,
+        Some("cronfleet"),
+        "cat /etc/cronfleet/tasks.toml >/dev/null && echo read; \
+         (echo '# rewritten' >> /etc/cronfleet/tasks.toml) 2>/dev/null || echo no-write; \
+         touch /etc/cronfleet/other 2>/dev/null || echo no-create; \
+         mv /etc/cronfleet/tasks.toml /tmp/moved 2>/dev/null || echo no-move",
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "read\nno-write\nno-create\nno-move\n");
 
-    // The agent, as the package's user, on the package's files.
+    // The agent, as the package's user, on the package's files, with a task that tries to
+    // rewrite the task file. Through the agent's API (tasks run as the agent's user and can
+    // read its token) the file cannot be rewritten either.
+    let task = "\n[[task]]\nname = \"rewrite-the-task-file\"\nschedule = \"* * * * * *\"\n\
+                command = \"echo '# rewritten by a task' >> /etc/cronfleet/tasks.toml\"\n";
+    let mut file = std::fs::read_to_string(root.join("etc/cronfleet/tasks.toml")).unwrap();
+    file.push_str(task);
+    std::fs::write(root.join("etc/cronfleet/tasks.toml"), &file).unwrap();
+    std::fs::write(
+        root.join("tmp/other.toml"),
+        "[[task]]\nname = \"other\"\nschedule = \"@every 1h\"\ncommand = \"true\"\n",
+    )
+    .unwrap();
     let out = run_in(
         &root,
         Some("cronfleet"),
         "cronfleet agent --config /etc/cronfleet/tasks.toml --state-dir /var/lib/cronfleet --listen 127.0.0.1:0 & \
          pid=$!; for i in $(seq 100); do [ -s /var/lib/cronfleet/api-addr ] && break; sleep 0.1; done; \
+         for i in $(seq 100); do cronfleet runs --state-dir /var/lib/cronfleet \
+             --task rewrite-the-task-file --json | grep -q '\"ended_at\":\"' && break; sleep 0.1; done; \
+         cronfleet runs --state-dir /var/lib/cronfleet --task rewrite-the-task-file --json; \
+         cronfleet apply /tmp/other.toml --state-dir /var/lib/cronfleet; echo apply=$?; \
          cronfleet doctor --state-dir /var/lib/cronfleet; kill $pid; wait $pid; echo exit=$?",
     );
     let text = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("ok    agent      running"), "{text}{stderr}");
+    assert!(text.contains("ok    api token") && text.contains("exit=0"), "{text}");
     assert!(
-        text.contains("ok    agent      running"),
-        "{text}{}",
+        text.contains("\"outcome\":\"failed\"") && !text.contains("\"outcome\":\"succeeded\""),
+        "a task rewrote the task file:\n{text}{stderr}"
+    );
+    assert!(!text.contains("apply=0"), "{text}{stderr}");
+    assert!(stderr.contains("cannot write /etc/cronfleet/tasks.toml"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(root.join("etc/cronfleet/tasks.toml")).unwrap(), file);
+
+    // An admin's own override is kept across an upgrade (here: a reinstall): the mode is not
+    // reset.
+    let out = run_in(
+        &root,
+        None,
+        "dpkg-statoverride --remove /etc/cronfleet/tasks.toml && \
+         dpkg-statoverride --update --add root cronfleet 0440 /etc/cronfleet/tasks.toml && \
+         dpkg -i /tmp/cronfleet.deb >/dev/null && stat -c '%U %G %a' /etc/cronfleet/tasks.toml && \
+         dpkg-statoverride --list /etc/cronfleet/tasks.toml",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "root cronfleet 440\nroot cronfleet 440 /etc/cronfleet/tasks.toml\n",
+        "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("ok    api token") && text.contains("exit=0"), "{text}");
 
-    // Purged: the binary, the task file, the state and the user are gone.
+    // Purged: the binary, the task file, the state and the overrides are gone; the system
+    // user stays (Debian's practice), and a new install takes it as it is.
+    let uid = String::from_utf8(run_in(&root, None, "id -u cronfleet").stdout).unwrap();
     let out = run_in(&root, None, "apt-get purge -y -qq cronfleet");
     assert!(out.status.success(), "purge: {}", String::from_utf8_lossy(&out.stderr));
     for gone in [
@@ -271,7 +520,23 @@ fn the_debian_package_installs_runs_and_purges_in_a_fresh_debian() {
     ] {
         assert!(!root.join(gone).exists(), "{gone} left behind");
     }
-    let out = run_in(&root, None, "getent passwd cronfleet || echo no-user");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no-user");
+    let out = run_in(&root, None, "id -u cronfleet && dpkg-statoverride --list");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with(&uid) && !text.contains("cronfleet"), "{text}");
+    let out = run_in(
+        &root,
+        None,
+        "apt-get install -y -qq /tmp/cronfleet.deb >/dev/null && id -u cronfleet && \
+         stat -c '%n %U %G %a' /etc/cronfleet/tasks.toml /var/lib/cronfleet",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "{uid}/etc/cronfleet/tasks.toml root cronfleet 640\n\
+             /var/lib/cronfleet cronfleet cronfleet 700\n"
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = std::fs::remove_dir_all(&scratch);
 }
