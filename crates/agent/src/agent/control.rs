@@ -26,6 +26,14 @@ pub enum ApplyError {
     /// The file could not be written.
     #[error("{0}")]
     Write(String),
+    /// The agent may not write the task file (a read-only file system or its mode, as under
+    /// the packaged unit, where tasks must not be able to rewrite it through the API either).
+    #[error(
+        "the agent may not write its task file {0} ({1}): deploy the file itself (config \
+         management, a package), or keep the fleet's task file in the database \
+         (cronfleet apply FILE --store URL); nothing was written"
+    )]
+    ReadOnly(String, String),
     /// The file defines no task, and an empty task file was not asked for in so many words.
     #[error("{}", empty_refusal(.removed))]
     Empty {
@@ -248,7 +256,12 @@ impl Agent {
         std::fs::write(&tmp, text)
             .and_then(|()| mode.map_or(Ok(()), |m| std::fs::set_permissions(&tmp, m)))
             .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| ApplyError::Write(format!("cannot write {}: {e}", path.display())))?;
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied => {
+                    ApplyError::ReadOnly(path.display().to_string(), e.to_string())
+                }
+                _ => ApplyError::Write(format!("cannot write {}: {e}", path.display())),
+            })?;
         tracing::info!(file = %path.display(), "task file written through the API");
         let done = self.reload().await?;
         Ok((plan, done))

@@ -595,6 +595,9 @@ pub async fn apply(
             Err(ApiError::new(StatusCode::CONFLICT, "empty_task_file", e.to_string()))
         }
         Err(crate::agent::ApplyError::Write(message)) => Err(ApiError::internal(message)),
+        Err(e @ crate::agent::ApplyError::ReadOnly(..)) => {
+            Err(ApiError::new(StatusCode::CONFLICT, "task_file_read_only", e.to_string()))
+        }
     }
 }
 

@@ -487,7 +487,10 @@ fn the_debian_package_installs_runs_and_purges_in_a_fresh_debian() {
         "a task rewrote the task file:\n{text}{stderr}"
     );
     assert!(!text.contains("apply=0"), "{text}{stderr}");
-    assert!(stderr.contains("cannot write /etc/cronfleet/tasks.toml"), "{stderr}");
+    assert!(
+        stderr.contains("the agent may not write its task file /etc/cronfleet/tasks.toml"),
+        "{stderr}"
+    );
     assert_eq!(std::fs::read_to_string(root.join("etc/cronfleet/tasks.toml")).unwrap(), file);
 
     // An admin's own override is kept across an upgrade (here: a reinstall): the mode is not
