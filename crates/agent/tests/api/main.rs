@@ -1350,5 +1350,8 @@ command = "exit 1"
     assert!(line.contains("restarting") || line.contains("  up "), "{out}");
     let home = agent.call(Method::GET, "/", Some(READ), None).text().unwrap();
     assert!(home.contains("(2 restarts)"), "{home}");
+    // Every time on the page is in one zone, and the page names it.
+    let zone = home.split("times: ").nth(1).and_then(|rest| rest.split('<').next()).unwrap_or("");
+    assert!(!zone.is_empty() && !zone.contains(' '), "{home}");
     agent.stop();
 }

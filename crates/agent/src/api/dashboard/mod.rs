@@ -171,6 +171,9 @@ fn page(title: &str, visitor: Option<&Visitor>, body: Markup) -> Html<String> {
                         a href="/timeline" { "Timeline" }
                         a href="/nodes" { "Nodes" }
                         span { (if visitor.role == Role::Admin { "admin" } else { "read-only" }) }
+                        span class="zone" title="Every time on these pages is in this zone" {
+                            "times: " (pages::zone_name())
+                        }
                         @if visitor.csrf.is_some() {
                             form method="post" action="/logout" {
                                 (csrf_field(visitor))

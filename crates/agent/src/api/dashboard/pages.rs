@@ -20,7 +20,20 @@ use crate::{
     store::{RunFilter, RunRecord},
 };
 
-/// A run's slot, short: local date and time.
+/// The zone every time of the dashboard is shown in (the agent's), by name: one zone per
+/// view, always named (in the header of every page).
+pub(super) fn zone_name() -> String {
+    let zone = jiff::tz::TimeZone::system();
+    match zone.iana_name() {
+        Some(name) => name.to_owned(),
+        None => {
+            let now = crate::clock::now();
+            format!("UTC{}", zone.to_offset(now))
+        }
+    }
+}
+
+/// A run's slot, short: date and time in the dashboard's zone ([`zone_name`]).
 fn short(ts: &str) -> String {
     match ts.parse::<Timestamp>() {
         Ok(t) => t.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S").to_string(),
