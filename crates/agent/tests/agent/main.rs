@@ -1685,7 +1685,7 @@ fn a_task_file_applied_to_the_store_reaches_every_agent_at_once() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("would remove every task of the task file (1: bye)"), "{err}");
-    assert!(err.ends_with("(cronfleet apply --allow-empty) (HTTP 409)\n"), "{err}");
+    assert!(err.ends_with("(cronfleet apply --allow-empty)\n"), "{err}");
     assert_eq!(runtime.block_on(store.task_file()).unwrap().unwrap().1, 2, "nothing stored");
     std::fs::write(&file, v1).unwrap();
     let out = cronfleet(&["apply", file.to_str().unwrap(), "--state-dir", &state(1)]);
