@@ -7,6 +7,7 @@ mod dist;
 mod doctor;
 mod history;
 mod import;
+mod man;
 mod remote;
 mod status;
 mod task;
@@ -39,9 +40,9 @@ enum Command {
     Next(times::NextArgs),
     /// Print the previous fire times of a schedule expression.
     Prev(times::PrevArgs),
-    /// Ask a running agent to reload its task file (SIGHUP through its pid file).
+    /// Ask a running agent to reload its task file (through its API, else SIGHUP).
     Reload(control::ControlArgs),
-    /// Stop a running agent (SIGTERM through its pid file) and wait until it has exited.
+    /// Stop a running agent (through its API, else SIGTERM) and wait until it has exited.
     Stop(control::ControlArgs),
     /// The tasks on this node: next run, last outcome, running runs.
     Status(status::StatusArgs),
@@ -84,8 +85,12 @@ enum Command {
     Doctor(doctor::DoctorArgs),
     /// Print a shell completion script (bash, zsh or fish) to stdout.
     Completions(dist::CompletionsArgs),
-    /// Print the man page (roff) to stdout.
-    Man,
+    /// Print a man page (roff) to stdout: cronfleet(1), or a command's (`cronfleet man runs`).
+    ///
+    /// `cronfleet man --dir DIR` writes them all: cronfleet.1 and one page per command
+    /// (cronfleet-agent.1, cronfleet-task-ls.1, ...), each with its options, exit status,
+    /// environment and files. The Debian package installs them.
+    Man(man::ManArgs),
     /// Print a generated part of the documentation.
     #[command(hide = true)]
     Docs(dist::DocsArgs),
@@ -179,7 +184,7 @@ pub fn main() -> ExitCode {
         Command::Doctor(args) => doctor::run(args),
         Command::Nodes(args) => status::nodes(args),
         Command::Completions(args) => dist::completions(args),
-        Command::Man => dist::man(),
+        Command::Man(args) => man::run(args),
         Command::Docs(args) => dist::docs(args),
         Command::Reload(args) => control::reload(args),
         Command::Status(args) => status::run(args),
