@@ -100,21 +100,25 @@ complete -c cronfleet -n "__fish_cronfleet_using_subcommand stop" -l state-dir -
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand stop" -s h -l help -d 'Print help'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand stop" -s V -l version -d 'Print version'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -l config -d 'The task file [default: the one the agent of this state directory runs]' -r -F
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -l tz -d 'Show times in this zone, an IANA name like Europe/Berlin [default: the local zone: TZ, else /etc/localtime]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -l server -d 'An agent\'s API, like https://10.0.0.5:7070 [default: the local agent of --state-dir]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -l token-file -d 'A file holding the API token [default with --server: $CRONFLEET_TOKEN]' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -l ca-cert -d 'A CA certificate (PEM) to trust for an agent\'s HTTPS (a self-signed one, say)' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -l state-dir -d 'The local agent\'s state directory' -r -F
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -l json -d 'One JSON object, for scripts'
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -s h -l help -d 'Print help'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -l json -d 'One JSON object, for scripts (times as the API gives them: each in its task\'s zone)'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -l utc -d 'Show times in UTC (as --tz UTC)'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -s V -l version -d 'Print version'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l task -d 'Only this task (an unknown name is an error; a task deleted since keeps its runs until they are pruned)' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l outcome -d 'Only this outcome (succeeded, failed, timed_out, killed, skipped, missed, abandoned, lost, running)' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -s n -l limit -d 'At most this many, newest first' -r
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l tz -d 'Show times in this zone, an IANA name like Europe/Berlin [default: the local zone: TZ, else /etc/localtime]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l server -d 'An agent\'s API, like https://10.0.0.5:7070 [default: the local agent of --state-dir]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l token-file -d 'A file holding the API token [default with --server: $CRONFLEET_TOKEN]' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l ca-cert -d 'A CA certificate (PEM) to trust for an agent\'s HTTPS (a self-signed one, say)' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l state-dir -d 'The local agent\'s state directory' -r -F
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l json -d 'One JSON array, for scripts'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l json -d 'One JSON array, for scripts (the API\'s form: each slot in its task\'s zone)'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l utc -d 'Show times in UTC (as --tz UTC)'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -s V -l version -d 'Print version'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand logs" -l server -d 'An agent\'s API, like https://10.0.0.5:7070 [default: the local agent of --state-dir]' -r
@@ -164,12 +168,14 @@ complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and not __fish
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from ls" -l origin -d 'Only tasks from the task file (`file`) or created through the API (`api`)' -r -f -a "file\t''
 api\t''"
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from ls" -l label -d 'Only tasks with this label (KEY=VALUE; repeatable)' -r
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from ls" -l tz -d 'Show times in this zone, an IANA name like Europe/Berlin [default: the local zone: TZ, else /etc/localtime]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from ls" -l server -d 'An agent\'s API, like https://10.0.0.5:7070 [default: the local agent of --state-dir]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from ls" -l token-file -d 'A file holding the API token [default with --server: $CRONFLEET_TOKEN]' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from ls" -l ca-cert -d 'A CA certificate (PEM) to trust for an agent\'s HTTPS (a self-signed one, say)' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from ls" -l state-dir -d 'The local agent\'s state directory' -r -F
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from ls" -l json -d 'One JSON object, for scripts'
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from ls" -l json -d 'One JSON object, for scripts (the API\'s form: each time in its task\'s zone)'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from ls" -l utc -d 'Show times in UTC (as --tz UTC)'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from ls" -s V -l version -d 'Print version'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from show" -l server -d 'An agent\'s API, like https://10.0.0.5:7070 [default: the local agent of --state-dir]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from show" -l token-file -d 'A file holding the API token [default with --server: $CRONFLEET_TOKEN]' -r -F
@@ -245,12 +251,14 @@ complete -c cronfleet -n "__fish_cronfleet_using_subcommand apply" -l json -d 'O
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand apply" -l allow-empty -d 'Apply a file that defines no task, removing every task of the task file (refused without it)'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand apply" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand apply" -s V -l version -d 'Print version'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand nodes" -l tz -d 'Show times in this zone, an IANA name like Europe/Berlin [default: the local zone: TZ, else /etc/localtime]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand nodes" -l server -d 'An agent\'s API, like https://10.0.0.5:7070 [default: the local agent of --state-dir]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand nodes" -l token-file -d 'A file holding the API token [default with --server: $CRONFLEET_TOKEN]' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand nodes" -l ca-cert -d 'A CA certificate (PEM) to trust for an agent\'s HTTPS (a self-signed one, say)' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand nodes" -l state-dir -d 'The local agent\'s state directory' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand nodes" -l json -d 'One JSON object, for scripts'
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand nodes" -s h -l help -d 'Print help'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand nodes" -l utc -d 'Show times in UTC (as --tz UTC)'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand nodes" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand nodes" -s V -l version -d 'Print version'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand doctor" -l config -d 'The task file [default: the one the agent of the state directory runs]' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand doctor" -l state-dir -d 'The agent\'s state directory' -r -F

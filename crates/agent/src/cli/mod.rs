@@ -13,6 +13,7 @@ mod status;
 mod task;
 mod times;
 mod validate;
+mod zone;
 
 use std::{io::Write as _, process::ExitCode};
 
@@ -45,8 +46,15 @@ enum Command {
     /// Stop a running agent (through its API, else SIGTERM) and wait until it has exited.
     Stop(control::ControlArgs),
     /// The tasks on this node: next run, last outcome, running runs.
+    ///
+    /// Every time (NEXT, the agent's start) is shown in one zone, named in the header: the
+    /// local zone (TZ, else /etc/localtime), or --tz ZONE, or --utc; to the second.
     Status(status::StatusArgs),
     /// List recorded runs (newest first), from the agent's API or the state directory.
+    ///
+    /// Newest slot first (then the latest attempt). Every SLOT is shown in one zone, named in
+    /// the header: the local zone (TZ, else /etc/localtime), or --tz ZONE, or --utc. --json is
+    /// the API's form, each slot in its task's zone.
     ///
     /// A --task that is neither a task nor in the run history is an error (exit 2, with the
     /// nearest name); a task without runs yet prints `no runs of TASK yet` on stderr (exit 0).
@@ -80,6 +88,9 @@ enum Command {
     /// refused with its errors (exit 2) and nothing is written.
     Apply(task::ApplyArgs),
     /// The nodes registered in the agent's store (with a shared store: the fleet).
+    ///
+    /// LAST SEEN is shown in the local zone (TZ, else /etc/localtime), or --tz ZONE, or --utc,
+    /// named in the header.
     Nodes(status::NodesArgs),
     /// Check this machine's setup: task file, state dir, store, API token, clock.
     Doctor(doctor::DoctorArgs),
