@@ -898,12 +898,16 @@ _cronfleet() {
             return 0
             ;;
         cronfleet__subcmd__man)
-            opts="-h -V --help --version"
+            opts="-h -V --dir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -946,12 +950,16 @@ _cronfleet() {
             return 0
             ;;
         cronfleet__subcmd__nodes)
-            opts="-h -V --json --server --token-file --ca-cert --state-dir --help --version"
+            opts="-h -V --json --tz --utc --server --token-file --ca-cert --state-dir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --tz)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1176,7 +1184,7 @@ _cronfleet() {
             return 0
             ;;
         cronfleet__subcmd__runs)
-            opts="-n -h -V --task --outcome --limit --json --server --token-file --ca-cert --state-dir --help --version"
+            opts="-n -h -V --task --outcome --limit --json --tz --utc --server --token-file --ca-cert --state-dir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1195,6 +1203,10 @@ _cronfleet() {
                     return 0
                     ;;
                 -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tz)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1222,13 +1234,17 @@ _cronfleet() {
             return 0
             ;;
         cronfleet__subcmd__status)
-            opts="-h -V --config --json --server --token-file --ca-cert --state-dir --help --version"
+            opts="-h -V --config --json --tz --utc --server --token-file --ca-cert --state-dir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tz)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1558,7 +1574,7 @@ _cronfleet() {
             return 0
             ;;
         cronfleet__subcmd__task__subcmd__ls)
-            opts="-h -V --origin --label --json --server --token-file --ca-cert --state-dir --help --version"
+            opts="-h -V --origin --label --json --tz --utc --server --token-file --ca-cert --state-dir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1569,6 +1585,10 @@ _cronfleet() {
                     return 0
                     ;;
                 --label)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tz)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

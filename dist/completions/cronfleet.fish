@@ -29,8 +29,8 @@ complete -c cronfleet -n "__fish_cronfleet_needs_command" -s V -l version -d 'Pr
 complete -c cronfleet -n "__fish_cronfleet_needs_command" -f -a "agent" -d 'Run the task file\'s tasks meant for this machine (foreground; SIGHUP reloads)'
 complete -c cronfleet -n "__fish_cronfleet_needs_command" -f -a "next" -d 'Print the next fire times of a schedule expression'
 complete -c cronfleet -n "__fish_cronfleet_needs_command" -f -a "prev" -d 'Print the previous fire times of a schedule expression'
-complete -c cronfleet -n "__fish_cronfleet_needs_command" -f -a "reload" -d 'Ask a running agent to reload its task file (SIGHUP through its pid file)'
-complete -c cronfleet -n "__fish_cronfleet_needs_command" -f -a "stop" -d 'Stop a running agent (SIGTERM through its pid file) and wait until it has exited'
+complete -c cronfleet -n "__fish_cronfleet_needs_command" -f -a "reload" -d 'Ask a running agent to reload its task file (through its API, else SIGHUP)'
+complete -c cronfleet -n "__fish_cronfleet_needs_command" -f -a "stop" -d 'Stop a running agent (through its API, else SIGTERM) and wait until it has exited'
 complete -c cronfleet -n "__fish_cronfleet_needs_command" -f -a "status" -d 'The tasks on this node: next run, last outcome, running runs'
 complete -c cronfleet -n "__fish_cronfleet_needs_command" -f -a "runs" -d 'List recorded runs (newest first), from the agent\'s API or the state directory'
 complete -c cronfleet -n "__fish_cronfleet_needs_command" -f -a "logs" -d 'Print the captured output of a task\'s latest run (or of one run); -f follows it'
@@ -44,7 +44,7 @@ complete -c cronfleet -n "__fish_cronfleet_needs_command" -f -a "apply" -d 'Writ
 complete -c cronfleet -n "__fish_cronfleet_needs_command" -f -a "nodes" -d 'The nodes registered in the agent\'s store (with a shared store: the fleet)'
 complete -c cronfleet -n "__fish_cronfleet_needs_command" -f -a "doctor" -d 'Check this machine\'s setup: task file, state dir, store, API token, clock'
 complete -c cronfleet -n "__fish_cronfleet_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh or fish) to stdout'
-complete -c cronfleet -n "__fish_cronfleet_needs_command" -f -a "man" -d 'Print the man page (roff) to stdout'
+complete -c cronfleet -n "__fish_cronfleet_needs_command" -f -a "man" -d 'Print a man page (roff) to stdout: cronfleet(1), or a command\'s (`cronfleet man runs`)'
 complete -c cronfleet -n "__fish_cronfleet_needs_command" -f -a "docs" -d 'Print a generated part of the documentation'
 complete -c cronfleet -n "__fish_cronfleet_needs_command" -f -a "validate" -d 'Check a task file without running anything (exit 0, or 2 with every error)'
 complete -c cronfleet -n "__fish_cronfleet_needs_command" -f -a "import-crontab" -d 'Turn crontab lines into [[task]] entries (user or system format)'
@@ -100,21 +100,25 @@ complete -c cronfleet -n "__fish_cronfleet_using_subcommand stop" -l state-dir -
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand stop" -s h -l help -d 'Print help'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand stop" -s V -l version -d 'Print version'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -l config -d 'The task file [default: the one the agent of this state directory runs]' -r -F
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -l tz -d 'Show times in this zone, an IANA name like Europe/Berlin [default: the local zone: TZ, else /etc/localtime]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -l server -d 'An agent\'s API, like https://10.0.0.5:7070 [default: the local agent of --state-dir]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -l token-file -d 'A file holding the API token [default with --server: $CRONFLEET_TOKEN]' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -l ca-cert -d 'A CA certificate (PEM) to trust for an agent\'s HTTPS (a self-signed one, say)' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -l state-dir -d 'The local agent\'s state directory' -r -F
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -l json -d 'One JSON object, for scripts'
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -s h -l help -d 'Print help'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -l json -d 'One JSON object, for scripts (times as the API gives them: each in its task\'s zone)'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -l utc -d 'Show times in UTC (as --tz UTC)'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand status" -s V -l version -d 'Print version'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l task -d 'Only this task (an unknown name is an error; a task deleted since keeps its runs until they are pruned)' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l outcome -d 'Only this outcome (succeeded, failed, timed_out, killed, skipped, missed, abandoned, lost, running)' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -s n -l limit -d 'At most this many, newest first' -r
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l tz -d 'Show times in this zone, an IANA name like Europe/Berlin [default: the local zone: TZ, else /etc/localtime]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l server -d 'An agent\'s API, like https://10.0.0.5:7070 [default: the local agent of --state-dir]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l token-file -d 'A file holding the API token [default with --server: $CRONFLEET_TOKEN]' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l ca-cert -d 'A CA certificate (PEM) to trust for an agent\'s HTTPS (a self-signed one, say)' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l state-dir -d 'The local agent\'s state directory' -r -F
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l json -d 'One JSON array, for scripts'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l json -d 'One JSON array, for scripts (the API\'s form: each slot in its task\'s zone)'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -l utc -d 'Show times in UTC (as --tz UTC)'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand runs" -s V -l version -d 'Print version'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand logs" -l server -d 'An agent\'s API, like https://10.0.0.5:7070 [default: the local agent of --state-dir]' -r
@@ -164,12 +168,14 @@ complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and not __fish
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from ls" -l origin -d 'Only tasks from the task file (`file`) or created through the API (`api`)' -r -f -a "file\t''
 api\t''"
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from ls" -l label -d 'Only tasks with this label (KEY=VALUE; repeatable)' -r
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from ls" -l tz -d 'Show times in this zone, an IANA name like Europe/Berlin [default: the local zone: TZ, else /etc/localtime]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from ls" -l server -d 'An agent\'s API, like https://10.0.0.5:7070 [default: the local agent of --state-dir]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from ls" -l token-file -d 'A file holding the API token [default with --server: $CRONFLEET_TOKEN]' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from ls" -l ca-cert -d 'A CA certificate (PEM) to trust for an agent\'s HTTPS (a self-signed one, say)' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from ls" -l state-dir -d 'The local agent\'s state directory' -r -F
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from ls" -l json -d 'One JSON object, for scripts'
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from ls" -l json -d 'One JSON object, for scripts (the API\'s form: each time in its task\'s zone)'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from ls" -l utc -d 'Show times in UTC (as --tz UTC)'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from ls" -s V -l version -d 'Print version'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from show" -l server -d 'An agent\'s API, like https://10.0.0.5:7070 [default: the local agent of --state-dir]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand task; and __fish_seen_subcommand_from show" -l token-file -d 'A file holding the API token [default with --server: $CRONFLEET_TOKEN]' -r -F
@@ -245,12 +251,14 @@ complete -c cronfleet -n "__fish_cronfleet_using_subcommand apply" -l json -d 'O
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand apply" -l allow-empty -d 'Apply a file that defines no task, removing every task of the task file (refused without it)'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand apply" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand apply" -s V -l version -d 'Print version'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand nodes" -l tz -d 'Show times in this zone, an IANA name like Europe/Berlin [default: the local zone: TZ, else /etc/localtime]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand nodes" -l server -d 'An agent\'s API, like https://10.0.0.5:7070 [default: the local agent of --state-dir]' -r
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand nodes" -l token-file -d 'A file holding the API token [default with --server: $CRONFLEET_TOKEN]' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand nodes" -l ca-cert -d 'A CA certificate (PEM) to trust for an agent\'s HTTPS (a self-signed one, say)' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand nodes" -l state-dir -d 'The local agent\'s state directory' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand nodes" -l json -d 'One JSON object, for scripts'
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand nodes" -s h -l help -d 'Print help'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand nodes" -l utc -d 'Show times in UTC (as --tz UTC)'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand nodes" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand nodes" -s V -l version -d 'Print version'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand doctor" -l config -d 'The task file [default: the one the agent of the state directory runs]' -r -F
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand doctor" -l state-dir -d 'The agent\'s state directory' -r -F
@@ -258,7 +266,8 @@ complete -c cronfleet -n "__fish_cronfleet_using_subcommand doctor" -s h -l help
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand doctor" -s V -l version -d 'Print version'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand man" -s h -l help -d 'Print help'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand man" -l dir -d 'Write every page (cronfleet.1 and one per command: cronfleet-agent.1, ...) into DIR instead, and print their names' -r -F
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand man" -s V -l version -d 'Print version'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand docs" -s h -l help -d 'Print help'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand docs" -s V -l version -d 'Print version'
@@ -273,8 +282,8 @@ complete -c cronfleet -n "__fish_cronfleet_using_subcommand import-gotorch" -s V
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand help; and not __fish_seen_subcommand_from agent next prev reload stop status runs logs run pause resume kill task plan apply nodes doctor completions man docs validate import-crontab import-gotorch help" -f -a "agent" -d 'Run the task file\'s tasks meant for this machine (foreground; SIGHUP reloads)'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand help; and not __fish_seen_subcommand_from agent next prev reload stop status runs logs run pause resume kill task plan apply nodes doctor completions man docs validate import-crontab import-gotorch help" -f -a "next" -d 'Print the next fire times of a schedule expression'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand help; and not __fish_seen_subcommand_from agent next prev reload stop status runs logs run pause resume kill task plan apply nodes doctor completions man docs validate import-crontab import-gotorch help" -f -a "prev" -d 'Print the previous fire times of a schedule expression'
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand help; and not __fish_seen_subcommand_from agent next prev reload stop status runs logs run pause resume kill task plan apply nodes doctor completions man docs validate import-crontab import-gotorch help" -f -a "reload" -d 'Ask a running agent to reload its task file (SIGHUP through its pid file)'
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand help; and not __fish_seen_subcommand_from agent next prev reload stop status runs logs run pause resume kill task plan apply nodes doctor completions man docs validate import-crontab import-gotorch help" -f -a "stop" -d 'Stop a running agent (SIGTERM through its pid file) and wait until it has exited'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand help; and not __fish_seen_subcommand_from agent next prev reload stop status runs logs run pause resume kill task plan apply nodes doctor completions man docs validate import-crontab import-gotorch help" -f -a "reload" -d 'Ask a running agent to reload its task file (through its API, else SIGHUP)'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand help; and not __fish_seen_subcommand_from agent next prev reload stop status runs logs run pause resume kill task plan apply nodes doctor completions man docs validate import-crontab import-gotorch help" -f -a "stop" -d 'Stop a running agent (through its API, else SIGTERM) and wait until it has exited'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand help; and not __fish_seen_subcommand_from agent next prev reload stop status runs logs run pause resume kill task plan apply nodes doctor completions man docs validate import-crontab import-gotorch help" -f -a "status" -d 'The tasks on this node: next run, last outcome, running runs'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand help; and not __fish_seen_subcommand_from agent next prev reload stop status runs logs run pause resume kill task plan apply nodes doctor completions man docs validate import-crontab import-gotorch help" -f -a "runs" -d 'List recorded runs (newest first), from the agent\'s API or the state directory'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand help; and not __fish_seen_subcommand_from agent next prev reload stop status runs logs run pause resume kill task plan apply nodes doctor completions man docs validate import-crontab import-gotorch help" -f -a "logs" -d 'Print the captured output of a task\'s latest run (or of one run); -f follows it'
@@ -288,7 +297,7 @@ complete -c cronfleet -n "__fish_cronfleet_using_subcommand help; and not __fish
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand help; and not __fish_seen_subcommand_from agent next prev reload stop status runs logs run pause resume kill task plan apply nodes doctor completions man docs validate import-crontab import-gotorch help" -f -a "nodes" -d 'The nodes registered in the agent\'s store (with a shared store: the fleet)'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand help; and not __fish_seen_subcommand_from agent next prev reload stop status runs logs run pause resume kill task plan apply nodes doctor completions man docs validate import-crontab import-gotorch help" -f -a "doctor" -d 'Check this machine\'s setup: task file, state dir, store, API token, clock'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand help; and not __fish_seen_subcommand_from agent next prev reload stop status runs logs run pause resume kill task plan apply nodes doctor completions man docs validate import-crontab import-gotorch help" -f -a "completions" -d 'Print a shell completion script (bash, zsh or fish) to stdout'
-complete -c cronfleet -n "__fish_cronfleet_using_subcommand help; and not __fish_seen_subcommand_from agent next prev reload stop status runs logs run pause resume kill task plan apply nodes doctor completions man docs validate import-crontab import-gotorch help" -f -a "man" -d 'Print the man page (roff) to stdout'
+complete -c cronfleet -n "__fish_cronfleet_using_subcommand help; and not __fish_seen_subcommand_from agent next prev reload stop status runs logs run pause resume kill task plan apply nodes doctor completions man docs validate import-crontab import-gotorch help" -f -a "man" -d 'Print a man page (roff) to stdout: cronfleet(1), or a command\'s (`cronfleet man runs`)'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand help; and not __fish_seen_subcommand_from agent next prev reload stop status runs logs run pause resume kill task plan apply nodes doctor completions man docs validate import-crontab import-gotorch help" -f -a "docs" -d 'Print a generated part of the documentation'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand help; and not __fish_seen_subcommand_from agent next prev reload stop status runs logs run pause resume kill task plan apply nodes doctor completions man docs validate import-crontab import-gotorch help" -f -a "validate" -d 'Check a task file without running anything (exit 0, or 2 with every error)'
 complete -c cronfleet -n "__fish_cronfleet_using_subcommand help; and not __fish_seen_subcommand_from agent next prev reload stop status runs logs run pause resume kill task plan apply nodes doctor completions man docs validate import-crontab import-gotorch help" -f -a "import-crontab" -d 'Turn crontab lines into [[task]] entries (user or system format)'

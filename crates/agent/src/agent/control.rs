@@ -286,7 +286,8 @@ impl Agent {
         if running.api.contains_key(name) {
             return Err(ControlError::Conflict(format!("task {name:?} already exists")));
         }
-        let now = crate::clock::now();
+        // To the second, as the anchor made from it.
+        let now = dynamic::to_the_second(crate::clock::now());
         let task = dynamic::build(name, &mut definition, now, &running.notifier_names())
             .map_err(ControlError::Invalid)?;
         let stored = StoredTask {
@@ -342,7 +343,7 @@ impl Agent {
         let stored = StoredTask {
             definition,
             revision: old.revision + 1,
-            updated_at: crate::clock::now().to_string(),
+            updated_at: dynamic::to_the_second(crate::clock::now()).to_string(),
             ..old.clone()
         };
         if !self.services.store.put_api_task(&stored, Some(old.revision)).await? {

@@ -2,11 +2,11 @@
 //! the task file's own validation (so both kinds of task mean exactly the same), kept in the
 //! store with a revision.
 //!
-//! An `@every` schedule without an anchor is anchored at the task's creation, and the anchor is
-//! written into the definition: the cadence counts from when the rule was made, whenever the
+//! An `@every` schedule without an anchor is anchored at the task's creation (to the second), and
+//! the anchor is written into the definition: the cadence counts from when the rule was made, whenever the
 //! agent (re)started. A change of schedule keeps the anchor unless a new one is given.
 
-use jiff::Timestamp;
+use jiff::{RoundMode, Timestamp, TimestampRound, Unit};
 use serde_json::{Map, Value};
 
 use crate::{
@@ -41,6 +41,14 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
             merge_patch(fields.entry(key.clone()).or_insert(Value::Null), value);
         }
     }
+}
+
+/// An instant to the second (its fraction dropped): what the agent makes an anchor and a
+/// task's `created_at` from, so that they, and the fire times counted from them, print as
+/// `2026-05-01T10:00:00Z`, not with nanoseconds.
+pub fn to_the_second(ts: Timestamp) -> Timestamp {
+    let second = TimestampRound::new().smallest(Unit::Second).mode(RoundMode::Floor);
+    ts.round(second).unwrap_or(ts)
 }
 
 /// Whether a schedule expression is an interval (`@every`, after an optional zone prefix).
@@ -87,7 +95,7 @@ pub fn carry_anchor(old: &Value, new: &mut Value, change: &Value) {
 }
 
 /// Checks a definition and makes it a task named `name`. An `@every` schedule without an anchor
-/// gets `created_at` as its anchor, written into `definition`. `notifiers` are the names a
+/// gets `created_at`, to the second, as its anchor, written into `definition`. `notifiers` are the names a
 /// task's `notify` may use (the task file's).
 ///
 /// # Errors
@@ -108,7 +116,8 @@ pub fn build(
     }
     let every = fields.get("schedule").and_then(Value::as_str).is_some_and(is_every);
     if every && !fields.contains_key("anchor") {
-        fields.insert("anchor".into(), Value::String(created_at.to_string()));
+        let anchor = to_the_second(created_at);
+        fields.insert("anchor".into(), Value::String(anchor.to_string()));
     }
     let doc = serde_json::json!({ "task": [Value::Object(fields.clone())] });
     let text = match toml::Table::try_from(&doc).map(|t| toml::to_string(&t)) {
@@ -149,6 +158,13 @@ mod tests {
         let Kind::Cron(s) = &task.kind else { panic!() };
         let after: jiff::Zoned = "2026-05-03T09:00:00Z[UTC]".parse().unwrap();
         assert_eq!(s.next_after(&after).unwrap().timestamp(), at("2026-05-08T02:00:00Z"));
+        // Made to the second: no nanoseconds in the anchor or the fire times.
+        let mut def = json!({"schedule": "@every 1h", "command": "x"});
+        let task = build("hourly", &mut def, at("2026-05-01T02:00:07.123456789Z"), &[]).unwrap();
+        assert_eq!(def["anchor"], "2026-05-01T02:00:07Z");
+        let Kind::Cron(s) = &task.kind else { panic!() };
+        let next = s.next_after(&after).unwrap().timestamp();
+        assert_eq!(next, at("2026-05-03T09:00:07Z"));
         // A cron expression gets no anchor.
         let mut def = json!({"schedule": "0 9 * * *", "command": "x"});
         build("daily", &mut def, at("2026-05-01T02:00:00Z"), &[]).unwrap();

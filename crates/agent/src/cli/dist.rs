@@ -1,5 +1,6 @@
-//! `cronfleet completions SHELL` and `cronfleet man`: generated from the clap definitions, so
-//! they never drift from `--help`. The files under `dist/` are these outputs (a test checks).
+//! `cronfleet completions SHELL` (generated from the clap definitions, so they never drift from
+//! `--help`; `cronfleet man` is in `man.rs`) and `cronfleet docs`. The files under `dist/` are
+//! these outputs (a test checks).
 
 use std::process::ExitCode;
 
@@ -24,16 +25,6 @@ pub fn completions(args: CompletionsArgs) -> Result<ExitCode, String> {
         _ => Shell::Fish,
     };
     clap_complete::generate(shell, &mut Cli::command(), "cronfleet", &mut std::io::stdout());
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Prints the man page. It carries the package version only (not the commit), so the copy in
-/// `dist/` changes with releases, not with every commit.
-pub fn man() -> Result<ExitCode, String> {
-    let command = Cli::command().version(env!("CARGO_PKG_VERSION"));
-    clap_mangen::Man::new(command)
-        .render(&mut std::io::stdout())
-        .map_err(|e| format!("cannot write the man page: {e}"))?;
     Ok(ExitCode::SUCCESS)
 }
 

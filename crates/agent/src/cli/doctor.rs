@@ -103,17 +103,21 @@ pub fn run(args: DoctorArgs) -> Result<ExitCode, String> {
     };
     if let Ok(Some(client)) = remote.find() {
         match client.get::<crate::api::model::Node>("/api/v1/node") {
-            Ok(node) => match super::status::not_in_effect(&node.task_file) {
-                Some(warning) => report.add(Level::Fail, "reload", warning),
-                None => report.add(
-                    Level::Ok,
-                    "reload",
-                    format!(
-                        "the running agent runs the file as read at {}",
-                        node.task_file.last_success_at
+            Ok(node) => {
+                // Times in the local zone, to the second, as `status` shows them.
+                let local = super::zone::View::local();
+                match super::status::not_in_effect(&node.task_file, &local) {
+                    Some(warning) => report.add(Level::Fail, "reload", warning),
+                    None => report.add(
+                        Level::Ok,
+                        "reload",
+                        format!(
+                            "the running agent runs the file as read at {}",
+                            local.show(&node.task_file.last_success_at)
+                        ),
                     ),
-                ),
-            },
+                }
+            }
             Err(e) => report.add(Level::Warn, "reload", format!("cannot ask the agent: {e}")),
         }
     }

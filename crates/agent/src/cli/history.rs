@@ -10,7 +10,10 @@ use std::{
 
 use clap::Args;
 
-use super::remote::{segment, Client, Remote};
+use super::{
+    remote::{segment, Client, Remote},
+    zone::{self, ZoneArgs},
+};
 use crate::{
     api::model::{Run, RunPage},
     store::{Outcome, RunFilter, Store},
@@ -29,9 +32,11 @@ pub struct RunsArgs {
     /// At most this many, newest first.
     #[arg(long, short = 'n', value_name = "N", default_value_t = 20)]
     limit: u32,
-    /// One JSON array, for scripts.
+    /// One JSON array, for scripts (the API's form: each slot in its task's zone).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    zone: ZoneArgs,
     #[command(flatten)]
     remote: Remote,
 }
@@ -78,7 +83,8 @@ pub fn runs(args: RunsArgs) -> Result<ExitCode, String> {
         .map(str::parse::<Outcome>)
         .transpose()
         .map_err(|e| e.to_string())?;
-    let runs: Vec<Run> = match args.remote.find()? {
+    let view = args.zone.view()?;
+    let mut runs: Vec<Run> = match args.remote.find()? {
         Some(client) => {
             let mut query = format!("/api/v1/runs?limit={}", args.limit.clamp(1, 1000));
             if let Some(task) = &args.task {
@@ -109,6 +115,7 @@ pub fn runs(args: RunsArgs) -> Result<ExitCode, String> {
             Ok::<_, String>(runs.iter().map(Run::of).collect())
         })?,
     };
+    newest_first(&mut runs);
     let mut out = std::io::stdout().lock();
     if args.json {
         let _ = writeln!(out, "{}", serde_json::to_string(&runs).map_err(|e| e.to_string())?);
@@ -125,12 +132,15 @@ pub fn runs(args: RunsArgs) -> Result<ExitCode, String> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let heading = view.heading("SLOT");
+    let slots: Vec<String> = runs.iter().map(|r| view.show(&r.slot)).collect();
+    let w = zone::width(&heading, slots.iter().map(String::as_str));
     let _ = writeln!(
         out,
-        "{:<25}  {:<20}  {:<10}  {:>7}  {:>9}  RUN ID",
-        "SLOT", "TASK", "OUTCOME", "EXIT", "DURATION"
+        "{heading:<w$}  {:<20}  {:<10}  {:>7}  {:>9}  RUN ID",
+        "TASK", "OUTCOME", "EXIT", "DURATION"
     );
-    for r in &runs {
+    for (r, slot) in runs.iter().zip(&slots) {
         let exit = match (r.exit_code, r.signal) {
             (Some(c), _) => c.to_string(),
             (None, Some(s)) => format!("sig {s}"),
@@ -139,14 +149,21 @@ pub fn runs(args: RunsArgs) -> Result<ExitCode, String> {
         let duration = r.duration_ms.map_or("-".into(), |ms| format!("{:.3}s", ms as f64 / 1000.0));
         let _ = writeln!(
             out,
-            "{:<25}  {:<20}  {:<10}  {exit:>7}  {duration:>9}  {}",
-            r.slot,
+            "{slot:<w$}  {:<20}  {:<10}  {exit:>7}  {duration:>9}  {}",
             r.task,
             r.outcome.as_str(),
             r.id
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Newest slot first, by the instant (whatever zone each slot is written in), then the latest
+/// attempt first; what cannot be read as an instant last.
+fn newest_first(runs: &mut [Run]) {
+    runs.sort_by_cached_key(|r| {
+        std::cmp::Reverse((r.slot.parse::<jiff::Timestamp>().ok(), r.attempt))
+    });
 }
 
 /// Runs `cronfleet logs`: the captured output of one run.
@@ -283,6 +300,45 @@ fn logs_from(client: &Client, args: &LogsArgs) -> Result<ExitCode, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn run(task: &str, slot: &str, attempt: u32) -> Run {
+        Run {
+            attempt,
+            cpu_ms: None,
+            duration_ms: None,
+            ended_at: None,
+            exit_code: None,
+            id: format!("{task}@{slot}#{attempt}"),
+            max_rss: None,
+            node: "n".into(),
+            outcome: Outcome::Succeeded,
+            output: None,
+            output_dropped: 0,
+            reason: None,
+            signal: None,
+            slot: slot.into(),
+            started_at: None,
+            task: task.into(),
+        }
+    }
+
+    #[test]
+    fn runs_are_newest_first_whatever_zone_their_slots_are_written_in() {
+        let mut runs = vec![
+            run("london", "2026-07-01T10:00:00+01:00", 1), // 09:00Z
+            run("berlin", "2026-07-01T10:30:00+02:00", 1), // 08:30Z
+            run("ny", "2026-07-01T05:15:00-04:00", 1),     // 09:15Z
+            run("ny", "2026-07-01T05:15:00-04:00", 10),
+            run("ny", "2026-07-01T05:15:00-04:00", 2),
+            run("tokyo", "2026-07-01T17:45:00.250+09:00", 1), // 08:45:00.25Z
+        ];
+        newest_first(&mut runs);
+        let order: Vec<(&str, u32)> = runs.iter().map(|r| (r.task.as_str(), r.attempt)).collect();
+        assert_eq!(
+            order,
+            [("ny", 10), ("ny", 2), ("ny", 1), ("london", 1), ("tokyo", 1), ("berlin", 1)]
+        );
+    }
 
     #[test]
     fn the_latest_run_that_ran_or_why_none() {

@@ -7,11 +7,13 @@ mod dist;
 mod doctor;
 mod history;
 mod import;
+mod man;
 mod remote;
 mod status;
 mod task;
 mod times;
 mod validate;
+mod zone;
 
 use std::{io::Write as _, process::ExitCode};
 
@@ -39,13 +41,20 @@ enum Command {
     Next(times::NextArgs),
     /// Print the previous fire times of a schedule expression.
     Prev(times::PrevArgs),
-    /// Ask a running agent to reload its task file (SIGHUP through its pid file).
+    /// Ask a running agent to reload its task file (through its API, else SIGHUP).
     Reload(control::ControlArgs),
-    /// Stop a running agent (SIGTERM through its pid file) and wait until it has exited.
+    /// Stop a running agent (through its API, else SIGTERM) and wait until it has exited.
     Stop(control::ControlArgs),
     /// The tasks on this node: next run, last outcome, running runs.
+    ///
+    /// Every time (NEXT, the agent's start) is shown in one zone, named in the header: the
+    /// local zone (TZ, else /etc/localtime), or --tz ZONE, or --utc; to the second.
     Status(status::StatusArgs),
     /// List recorded runs (newest first), from the agent's API or the state directory.
+    ///
+    /// Newest slot first (then the latest attempt). Every SLOT is shown in one zone, named in
+    /// the header: the local zone (TZ, else /etc/localtime), or --tz ZONE, or --utc. --json is
+    /// the API's form, each slot in its task's zone.
     ///
     /// A --task that is neither a task nor in the run history is an error (exit 2, with the
     /// nearest name); a task without runs yet prints `no runs of TASK yet` on stderr (exit 0).
@@ -79,13 +88,20 @@ enum Command {
     /// refused with its errors (exit 2) and nothing is written.
     Apply(task::ApplyArgs),
     /// The nodes registered in the agent's store (with a shared store: the fleet).
+    ///
+    /// LAST SEEN is shown in the local zone (TZ, else /etc/localtime), or --tz ZONE, or --utc,
+    /// named in the header.
     Nodes(status::NodesArgs),
     /// Check this machine's setup: task file, state dir, store, API token, clock.
     Doctor(doctor::DoctorArgs),
     /// Print a shell completion script (bash, zsh or fish) to stdout.
     Completions(dist::CompletionsArgs),
-    /// Print the man page (roff) to stdout.
-    Man,
+    /// Print a man page (roff) to stdout: cronfleet(1), or a command's (`cronfleet man runs`).
+    ///
+    /// `cronfleet man --dir DIR` writes them all: cronfleet.1 and one page per command
+    /// (cronfleet-agent.1, cronfleet-task-ls.1, ...), each with its options, exit status,
+    /// environment and files. The Debian package installs them.
+    Man(man::ManArgs),
     /// Print a generated part of the documentation.
     #[command(hide = true)]
     Docs(dist::DocsArgs),
@@ -179,7 +195,7 @@ pub fn main() -> ExitCode {
         Command::Doctor(args) => doctor::run(args),
         Command::Nodes(args) => status::nodes(args),
         Command::Completions(args) => dist::completions(args),
-        Command::Man => dist::man(),
+        Command::Man(args) => man::run(args),
         Command::Docs(args) => dist::docs(args),
         Command::Reload(args) => control::reload(args),
         Command::Status(args) => status::run(args),

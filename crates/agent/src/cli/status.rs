@@ -7,7 +7,10 @@ use std::{io::Write, path::PathBuf, process::ExitCode};
 use clap::Args;
 use serde_json::json;
 
-use super::remote::{Client, Remote};
+use super::{
+    remote::{Client, Remote},
+    zone::{self, View, ZoneArgs},
+};
 use crate::{
     agent::Host,
     api::model::{self, Node, NodeList, Task, TaskList},
@@ -22,18 +25,21 @@ pub struct StatusArgs {
     /// The task file [default: the one the agent of this state directory runs].
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// One JSON object, for scripts.
+    /// One JSON object, for scripts (times as the API gives them: each in its task's zone).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    zone: ZoneArgs,
     #[command(flatten)]
     remote: Remote,
 }
 
 /// Runs `cronfleet status`.
 pub fn run(args: StatusArgs) -> Result<ExitCode, String> {
+    let view = args.zone.view()?;
     if args.config.is_none() {
         if let Some(client) = args.remote.find()? {
-            return from_api(&client, args.json);
+            return from_api(&client, args.json, &view);
         }
     }
     let dir = args.remote.dir();
@@ -116,7 +122,7 @@ pub fn run(args: StatusArgs) -> Result<ExitCode, String> {
     }
     match alive {
         Some(pid) => {
-            let since = identity.as_ref().map_or("?", |i| i.started_at.as_str());
+            let since = identity.as_ref().map_or("?".to_owned(), |i| view.show(&i.started_at));
             let _ = writeln!(out, "agent: running, pid {pid}, node {}, since {since}", host.name);
         }
         None => {
@@ -124,20 +130,28 @@ pub fn run(args: StatusArgs) -> Result<ExitCode, String> {
         }
     }
     let _ = writeln!(out, "config: {}\n", config.display());
+    let nexts: Vec<String> = rows
+        .iter()
+        .map(|(task, _, next, _, _)| match next {
+            _ if !task.enabled => "disabled".to_owned(),
+            Some(next) => view.show(next),
+            None => "-".to_owned(),
+        })
+        .collect();
+    let heading = view.heading("NEXT");
+    let w = zone::width(&heading, nexts.iter().map(String::as_str)).max(26);
     let _ =
-        writeln!(out, "{:<20}  {:<26}  {:<20}  {:>7}  SCHEDULE", "TASK", "NEXT", "LAST", "RUNNING");
-    for (task, schedule, next, last, running) in rows {
-        let next =
-            if task.enabled { next.unwrap_or_else(|| "-".into()) } else { "disabled".into() };
+        writeln!(out, "{:<20}  {heading:<w$}  {:<20}  {:>7}  SCHEDULE", "TASK", "LAST", "RUNNING");
+    for ((task, schedule, _, last, running), next) in rows.into_iter().zip(nexts) {
         let last = last.map_or("-".into(), |l| l.0.to_owned());
         let _ =
-            writeln!(out, "{:<20}  {next:<26}  {last:<20}  {running:>7}  {schedule}", task.name);
+            writeln!(out, "{:<20}  {next:<w$}  {last:<20}  {running:>7}  {schedule}", task.name);
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// `cronfleet status` from a running agent's API.
-fn from_api(client: &Client, as_json: bool) -> Result<ExitCode, String> {
+fn from_api(client: &Client, as_json: bool, view: &View) -> Result<ExitCode, String> {
     let node: Node = client.get("/api/v1/node")?;
     let tasks: TaskList = client.get("/api/v1/tasks")?;
     let here: Vec<&Task> =
@@ -171,34 +185,42 @@ fn from_api(client: &Client, as_json: bool) -> Result<ExitCode, String> {
     let _ = writeln!(
         out,
         "agent: running, pid {}, node {}, since {}, version {}",
-        node.pid, node.name, node.started_at, node.version
+        node.pid,
+        node.name,
+        view.show(&node.started_at),
+        node.version
     );
     let _ = writeln!(out, "config: {}", node.config.display());
-    if let Some(warning) = not_in_effect(&node.task_file) {
+    if let Some(warning) = not_in_effect(&node.task_file, view) {
         let _ = writeln!(out, "{warning}");
     }
     let _ = writeln!(out);
-    let _ =
-        writeln!(out, "{:<20}  {:<26}  {:<20}  {:>7}  SCHEDULE", "TASK", "NEXT", "LAST", "RUNNING");
-    for t in here {
-        let next = if !t.definition.enabled {
-            "disabled".to_owned()
-        } else if t.paused {
-            match &t.paused_until {
-                Some(until) => format!("paused until {until}"),
-                None => "paused".to_owned(),
+    let nexts: Vec<String> = here
+        .iter()
+        .map(|t| {
+            if !t.definition.enabled {
+                "disabled".to_owned()
+            } else if t.paused {
+                match &t.paused_until {
+                    Some(until) => format!("paused until {}", view.show(until)),
+                    None => "paused".to_owned(),
+                }
+            } else if let Some(daemon) = &t.daemon {
+                daemon.describe()
+            } else {
+                t.next_run.as_deref().map_or_else(|| "-".to_owned(), |n| view.show(n))
             }
-        } else if let Some(daemon) = &t.daemon {
-            daemon.describe()
-        } else {
-            t.next_run.clone().unwrap_or_else(|| "-".to_owned())
-        };
+        })
+        .collect();
+    let heading = view.heading("NEXT");
+    let w = zone::width(&heading, nexts.iter().map(String::as_str)).max(26);
+    let _ =
+        writeln!(out, "{:<20}  {heading:<w$}  {:<20}  {:>7}  SCHEDULE", "TASK", "LAST", "RUNNING");
+    for (t, next) in here.into_iter().zip(nexts) {
         let last = t.last_run.as_ref().map_or("-", |r| r.outcome.as_str());
-        // The running count unpadded, as this view has always printed it (it came from a
-        // JSON value, which ignores a width), unlike the view from the state directory.
         let _ = writeln!(
             out,
-            "{:<20}  {next:<26}  {last:<20}  {}  {}",
+            "{:<20}  {next:<w$}  {last:<20}  {:>7}  {}",
             t.definition.name,
             t.running,
             schedule(t)
@@ -214,31 +236,36 @@ pub struct NodesArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
+    zone: ZoneArgs,
+    #[command(flatten)]
     remote: Remote,
 }
 
 /// Runs `cronfleet nodes`: the nodes registered in the agent's store (with a shared store,
 /// the whole fleet), alive, stopped or lost.
 pub fn nodes(args: NodesArgs) -> Result<ExitCode, String> {
+    let view = args.zone.view()?;
     let nodes: NodeList = args.remote.client()?.get("/api/v1/nodes")?;
     let mut out = std::io::stdout().lock();
     if args.json {
         let _ = writeln!(out, "{}", serde_json::to_string(&nodes).map_err(|e| e.to_string())?);
         return Ok(ExitCode::SUCCESS);
     }
+    let heading = view.heading("LAST SEEN");
+    let seen: Vec<String> = nodes.nodes.iter().map(|n| view.show(&n.last_seen)).collect();
+    let w = zone::width(&heading, seen.iter().map(String::as_str));
     let _ = writeln!(
         out,
-        "{:<20}  {:<8}  {:<8}  {:<30}  {:<20}  API",
-        "NODE", "STATUS", "VERSION", "LAST SEEN", "TAGS"
+        "{:<20}  {:<8}  {:<8}  {heading:<w$}  {:<20}  API",
+        "NODE", "STATUS", "VERSION", "TAGS"
     );
-    for n in &nodes.nodes {
+    for (n, seen) in nodes.nodes.iter().zip(&seen) {
         let _ = writeln!(
             out,
-            "{:<20}  {:<8}  {:<8}  {:<30}  {:<20}  {}",
+            "{:<20}  {:<8}  {:<8}  {seen:<w$}  {:<20}  {}",
             n.name,
             model::name_of(&n.status),
             n.version,
-            n.last_seen,
             n.tags.join(","),
             n.api.as_deref().unwrap_or("-")
         );
@@ -247,18 +274,21 @@ pub fn nodes(args: NodesArgs) -> Result<ExitCode, String> {
 }
 
 /// What to say when the task file on disk is not in effect (its last reload failed): the
-/// time, the errors (at most 5 lines), and that the previous tasks run.
-pub(super) fn not_in_effect(file: &crate::api::model::TaskFileState) -> Option<String> {
+/// time (in `view`'s zone), the errors (at most 5 lines), and that the previous tasks run.
+pub(super) fn not_in_effect(
+    file: &crate::api::model::TaskFileState,
+    view: &View,
+) -> Option<String> {
     if file.in_effect {
         return None;
     }
     let mut text = format!(
         "NOT IN EFFECT: the reload at {} failed ({} error{}); the agent runs the tasks it read \
          at {}. Fix the file, then `cronfleet reload`.",
-        file.last_reload_at,
+        view.show(&file.last_reload_at),
         file.errors.len(),
         if file.errors.len() == 1 { "" } else { "s" },
-        file.last_success_at
+        view.show(&file.last_success_at)
     );
     for line in file.errors.iter().flat_map(|e| e.lines()).take(5) {
         text.push_str("\n  ");

@@ -8,7 +8,10 @@ use reqwest::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::remote::{segment, Body, Client, Remote};
+use super::{
+    remote::{segment, Body, Client, Remote},
+    zone::{self, ZoneArgs},
+};
 use crate::api::model::{Counts, Plan, Task, TaskDetail, TaskFields, TaskList};
 
 /// `cronfleet task`.
@@ -21,6 +24,9 @@ pub struct TaskArgs {
 #[derive(Debug, Subcommand)]
 enum TaskCommand {
     /// List tasks (both origins, or --origin api|file), optionally by label.
+    ///
+    /// NEXT is shown in one zone, named in the header: the local zone (TZ, else
+    /// /etc/localtime), or --tz ZONE, or --utc; to the second.
     Ls(LsArgs),
     /// Print one task as JSON (its definition, state, revision, next runs, last runs).
     Show(NameArgs),
@@ -40,9 +46,11 @@ struct LsArgs {
     /// Only tasks with this label (KEY=VALUE; repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE")]
     labels: Vec<String>,
-    /// One JSON object, for scripts.
+    /// One JSON object, for scripts (the API's form: each time in its task's zone).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    zone: ZoneArgs,
     #[command(flatten)]
     remote: Remote,
 }
@@ -240,6 +248,7 @@ fn ls(args: &LsArgs) -> Result<ExitCode, String> {
         pair(l, '=', "--label")?;
         query.push(format!("label={}", segment(l)));
     }
+    let view = args.zone.view()?;
     let path = format!("/api/v1/tasks?{}", query.join("&"));
     let tasks: TaskList = args.remote.client()?.get(&path)?;
     let mut out = std::io::stdout().lock();
@@ -247,19 +256,29 @@ fn ls(args: &LsArgs) -> Result<ExitCode, String> {
         let _ = writeln!(out, "{}", serde_json::to_string(&tasks).map_err(|e| e.to_string())?);
         return Ok(ExitCode::SUCCESS);
     }
+    let nexts: Vec<String> = tasks
+        .tasks
+        .iter()
+        .map(|t| match (&t.next_run, t.paused) {
+            (_, true) => "paused".to_owned(),
+            (Some(next), false) => view.show(next),
+            (None, false) => "-".to_owned(),
+        })
+        .collect();
+    let heading = view.heading("NEXT");
+    let w = zone::width(&heading, nexts.iter().map(String::as_str)).max(26);
     let _ = writeln!(
         out,
-        "{:<24}  {:<6}  {:>4}  {:<26}  {:<20}  SCHEDULE",
-        "TASK", "ORIGIN", "REV", "NEXT", "LABELS"
+        "{:<24}  {:<6}  {:>4}  {heading:<w$}  {:<20}  SCHEDULE",
+        "TASK", "ORIGIN", "REV", "LABELS"
     );
-    for t in &tasks.tasks {
+    for (t, next) in tasks.tasks.iter().zip(&nexts) {
         let d = &t.definition;
         let labels: Vec<String> = d.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let next = if t.paused { "paused" } else { t.next_run.as_deref().unwrap_or("-") };
         let rev = t.stored.as_ref().map_or("-".to_owned(), |s| s.revision.to_string());
         let _ = writeln!(
             out,
-            "{:<24}  {:<6}  {rev:>4}  {next:<26}  {:<20}  {}",
+            "{:<24}  {:<6}  {rev:>4}  {next:<w$}  {:<20}  {}",
             d.name,
             d.origin.as_str(),
             labels.join(","),

@@ -840,8 +840,8 @@ command = "echo begun; sleep 60"
         cli(&[&["pause", "hello", "--until", "2099-01-01T00:00:00Z"][..], &remote].concat());
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "paused hello until 2099-01-01T00:00:00Z\n");
-    let (_, out, _) = cli(&["status", "--state-dir", state]);
-    assert!(out.contains("paused until 2099-01-01T00:00:00Z"), "{out}");
+    let (_, out, _) = cli(&["status", "--state-dir", state, "--utc"]);
+    assert!(out.contains("paused until 2099-01-01T00:00:00+00:00"), "{out}");
     assert!(out.starts_with("agent: running, pid "), "{out}");
     let (code, out, _) = cli(&[&["resume", "hello"][..], &remote].concat());
     assert_eq!(code, 0);

@@ -90,7 +90,16 @@ impl Agent {
 
     /// The CLI, finding this agent (or its state directory) through `CRONFLEET_STATE_DIR`.
     pub fn cli(&self, args: &[&str]) -> Said {
-        let out = Command::new(env!("CARGO_BIN_EXE_cronfleet"))
+        self.cli_in(None, args)
+    }
+
+    /// The CLI with `TZ` set to `tz` (the local zone it shows times in), or as the test's.
+    pub fn cli_in(&self, tz: Option<&str>, args: &[&str]) -> Said {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cronfleet"));
+        if let Some(tz) = tz {
+            command.env("TZ", tz);
+        }
+        let out = command
             .args(args)
             .env("CRONFLEET_STATE_DIR", self.state())
             .env_remove("CRONFLEET_SERVER")

@@ -1,10 +1,11 @@
 //! The CLI, run as a real process: `next` and `prev` here; `validate`, the importers, upgrades,
-//! and the commands on a real agent (`history`, `messages`) in their modules.
+//! and the commands on a real agent (`history`, `messages`, `times`) in their modules.
 
 mod agent;
 mod history;
 mod import;
 mod messages;
+mod times;
 mod upgrade;
 mod validate;
 

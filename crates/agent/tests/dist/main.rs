@@ -1,7 +1,8 @@
 //! What ships: the generated files under `dist/` are current, the shipped task files validate,
-//! the systemd unit is hardened (`systemd-analyze security` rates it OK) and valid, and the
-//! Debian package (built with `cargo deb` from the test's own binary) holds the binary, the
-//! unit, the task file as a conffile, the man page, completions, changelog and copyright,
+//! the systemd unit is hardened (`systemd-analyze security` rates it OK) and valid, the man
+//! pages (one per command) refer only to pages that exist and name their command's options,
+//! and the Debian package (built with `cargo deb` from the test's own binary) holds the binary,
+//! the unit, the task file as a conffile, every man page, completions, changelog and copyright,
 //! passes lintian, and its maintainer scripts create the system user and keep the task file
 //! out of the tasks' reach.
 
@@ -27,9 +28,205 @@ fn dist_files_are_current() {
         (&["completions", "zsh"][..], "dist/completions/_cronfleet"),
         (&["completions", "fish"][..], "dist/completions/cronfleet.fish"),
         (&["man"][..], "dist/man/cronfleet.1"),
+        (&["man", "task", "ls"][..], "dist/man/cronfleet-task-ls.1"),
     ] {
         let shipped = std::fs::read_to_string(root().join(file)).unwrap_or_default();
         assert!(shipped == cronfleet(args), "{file} is stale: run scripts/gen-dist and commit it");
+    }
+    // Every page, and no page of a command that is gone.
+    let fresh = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("man-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&fresh);
+    cronfleet(&["man", "--dir", fresh.to_str().unwrap()]);
+    let made = pages(&fresh);
+    let shipped = pages(&root().join("dist/man"));
+    let names = |p: &[(String, String)]| p.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&shipped), names(&made), "dist/man is stale: run scripts/gen-dist");
+    for ((name, shipped), (_, made)) in shipped.iter().zip(&made) {
+        assert!(shipped == made, "dist/man/{name} is stale: run scripts/gen-dist and commit it");
+    }
+    let _ = std::fs::remove_dir_all(&fresh);
+}
+
+/// The `.1` files of a directory, by name, with their text.
+fn pages(dir: &Path) -> Vec<(String, String)> {
+    let mut pages: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "1"))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap().to_owned();
+            (name, std::fs::read_to_string(&p).unwrap())
+        })
+        .collect();
+    pages.sort();
+    pages
+}
+
+/// A page as text: roff's font changes dropped, its escaped dashes and quotes plain.
+fn plain(page: &str) -> String {
+    page.replace("\\fB", "")
+        .replace("\\fI", "")
+        .replace("\\fR", "")
+        .replace("\\-", "-")
+        .replace("\\*(Aq", "'")
+}
+
+/// The `cronfleet-*(1)` pages a page refers to (`cronfleet` for cronfleet(1)).
+fn references(page: &str) -> Vec<String> {
+    let text = plain(page);
+    let mut found = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("cronfleet") {
+        rest = &rest[at..];
+        let name: String =
+            rest.chars().take_while(|c| c.is_ascii_lowercase() || *c == '-').collect();
+        if rest[name.len()..].starts_with("(1)") {
+            found.push(name.clone());
+        }
+        rest = &rest[name.len()..];
+    }
+    found
+}
+
+/// The long options `cronfleet ARGS --help` lists.
+fn options_of(words: &[&str]) -> Vec<String> {
+    let mut args = words.to_vec();
+    args.push("--help");
+    let help = cronfleet(&args);
+    // An option's line is indented by 2 (`  -n, --limit <N>`) or 6 (`      --json`) spaces;
+    // its description, further.
+    help.lines()
+        .filter(|l| {
+            let indent = l.len() - l.trim_start().len();
+            (indent == 2 || indent == 6) && l.trim_start().starts_with('-')
+        })
+        .filter_map(|l| l.split([' ', ',', '=']).find(|w| w.starts_with("--")))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The long options a page describes (its `.TP` items).
+fn page_options(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .windows(2)
+        .filter(|w| w[0] == ".TP")
+        .flat_map(|w| w[1].split([' ', ',']))
+        .filter(|w| w.starts_with("--"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The shipped pages: one per command, each reference to a page has its page, and each page
+/// names its command's options (as `--help` lists them) and says its exit status.
+#[test]
+fn every_page_referred_to_is_shipped_and_names_its_options() {
+    let shipped = pages(&root().join("dist/man"));
+    let names: Vec<&str> = shipped.iter().map(|(n, _)| n.as_str()).collect();
+    // cronfleet(1) and a page per command of `cronfleet --help` (and of `task`).
+    for command in [
+        "agent",
+        "next",
+        "prev",
+        "reload",
+        "stop",
+        "status",
+        "runs",
+        "logs",
+        "run",
+        "pause",
+        "resume",
+        "kill",
+        "task",
+        "task-ls",
+        "task-show",
+        "task-create",
+        "task-edit",
+        "task-rm",
+        "plan",
+        "apply",
+        "nodes",
+        "doctor",
+        "completions",
+        "man",
+        "validate",
+        "import-crontab",
+        "import-gotorch",
+    ] {
+        let file = format!("cronfleet-{command}.1");
+        assert!(names.contains(&file.as_str()), "no {file} in dist/man: {names:?}");
+    }
+    assert!(names.contains(&"cronfleet.1"));
+    let mut referred = 0;
+    for (name, page) in &shipped {
+        for reference in references(page) {
+            let file = format!("{reference}.1");
+            assert!(names.contains(&file.as_str()), "{name} refers to {reference}(1): no {file}");
+            referred += 1;
+        }
+        let command = name.trim_end_matches(".1");
+        let words: Vec<&str> = match command.strip_prefix("cronfleet-") {
+            // import-crontab is one word; task-ls is `task ls`.
+            Some(rest) if rest.starts_with("import-") => vec![rest],
+            Some(rest) => rest.split('-').collect(),
+            None => Vec::new(),
+        };
+        let text = plain(page);
+        let th = format!(".TH {command} 1 ");
+        assert!(text.contains(&th), "{name}: no {th:?}");
+        let options = options_of(&words);
+        assert!(options.contains(&"--help".to_owned()), "{words:?}: {options:?}");
+        let described = page_options(&text);
+        for option in &options {
+            assert!(described.contains(option), "{name} does not describe {option}: {described:?}");
+        }
+        for section in
+            [".SH NAME", ".SH SYNOPSIS", ".SH OPTIONS", ".SH \"EXIT STATUS\"", ".SH \"SEE ALSO\""]
+        {
+            assert!(text.contains(section), "{name}: no {section}");
+        }
+    }
+    assert!(referred > 40, "only {referred} references found");
+    // The agent's page has what an operator looks for.
+    let agent = plain(&shipped.iter().find(|(n, _)| n == "cronfleet-agent.1").unwrap().1);
+    for what in [
+        "CRONFLEET_STATE_DIR",
+        "CRONFLEET_LISTEN",
+        "CRONFLEET_STORE",
+        "CRONFLEET_SCHEDULED_AT",
+        "STATE_DIR/state.db",
+        "STATE_DIR/api-token",
+        "/run/cronfleet.pid",
+        "--shutdown-grace",
+    ] {
+        assert!(agent.contains(what), "cronfleet-agent.1 does not name {what}");
+    }
+    let runs = plain(&shipped.iter().find(|(n, _)| n == "cronfleet-runs.1").unwrap().1);
+    for what in ["CRONFLEET_STATE_DIR", "CRONFLEET_SERVER", "CRONFLEET_TOKEN", "STATE_DIR/state.db"]
+    {
+        assert!(runs.contains(what), "cronfleet-runs.1 does not name {what}");
+    }
+}
+
+/// `man` reads every page without a warning (when man is installed).
+#[test]
+fn man_reads_every_page_without_warnings() {
+    if !Command::new("man").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        assert!(std::env::var_os("CI").is_none(), "CI needs man (man-db)");
+        eprintln!("skipped: no man");
+        return;
+    }
+    for (name, _) in pages(&root().join("dist/man")) {
+        // As lintian reads them (manpage-has-errors-from-man).
+        let out = Command::new("man")
+            .args(["--warnings", "-E", "UTF-8", "-l", "-Tutf8", "-Z"])
+            .arg(root().join("dist/man").join(&name))
+            .env("LC_ALL", "C.UTF-8")
+            .env("MANWIDTH", "80")
+            .output()
+            .unwrap();
+        let warnings = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && warnings.trim().is_empty(), "{name}: {warnings}");
     }
 }
 
@@ -117,6 +314,9 @@ fn the_debian_package() {
         "./usr/lib/systemd/system/cronfleet.service",
         "./etc/cronfleet/tasks.toml",
         "./usr/share/man/man1/cronfleet.1.gz",
+        "./usr/share/man/man1/cronfleet-agent.1.gz",
+        "./usr/share/man/man1/cronfleet-runs.1.gz",
+        "./usr/share/man/man1/cronfleet-task-ls.1.gz",
         "./usr/share/bash-completion/completions/cronfleet",
         "./usr/share/zsh/vendor-completions/_cronfleet",
         "./usr/share/fish/vendor_completions.d/cronfleet.fish",
@@ -129,6 +329,10 @@ fn the_debian_package() {
         "./usr/share/lintian/overrides/cronfleet",
     ] {
         assert!(contents.lines().any(|l| l.ends_with(path)), "{path} missing:\n{contents}");
+    }
+    for (page, _) in pages(&root().join("dist/man")) {
+        let path = format!("./usr/share/man/man1/{page}.gz");
+        assert!(contents.lines().any(|l| l.ends_with(&path)), "{path} missing:\n{contents}");
     }
     let field = |name: &str| {
         let out = Command::new("dpkg-deb").args(["--field"]).arg(&deb).arg(name).output().unwrap();
