@@ -37,6 +37,13 @@ fn step_of(vals: &[u32], lo: u32, hi: u32) -> Option<u32> {
     (regular && vals[vals.len() - 1] + n > hi).then_some(n)
 }
 
+/// [`step_of`] for a field of the time of day, which wraps: only when `n` divides it, so that
+/// the gap across its end is `n` too (`*/7` minutes fire at :56 and then :00, four minutes
+/// later: not "every 7 minutes").
+fn cyclic_step(vals: &[u32], lo: u32, hi: u32) -> Option<u32> {
+    step_of(vals, lo, hi).filter(|n| (hi - lo + 1) % n == 0)
+}
+
 /// "a, b and c"
 fn join(items: &[String]) -> String {
     match items {
@@ -119,13 +126,13 @@ fn time_of_day(spec: &CronSpec) -> String {
     let mut out = Vec::new();
     let full_secs = secs.len() == 60;
     let full_mins = mins.len() == 60;
-    match (secs.as_slice(), step_of(&secs, 0, 59)) {
+    match (secs.as_slice(), cyclic_step(&secs, 0, 59)) {
         (_, _) if full_secs => out.push("every second".to_owned()),
         ([0], _) => {}
         (_, Some(n)) => out.push(plural(n, "second")),
         (list, _) => out.push(format!("at second {}", runs(list, |v| v.to_string(), "through"))),
     }
-    match (mins.as_slice(), step_of(&mins, 0, 59)) {
+    match (mins.as_slice(), cyclic_step(&mins, 0, 59)) {
         (_, _) if full_mins && !out.is_empty() => {}
         (_, _) if full_mins => out.push("every minute".to_owned()),
         (_, Some(n)) if out.is_empty() => out.push(plural(n, "minute")),
@@ -134,7 +141,7 @@ fn time_of_day(spec: &CronSpec) -> String {
         (list, _) => out.push(format!("at minute {}", runs(list, |v| v.to_string(), "through"))),
     }
     if hours.len() < 24 {
-        match step_of(&hours, 0, 23) {
+        match cyclic_step(&hours, 0, 23) {
             Some(n) => out.push(format!("of every {n} hours")),
             None if is_run(&hours) => {
                 out.push(format!("between {:02}:00 and {:02}:59", hours[0], hours[hours.len() - 1]))

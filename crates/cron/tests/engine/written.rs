@@ -235,3 +235,18 @@ fn regression_day_of_month_steps_are_not_every_n_days() {
         assert_eq!(schedule(expr).describe(), text, "{expr}");
     }
 }
+
+/// The same for the time of day: a step that does not divide the hour (or the day) leaves a
+/// shorter gap across its end, so it is not "every n minutes"; one that does still is.
+#[test]
+fn regression_minute_and_hour_steps_that_wrap_short_are_listed() {
+    for (expr, text) in [
+        ("*/7 * * * *", "at minute 0, 7, 14, 21, 28, 35, 42, 49 and 56"),
+        ("*/15 * * * *", "every 15 minutes"),
+        ("0 */5 * * *", "at minute 0, during hour 00, 05, 10, 15 and 20"),
+        ("0 */2 * * *", "at minute 0, of every 2 hours"),
+        ("*/7 * * * * *", "at second 0, 7, 14, 21, 28, 35, 42, 49 and 56"),
+    ] {
+        assert_eq!(schedule(expr).describe(), text, "{expr}");
+    }
+}
