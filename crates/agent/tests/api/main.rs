@@ -418,7 +418,7 @@ fn tasks_runs_output_and_metrics() {
         (
             "/api/v1/tasks/tick/pause",
             Some(json!({"until": "2001-01-01T00:00:00Z"})),
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
         ),
         ("/api/v1/tasks/tick/pause", Some(json!([1, 2])), StatusCode::BAD_REQUEST),
         ("/api/v1/runs/nope/kill", None, StatusCode::NOT_FOUND),

@@ -309,7 +309,12 @@ fn revisions_guard_against_lost_updates() {
             json!({"schedule": 5}),
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
-        (Method::PATCH, "/api/v1/tasks/r", json!({"name": "other"}), StatusCode::BAD_REQUEST),
+        (
+            Method::PATCH,
+            "/api/v1/tasks/r",
+            json!({"name": "other"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
         (Method::PATCH, "/api/v1/tasks/nope", json!({}), StatusCode::NOT_FOUND),
     ] {
         let (status, reply) = agent.call(method, path, Some(body.clone()), None);
