@@ -7,9 +7,10 @@ use sqlx::{any::AnyRow, Row};
 
 use super::{Store, StoreError};
 
-/// How a run ended (or why a slot had no run). Its serde names are [`Outcome::as_str`]'s,
-/// what the store keeps and the API shows.
+/// How a run ended (or why a slot had no run). Its serde names, which are
+/// [`Outcome::as_str`]'s, are what the store keeps and the API shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Still going.

@@ -1018,7 +1018,7 @@ fn requests_are_strict_and_every_error_is_json() {
         if op["responses"].get("415").is_none() {
             continue;
         }
-        let toml = op["requestBody"]["content"].get("application/toml").is_some();
+        let toml = op["requestBody"]["content"].get("text/plain").is_some();
         let refused: &[Option<&str>] = if toml {
             &[Some("application/json"), Some("application/x-www-form-urlencoded")]
         } else {
