@@ -2,9 +2,11 @@
 //! tasks, runs, output (also streamed), run now, pause/resume, kill, reload, node, metrics,
 //! TLS and the refusal to listen openly, strict requests (content types, unknown fields and
 //! parameters, every error JSON), apply's refusal of a file without tasks. `golden` pins the
-//! JSON of every route; `sessions` tests the dashboard's sessions and CSRF protection.
+//! JSON of every route; `sessions` tests the dashboard's sessions and CSRF protection;
+//! `schemathesis` runs schemathesis against an agent, with the OpenAPI document as the contract.
 
 mod golden;
+mod schemathesis;
 mod sessions;
 
 use std::{
@@ -76,6 +78,8 @@ impl Agent {
             .args(["--state-dir", state.to_str().unwrap()])
             .args(extra)
             .envs(env.iter().copied())
+            // Its tasks run in the test's directory, not in the crate's.
+            .current_dir(&dir)
             .stderr(std::fs::File::create(dir.join("agent.log")).unwrap())
             .stdout(Stdio::null())
             .spawn()
