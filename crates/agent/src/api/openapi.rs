@@ -247,6 +247,7 @@ mod tests {
             ("createTask", "runTask"),
             ("runTask", "getRun"),
             ("runTask", "getRunOutput"),
+            ("runTask", "deleteTask"),
             ("createTask", "deleteTask"),
             ("createTask", "getTask"),
             ("createTask", "replaceTask"),
