@@ -1105,6 +1105,10 @@ fn requests_are_strict_and_every_error_is_json() {
     );
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(send(Method::POST, "/api/v1/tasks/slow/pause", None, "").status(), StatusCode::OK);
+    // Whitespace alone is no JSON (and no empty body): refused, and nothing is done.
+    let r = send(Method::POST, "/api/v1/tasks/slow/resume", json, "\r\n");
+    assert_eq!(error_of(r).0, StatusCode::BAD_REQUEST);
+    assert_eq!(agent.get("/api/v1/tasks/slow")["paused"], true);
     assert_eq!(
         send(Method::POST, "/api/v1/tasks/slow/resume", json, "{}").status(),
         StatusCode::OK
