@@ -288,8 +288,9 @@ impl Agent {
         }
         // To the second, as the anchor made from it.
         let now = dynamic::to_the_second(crate::clock::now());
-        let task = dynamic::build(name, &mut definition, now, &running.notifier_names())
-            .map_err(ControlError::Invalid)?;
+        let unknown = dynamic::unknown_nulls(&definition);
+        let built = dynamic::build(name, &mut definition, now, &running.notifier_names());
+        let task = dynamic::with_problems(built, unknown).map_err(ControlError::Invalid)?;
         let stored = StoredTask {
             name: name.to_owned(),
             definition,
@@ -334,12 +335,18 @@ impl Agent {
                 expected,
             });
         }
-        let mut definition = if patch { old.definition.clone() } else { serde_json::json!({}) };
-        dynamic::merge_patch(&mut definition, &change);
+        // A replacement is taken as it is: a null inside it (an env value, say) is refused,
+        // not read as a removal, which only a merge patch means.
+        let mut definition = change.clone();
+        if patch {
+            definition = old.definition.clone();
+            dynamic::merge_patch(&mut definition, &change);
+        }
         dynamic::carry_anchor(&old.definition, &mut definition, &change);
         let created: Timestamp = old.created_at.parse().unwrap_or_else(|_| crate::clock::now());
-        let task = dynamic::build(name, &mut definition, created, &running.notifier_names())
-            .map_err(ControlError::Invalid)?;
+        let unknown = dynamic::unknown_nulls(&change);
+        let built = dynamic::build(name, &mut definition, created, &running.notifier_names());
+        let task = dynamic::with_problems(built, unknown).map_err(ControlError::Invalid)?;
         let stored = StoredTask {
             definition,
             revision: old.revision + 1,

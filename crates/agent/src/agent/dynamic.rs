@@ -75,6 +75,53 @@ fn problem(field: Option<&str>, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// The fields set to `null` in a definition or a change that are no task's fields. `null` is a
+/// field's default (in a merge patch: remove the field), so these never reach the task file's
+/// parser, which names every other unknown field: without this, `{"timout": null}` would be
+/// taken without a word.
+pub fn unknown_nulls(change: &Value) -> Vec<ConfigError> {
+    let Value::Object(fields) = change else { return Vec::new() };
+    let mut problems: Vec<ConfigError> = fields
+        .iter()
+        .filter(|(key, value)| {
+            value.is_null()
+                && !config::FIELDS.contains(&key.as_str())
+                && !SERVER_SIDE.contains(&key.as_str())
+        })
+        .map(|(key, _)| problem(Some(key), config::unknown_field(key)))
+        .collect();
+    // The keys of `http` too (those of `env`, `labels` and `headers` are names of their own).
+    if let Some(Value::Object(http)) = fields.get("http") {
+        const HTTP: [&str; 5] = ["url", "method", "headers", "body", "expect_status"];
+        for (key, value) in http {
+            if value.is_null() && !HTTP.contains(&key.as_str()) {
+                let message = format!("unknown key {key:?}: http has {}", HTTP.join(", "));
+                problems.push(problem(Some("http"), message));
+            }
+        }
+    }
+    problems
+}
+
+/// Fields of a task as the API shows it that the agent sets: taken in a definition, and
+/// ignored.
+const SERVER_SIDE: [&str; 4] = ["origin", "revision", "created_at", "updated_at"];
+
+/// [`build`]'s result, with the problems found before it (`unknown_nulls`).
+pub fn with_problems(
+    built: Result<Task, Vec<ConfigError>>,
+    mut before: Vec<ConfigError>,
+) -> Result<Task, Vec<ConfigError>> {
+    match built {
+        Ok(task) if before.is_empty() => Ok(task),
+        Ok(_) => Err(before),
+        Err(errors) => {
+            before.splice(0..0, errors);
+            Err(before)
+        }
+    }
+}
+
 /// Keeps (or drops) the anchor across a change of schedule: a new `@every` schedule keeps the
 /// old anchor unless the change gives one; a schedule that is no longer `@every` loses it.
 pub fn carry_anchor(old: &Value, new: &mut Value, change: &Value) {
@@ -111,7 +158,7 @@ pub fn build(
     };
     fields.retain(|_, v| !v.is_null());
     fields.insert("name".into(), Value::String(name.to_owned()));
-    for server_side in ["origin", "revision", "created_at", "updated_at"] {
+    for server_side in SERVER_SIDE {
         fields.remove(server_side);
     }
     let every = fields.get("schedule").and_then(Value::as_str).is_some_and(is_every);
@@ -145,6 +192,24 @@ mod tests {
 
     fn at(text: &str) -> Timestamp {
         text.parse().unwrap()
+    }
+
+    /// A field set to null is taken only if it is a task's field (or one the agent sets).
+    #[test]
+    fn unknown_nulls_are_named() {
+        let change = json!({"timout": null, "timeout": null, "revision": null, "colour": "red"});
+        let errors = unknown_nulls(&change);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field.as_deref(), Some("timout"));
+        assert_eq!(errors[0].message, "unknown field; did you mean `timeout`?");
+        assert!(unknown_nulls(&json!({"user": null})).is_empty());
+        let errors =
+            unknown_nulls(&json!({"http": {"body": null, "bdy": null}, "env": {"A": null}}));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field.as_deref(), Some("http"));
+        // A null inside a definition is no field's default: refused.
+        let mut definition = json!({"schedule": "@daily", "command": "x", "env": {"A": null}});
+        assert!(build("n", &mut definition, at("2026-05-01T00:00:00Z"), &[]).is_err());
     }
 
     #[test]

@@ -15,8 +15,9 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 
-/// A JSON object body as a `T`. An empty body is the empty object (a body that is optional:
-/// pause, resume; or none: run, kill, reload, delete); any other body needs a JSON content
+/// A JSON object body as a `T`. An empty body (no byte at all: whitespace alone is no JSON) is
+/// the empty object (a body that is optional: pause, resume; or none: run, kill, reload,
+/// delete); any other body needs a JSON content
 /// type (415), must be a JSON object (400), may name only `T`'s fields (422, naming the field)
 /// and give them values of their types (400).
 #[derive(Debug)]
@@ -36,7 +37,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             let status = e.status();
             ApiError::for_status(status, body_problem(status, &e.body_text()))
         })?;
-        let object = if body.iter().all(u8::is_ascii_whitespace) {
+        let object = if body.is_empty() {
             Map::new()
         } else {
             json_type(&headers)?;

@@ -12,6 +12,8 @@ mod dashboard;
 pub mod error;
 mod extract;
 pub mod model;
+#[cfg(test)]
+mod openapi;
 mod routes;
 mod session;
 mod wire;

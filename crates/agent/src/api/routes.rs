@@ -71,13 +71,15 @@ pub async fn tasks(
     Ok(Json(TaskList { tasks }))
 }
 
-/// The revision an `If-Match` header asks for: `"3"` (the task's ETag) or `3`; `*` asks for
-/// none in particular. A weak tag (`W/"3"`) never matches: `If-Match` compares strongly
-/// (RFC 9110, 13.1.1), so the precondition fails (412) whatever the revision.
+/// The revision an `If-Match` header asks for: `"3"` (the task's ETag) or `3`, of at most 18
+/// digits; `*` (or an empty header) asks for none in particular. A weak tag (`W/"3"`) never matches: `If-Match`
+/// compares strongly (RFC 9110, 13.1.1), so the precondition fails (412) whatever the
+/// revision. Anything else is a 400 (the OpenAPI document has the pattern).
 fn if_match(headers: &HeaderMap) -> Result<Option<i64>> {
     let Some(value) = headers.get(header::IF_MATCH) else { return Ok(None) };
-    let text = value.to_str().unwrap_or_default().trim();
-    if text == "*" {
+    let bad = || ApiError::bad_request("If-Match: expected a task revision, like \"3\"");
+    let text = value.to_str().map_err(|_| bad())?.trim();
+    if text == "*" || text.is_empty() {
         return Ok(None);
     }
     if let Some(tag) = text.strip_prefix("W/") {
@@ -87,10 +89,12 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>> {
             format!("If-Match: a weak ETag never matches; send the task's ETag as given, {tag}"),
         ));
     }
-    text.trim_matches('"')
-        .parse::<i64>()
-        .map(Some)
-        .map_err(|_| ApiError::bad_request("If-Match: expected a task revision, like \"3\""))
+    let digits = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text);
+    let revision = (1..=18).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+    match digits.parse::<i64>() {
+        Ok(n) if revision => Ok(Some(n)),
+        _ => Err(bad()),
+    }
 }
 
 /// The ETag of a task created through the API: its revision.
@@ -132,9 +136,19 @@ async fn change_task(
     patch: bool,
 ) -> Result<Response> {
     let expected = if_match(headers)?;
-    if let Some(Value::String(n)) = change.remove("name") {
-        if n != name {
-            return Err(ApiError::bad_request("name: a task cannot be renamed"));
+    match change.remove("name") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(n)) if n == name => {}
+        Some(_) => {
+            return Err(crate::agent::ControlError::Invalid(vec![crate::config::ConfigError {
+                file: "api".into(),
+                line: 0,
+                column: 0,
+                task: None,
+                field: Some("name".into()),
+                message: format!("a task cannot be renamed: name must be {name:?}, or left out"),
+            }])
+            .into())
         }
     }
     let view = api.agent.change_task(name, Value::Object(change), patch, expected).await?;
@@ -256,7 +270,11 @@ pub async fn pause_task(
                 .map_err(|e| ApiError::bad_request(format!("until: {e}")))?
                 .timestamp();
             if at <= crate::clock::now() {
-                return Err(ApiError::bad_request(format!("until: {text} is not in the future")));
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unprocessable",
+                    format!("until: {text} is not in the future"),
+                ));
             }
             Some(at)
         }
@@ -368,7 +386,7 @@ pub async fn run(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputQuery {
-    /// `true` (or `1`, or empty): stream the output as it comes.
+    /// `true`: stream the output as it comes.
     follow: Option<String>,
 }
 
@@ -381,8 +399,8 @@ pub async fn output(
     Params(query): Params<OutputQuery>,
 ) -> Result<Response> {
     let follow = match query.follow.as_deref() {
-        None | Some("false" | "0") => false,
-        Some("true" | "1" | "") => true,
+        None | Some("false") => false,
+        Some("true") => true,
         Some(other) => {
             return Err(ApiError::bad_request(format!(
                 "follow: expected true or false, not {other:?}"

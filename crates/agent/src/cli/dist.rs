@@ -78,10 +78,20 @@ fn api_reference() -> Result<String, String> {
                 }
             }
             if let Some(body) = op.get("requestBody") {
-                let kinds: Vec<&String> =
-                    body["content"].as_object().into_iter().flatten().map(|(k, _)| k).collect();
-                let kinds: Vec<String> = kinds.iter().map(|k| format!("`{k}`")).collect();
-                out.push_str(&format!("\nBody: {}.\n", kinds.join(" or ")));
+                let kinds: Vec<String> = body["content"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(kind, media)| match media["schema"]["$ref"].as_str() {
+                        Some(r) => format!("`{kind}` (`{}`)", r.rsplit('/').next().unwrap_or(r)),
+                        None => format!("`{kind}`"),
+                    })
+                    .collect();
+                let optional = if body["required"] == true { "" } else { ", optional" };
+                out.push_str(&format!("\nBody: {}{optional}.\n", kinds.join(" or ")));
+                if let Some(text) = body["description"].as_str() {
+                    out.push_str(&format!("{text}\n"));
+                }
             }
             let mut codes: Vec<String> = op["responses"]
                 .as_object()
@@ -93,7 +103,13 @@ fn api_reference() -> Result<String, String> {
                         Some(name) => &doc["components"]["responses"][name],
                         None => r,
                     };
-                    format!("`{code}` {}", r["description"].as_str().unwrap_or(""))
+                    // The schema of a JSON answer, by name (errors: always an ErrorBody).
+                    let schema = r["content"]["application/json"]["schema"]["$ref"]
+                        .as_str()
+                        .filter(|_| code.starts_with('2'))
+                        .and_then(|p| p.rsplit('/').next())
+                        .map_or_else(String::new, |name| format!(" (`{name}`)"));
+                    format!("`{code}` {}{schema}", r["description"].as_str().unwrap_or(""))
                 })
                 .collect();
             codes.sort();

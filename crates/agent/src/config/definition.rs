@@ -21,6 +21,7 @@ pub const HIDDEN: &str = "(secret)";
 /// As JSON its fields are those of the task file, `kind`, `schedule` and `command` (or `argv`,
 /// or `http`) at the top level beside the others.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Definition {
     /// `name`.
     pub name: String,
@@ -72,6 +73,7 @@ pub struct Definition {
 
 /// A task's `kind`, with the fields of a cron task's schedule.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum KindFields {
     /// Runs on a schedule.
@@ -82,6 +84,7 @@ pub enum KindFields {
         timezone: Option<String>,
         /// The anchor of an `@every` schedule, RFC 3339 with its offset.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(test, schemars(extend("format" = "date-time")))]
         anchor: Option<String>,
         /// The schedule in English (not a task file field: shown, never compared).
         description: String,
@@ -92,6 +95,7 @@ pub enum KindFields {
 
 /// What a run does: exactly one of `command`, `argv` and `http`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ProgramFields {
     /// A shell command.
@@ -104,6 +108,7 @@ pub enum ProgramFields {
 
 /// The `http` table. Fields in alphabetical order, the order they are sent in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct HttpFields {
     /// `body`.
     pub body: Option<String>,
@@ -119,28 +124,43 @@ pub struct HttpFields {
 
 /// The names of [`Concurrency`]'s values, as in the task file.
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(description = "`concurrency`: what a slot does while a run is going."))]
 #[serde(remote = "Concurrency", rename_all = "snake_case")]
 enum ConcurrencyName {
+    /// Start another run (up to `max_running`).
     Allow,
+    /// Skip the slot.
     Forbid,
+    /// Wait for the running one to end (up to `max_running` at once).
     Queue,
+    /// Kill the running one and start.
     Replace,
 }
 
 /// The names of [`CatchUp`]'s values, as in the task file.
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(description = "`catch_up`: the slots missed while the agent was down."))]
 #[serde(remote = "CatchUp", rename_all = "snake_case")]
 enum CatchUpName {
+    /// Record them as missed.
     Skip,
+    /// Run the latest of them now.
     Once,
+    /// Run each of them now, oldest first.
     All,
 }
 
 /// The names of [`Origin`]'s values.
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(description = "Where a task was defined."))]
 #[serde(remote = "Origin", rename_all = "snake_case")]
 enum OriginName {
+    /// The task file (read-only through the API, but for run now, pause and resume).
     File,
+    /// The API (`POST /api/v1/tasks`).
     Api,
 }
 

@@ -244,16 +244,21 @@ pub(super) fn check_keys(
         if forbidden.contains(&k) {
             rep.error(key.span().start, task, Some(k), format!("`{k}` cannot have a default"));
         } else if !FIELDS.contains(&k) {
-            let hint = FIELDS
-                .iter()
-                .map(|f| (strsim::levenshtein(f, k), f))
-                .min()
-                .filter(|(d, _)| *d <= 2)
-                .map(|(_, f)| format!("; did you mean `{f}`?"))
-                .unwrap_or_default();
-            rep.error(key.span().start, task, Some(k), format!("unknown field{hint}"));
+            rep.error(key.span().start, task, Some(k), unknown_field(k));
         }
     }
+}
+
+/// What is said of a key that is not a task's field: `unknown field; did you mean `timeout`?`.
+pub fn unknown_field(key: &str) -> String {
+    let hint = FIELDS
+        .iter()
+        .map(|f| (strsim::levenshtein(f, key), f))
+        .min()
+        .filter(|(d, _)| *d <= 2)
+        .map(|(_, f)| format!("; did you mean `{f}`?"))
+        .unwrap_or_default();
+    format!("unknown field{hint}")
 }
 
 #[cfg(test)]

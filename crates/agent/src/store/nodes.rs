@@ -4,9 +4,10 @@ use sqlx::Row;
 
 use super::{Store, StoreError};
 
-/// Whether a node runs, stopped cleanly, or went silent (judged from its record and the time:
-/// see `agent::node_status`).
+/// Whether a node runs, stopped cleanly, or went silent (judged from its record and the time,
+/// by `agent::node_status`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum NodeStatus {
     /// Heard from lately.

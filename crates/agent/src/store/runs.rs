@@ -7,9 +7,10 @@ use sqlx::{any::AnyRow, Row};
 
 use super::{Store, StoreError};
 
-/// How a run ended (or why a slot had no run). Its serde names are [`Outcome::as_str`]'s,
-/// what the store keeps and the API shows.
+/// How a run ended (or why a slot had no run). Its serde names, which are
+/// [`Outcome::as_str`]'s, are what the store keeps and the API shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Still going.
@@ -216,10 +217,16 @@ fn cursor(run: &RunRecord) -> String {
     format!("{}.{}", run.slot_ts, hex::encode(&run.id))
 }
 
-/// The slot and id of a cursor, or `None` when it is not one.
+/// The slot and id of a cursor, or `None` when it is not one: exactly what the API documents
+/// (`^-?[0-9]{1,18}\.([0-9a-fA-F]{2})*$`), an id that is not UTF-8 read lossily (it matches
+/// no run, and the page starts where it would be).
 pub fn parse_cursor(cursor: &str) -> Option<(i64, String)> {
     let (ts, id) = cursor.split_once('.')?;
-    Some((ts.parse().ok()?, String::from_utf8(hex::decode(id).ok()?).ok()?))
+    let digits = ts.strip_prefix('-').unwrap_or(ts);
+    if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((ts.parse().ok()?, String::from_utf8_lossy(&hex::decode(id).ok()?).into_owned()))
 }
 
 impl Store {

@@ -2,9 +2,11 @@
 //! tasks, runs, output (also streamed), run now, pause/resume, kill, reload, node, metrics,
 //! TLS and the refusal to listen openly, strict requests (content types, unknown fields and
 //! parameters, every error JSON), apply's refusal of a file without tasks. `golden` pins the
-//! JSON of every route; `sessions` tests the dashboard's sessions and CSRF protection.
+//! JSON of every route; `sessions` tests the dashboard's sessions and CSRF protection;
+//! `schemathesis` runs schemathesis against an agent, with the OpenAPI document as the contract.
 
 mod golden;
+mod schemathesis;
 mod sessions;
 
 use std::{
@@ -76,6 +78,8 @@ impl Agent {
             .args(["--state-dir", state.to_str().unwrap()])
             .args(extra)
             .envs(env.iter().copied())
+            // Its tasks run in the test's directory, not in the crate's.
+            .current_dir(&dir)
             .stderr(std::fs::File::create(dir.join("agent.log")).unwrap())
             .stdout(Stdio::null())
             .spawn()
@@ -418,7 +422,7 @@ fn tasks_runs_output_and_metrics() {
         (
             "/api/v1/tasks/tick/pause",
             Some(json!({"until": "2001-01-01T00:00:00Z"})),
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
         ),
         ("/api/v1/tasks/tick/pause", Some(json!([1, 2])), StatusCode::BAD_REQUEST),
         ("/api/v1/runs/nope/kill", None, StatusCode::NOT_FOUND),
@@ -1018,7 +1022,7 @@ fn requests_are_strict_and_every_error_is_json() {
         if op["responses"].get("415").is_none() {
             continue;
         }
-        let toml = op["requestBody"]["content"].get("application/toml").is_some();
+        let toml = op["requestBody"]["content"].get("text/plain").is_some();
         let refused: &[Option<&str>] = if toml {
             &[Some("application/json"), Some("application/x-www-form-urlencoded")]
         } else {
@@ -1101,6 +1105,10 @@ fn requests_are_strict_and_every_error_is_json() {
     );
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(send(Method::POST, "/api/v1/tasks/slow/pause", None, "").status(), StatusCode::OK);
+    // Whitespace alone is no JSON (and no empty body): refused, and nothing is done.
+    let r = send(Method::POST, "/api/v1/tasks/slow/resume", json, "\r\n");
+    assert_eq!(error_of(r).0, StatusCode::BAD_REQUEST);
+    assert_eq!(agent.get("/api/v1/tasks/slow")["paused"], true);
     assert_eq!(
         send(Method::POST, "/api/v1/tasks/slow/resume", json, "{}").status(),
         StatusCode::OK

@@ -309,7 +309,19 @@ fn revisions_guard_against_lost_updates() {
             json!({"schedule": 5}),
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
-        (Method::PATCH, "/api/v1/tasks/r", json!({"name": "other"}), StatusCode::BAD_REQUEST),
+        (
+            Method::PATCH,
+            "/api/v1/tasks/r",
+            json!({"name": "other"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        // A typo is refused, also when it removes nothing.
+        (
+            Method::PATCH,
+            "/api/v1/tasks/r",
+            json!({"timout": null}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
         (Method::PATCH, "/api/v1/tasks/nope", json!({}), StatusCode::NOT_FOUND),
     ] {
         let (status, reply) = agent.call(method, path, Some(body.clone()), None);

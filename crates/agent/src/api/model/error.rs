@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Every error's body.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct ErrorBody {
     /// The error.
     pub error: ErrorInfo,
@@ -11,6 +12,7 @@ pub struct ErrorBody {
 
 /// An error: a stable code, a message for people, and details for some.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct ErrorInfo {
     /// A stable machine-readable code (`not_found`, `invalid_task_file`, ...).
     pub code: String,
@@ -23,6 +25,7 @@ pub struct ErrorInfo {
 
 /// The details of an error.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum ErrorDetails {
     /// `revision_conflict`: the task's revision now.
@@ -38,6 +41,7 @@ pub enum ErrorDetails {
 
 /// An error of a task file, where it is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct FileProblem {
     /// 1-based column.
     pub column: usize,
@@ -55,6 +59,7 @@ pub struct FileProblem {
 
 /// An error of a task's definition.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct FieldProblem {
     /// The field, when the error is one field's.
     pub field: Option<String>,

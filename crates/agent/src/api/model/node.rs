@@ -6,6 +6,7 @@ use crate::store::{NodeRecord, NodeStatus};
 
 /// `GET /api/v1/node`: this node, its host and its agent.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Node {
     /// The host's addresses.
     pub addresses: Vec<String>,
@@ -24,6 +25,7 @@ pub struct Node {
     /// Runs in flight on this node.
     pub runs_in_flight: usize,
     /// When the agent started.
+    #[cfg_attr(test, schemars(extend("format" = "date-time")))]
     pub started_at: String,
     /// The node's tags (`--tag`).
     pub tags: Vec<String>,
@@ -38,12 +40,15 @@ pub struct Node {
 /// The task file as the agent last read it: a reload that fails keeps the tasks of the last
 /// good file, and this says so.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct TaskFileState {
     /// False when the last reload failed: the file on disk is not in effect.
     pub in_effect: bool,
     /// When the file was last read (at start or a reload).
+    #[cfg_attr(test, schemars(extend("format" = "date-time")))]
     pub last_reload_at: String,
     /// When it was last read without error: the tasks in effect are from that read.
+    #[cfg_attr(test, schemars(extend("format" = "date-time")))]
     pub last_success_at: String,
     /// Why the last reload failed (`file:line:column: ...` each); empty when it did not.
     pub errors: Vec<String>,
@@ -63,6 +68,7 @@ impl TaskFileState {
 
 /// The machine a node runs on.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Machine {
     /// CPUs the agent may use.
     pub cpus: usize,
@@ -76,6 +82,7 @@ pub struct Machine {
 
 /// `GET /api/v1/nodes`: every node registered in the store.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct NodeList {
     /// The nodes.
     pub nodes: Vec<NodeInfo>,
@@ -83,20 +90,24 @@ pub struct NodeList {
 
 /// A node of the fleet, as registered in the store.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct NodeInfo {
     /// Its addresses.
     pub addresses: Vec<String>,
     /// Its API's URL, when it serves one.
     pub api: Option<String>,
     /// When it was last heard from.
+    #[cfg_attr(test, schemars(extend("format" = "date-time")))]
     pub last_seen: String,
     /// Its name.
     pub name: String,
     /// When its agent started.
+    #[cfg_attr(test, schemars(extend("format" = "date-time")))]
     pub started_at: String,
     /// Alive, stopped or lost.
     pub status: NodeStatus,
     /// When it stopped cleanly.
+    #[cfg_attr(test, schemars(extend("format" = "date-time")))]
     pub stopped_at: Option<String>,
     /// Its tags.
     pub tags: Vec<String>,
@@ -123,6 +134,7 @@ impl NodeInfo {
 
 /// `POST /api/v1/stop`: the agent is stopping.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Stopping {
     /// The agent's process id (gone once it stopped).
     pub pid: u32,

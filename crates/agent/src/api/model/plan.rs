@@ -7,6 +7,7 @@ use crate::agent::{plan, Reloaded};
 
 /// `POST /api/v1/reload`, and `applied` of `POST /api/v1/apply`: how many tasks changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Counts {
     /// New tasks.
     pub added: usize,
@@ -25,6 +26,7 @@ impl From<Reloaded> for Counts {
 /// `POST /api/v1/plan` and `/apply`: what a task file changes (and, after `apply`, what
 /// was done; after `apply --store`, the stored revision).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Plan {
     /// New tasks.
     pub added: Vec<String>,
@@ -47,6 +49,7 @@ pub struct Plan {
 
 /// Something to know before applying a task file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Warning {
     /// A stable code: `empty_task_file` (the file defines no task; `apply` refuses it unless
     /// asked with `allow_empty=true`).
@@ -111,6 +114,7 @@ impl From<&plan::Plan> for Plan {
 
 /// A task whose definition changes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Changed {
     /// What changes.
     pub fields: Vec<FieldChange>,
@@ -122,6 +126,7 @@ pub struct Changed {
 
 /// A changed field, by its task file name (secret values shown as `(secret)`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct FieldChange {
     /// The field.
     pub field: String,
@@ -133,6 +138,7 @@ pub struct FieldChange {
 
 /// A task that goes away.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Removed {
     /// The task.
     pub name: String,

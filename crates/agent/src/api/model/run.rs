@@ -7,6 +7,7 @@ use crate::store::{Outcome, RunRecord};
 
 /// A run, without its output except in `GET /api/v1/runs/{id}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Run {
     /// 1 for the first attempt of a slot.
     pub attempt: u32,
@@ -15,6 +16,7 @@ pub struct Run {
     /// Wall time.
     pub duration_ms: Option<i64>,
     /// When it ended (none while it runs, or for a slot not run).
+    #[cfg_attr(test, schemars(extend("format" = "date-time")))]
     pub ended_at: Option<String>,
     /// The exit code, when it exited.
     pub exit_code: Option<i32>,
@@ -36,8 +38,10 @@ pub struct Run {
     /// The signal that ended it.
     pub signal: Option<i32>,
     /// The slot, RFC 3339 with its offset.
+    #[cfg_attr(test, schemars(extend("format" = "date-time")))]
     pub slot: String,
     /// When it started (none for a slot not run).
+    #[cfg_attr(test, schemars(extend("format" = "date-time")))]
     pub started_at: Option<String>,
     /// The task.
     pub task: String,
@@ -81,6 +85,7 @@ impl Run {
 
 /// `GET /api/v1/runs`: a page of runs, newest first.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct RunPage {
     /// Where the next page starts (`?cursor=`); none after the last page.
     pub next_cursor: Option<String>,
@@ -90,6 +95,7 @@ pub struct RunPage {
 
 /// `POST /api/v1/tasks/{name}/run` (202).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct RunStarted {
     /// The new run's id.
     pub run_id: String,
@@ -99,6 +105,7 @@ pub struct RunStarted {
 
 /// `POST /api/v1/runs/{id}/kill` (202).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Killing {
     /// Always true: the run is being stopped.
     pub killing: bool,

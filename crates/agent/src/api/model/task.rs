@@ -13,6 +13,7 @@ use crate::{
 /// A task with its state on the node asked (`GET /api/v1/tasks`, and the answers of the
 /// routes that change a task).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Task {
     /// Its definition, by the task file's field names.
     #[serde(flatten)]
@@ -20,10 +21,12 @@ pub struct Task {
     /// Its latest run, in the listing (elsewhere: none).
     pub last_run: Option<Run>,
     /// When it fires next on this node (cron tasks of this node, not paused), RFC 3339.
+    #[cfg_attr(test, schemars(extend("format" = "date-time")))]
     pub next_run: Option<String>,
     /// Paused by hand.
     pub paused: bool,
     /// When a pause ends by itself.
+    #[cfg_attr(test, schemars(extend("format" = "date-time")))]
     pub paused_until: Option<String>,
     /// Its runs in flight on this node.
     pub running: usize,
@@ -39,14 +42,17 @@ pub struct Task {
 
 /// What a daemon is doing on this node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Daemon {
     /// `starting`, `up`, `restarting`, or `standby` (a `run_on` daemon other nodes run).
     pub state: DaemonStateName,
     /// Since when its process runs (when `up`), RFC 3339.
+    #[cfg_attr(test, schemars(extend("format" = "date-time")))]
     pub up_since: Option<String>,
     /// How long its process has run (when `up`), seconds.
     pub uptime_s: Option<i64>,
     /// When it starts again (when `restarting`), RFC 3339.
+    #[cfg_attr(test, schemars(extend("format" = "date-time")))]
     pub restart_at: Option<String>,
     /// Restarts after an exit since the agent started (or the task last changed).
     pub restarts: u32,
@@ -54,6 +60,7 @@ pub struct Daemon {
 
 /// The states of a daemon, by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DaemonStateName {
     /// Not started yet.
@@ -119,7 +126,6 @@ impl Serialize for Task {
             runs_here: bool,
             #[serde(flatten)]
             stored: &'a Option<Revision>,
-            #[serde(skip_serializing_if = "Option::is_none")]
             daemon: &'a Option<Daemon>,
         }
         let fields = Fields {
@@ -157,12 +163,15 @@ impl Task {
 
 /// The revision of a task created through the API, and when it was created and changed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Revision {
     /// When it was created.
+    #[cfg_attr(test, schemars(extend("format" = "date-time")))]
     pub created_at: String,
     /// 1, then one more at each change (the ETag; `If-Match` asks for it).
     pub revision: i64,
     /// When it last changed.
+    #[cfg_attr(test, schemars(extend("format" = "date-time")))]
     pub updated_at: String,
 }
 
@@ -178,6 +187,7 @@ impl Revision {
 
 /// `GET /api/v1/tasks/{name}`: the task, its next 10 fire times and its last 20 runs.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct TaskDetail {
     /// The task (its `last_run` is the first of `runs`).
     #[serde(flatten)]
@@ -206,6 +216,7 @@ impl Serialize for TaskDetail {
 
 /// `GET /api/v1/tasks`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct TaskList {
     /// In file order, then the API's tasks by creation.
     pub tasks: Vec<Task>,
@@ -218,15 +229,18 @@ pub fn zoned(z: &jiff::Zoned) -> String {
 
 /// The body of `POST /api/v1/tasks/{name}/pause` (optional).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PauseRequest {
     /// Resume by itself at this instant (RFC 3339, or a local date and time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, schemars(extend("format" = "date-time")))]
     pub until: Option<String>,
 }
 
 /// The body of `POST /api/v1/tasks/{name}/resume` (optional).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ResumeRequest {
     /// What to do with the slots passed while paused [default: skip].
@@ -236,6 +250,7 @@ pub struct ResumeRequest {
 
 /// The slots a paused task passed: skipped, or the latest of them run once, now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Missed {
     /// Skip them.
