@@ -41,7 +41,7 @@ fn step_of(vals: &[u32], lo: u32, hi: u32) -> Option<u32> {
 /// the gap across its end is `n` too (`*/7` minutes fire at :56 and then :00, four minutes
 /// later: not "every 7 minutes").
 fn cyclic_step(vals: &[u32], lo: u32, hi: u32) -> Option<u32> {
-    step_of(vals, lo, hi).filter(|n| (hi - lo + 1) % n == 0)
+    step_of(vals, lo, hi).filter(|n| (hi - lo + 1).is_multiple_of(*n))
 }
 
 /// "a, b and c"
