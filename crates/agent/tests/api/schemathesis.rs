@@ -26,7 +26,7 @@ const REQUIREMENTS: &str = include_str!("schemathesis-requirements.txt");
 /// The configuration.
 const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/schemathesis.toml");
 
-/// Cases per operation and phase: about a minute on two idle cores (5,000 cases or so).
+/// Cases per operation and phase: about a minute on two cores (4,000 cases or so).
 const MAX_EXAMPLES: &str = "100";
 
 /// The run is a failure past this.
