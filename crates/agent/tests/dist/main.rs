@@ -697,6 +697,26 @@ fn the_debian_package_installs_runs_and_purges_in_a_fresh_debian() {
     );
     assert_eq!(std::fs::read_to_string(root.join("etc/cronfleet/tasks.toml")).unwrap(), file);
 
+    // Root's CLI, given no option, finds the package's agent (in /var/lib/cronfleet): status,
+    // reload and stop.
+    let out = run_in(
+        &root,
+        None,
+        "rm -f /var/lib/cronfleet/api-addr; \
+         setpriv --reuid=cronfleet --regid=cronfleet --init-groups \
+             cronfleet agent --config /etc/cronfleet/tasks.toml --state-dir /var/lib/cronfleet \
+             --listen 127.0.0.1:0 2>/dev/null & \
+         pid=$!; for i in $(seq 100); do [ -s /var/lib/cronfleet/api-addr ] && \
+             [ -s /var/lib/cronfleet/agent.json ] && break; sleep 0.1; done; \
+         cronfleet status; echo status=$?; cronfleet reload; echo reload=$?; \
+         cronfleet stop; echo stop=$?; wait $pid; echo exit=$?",
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("agent: running, pid") && text.contains("status=0"), "{text}{stderr}");
+    assert!(text.contains("reloaded: 0 added") && text.contains("reload=0"), "{text}{stderr}");
+    assert!(text.contains("stopped\nstop=0") && text.contains("exit=0"), "{text}{stderr}");
+
     // An admin's own override is kept across an upgrade (here: a reinstall): the mode is not
     // reset.
     let out = run_in(
