@@ -128,15 +128,39 @@ impl Children {
     }
 }
 
+/// What `/proc/PID/stat` says of a process that exists (a zombie included).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcStat {
+    /// It exited and waits for its parent to reap it.
+    pub zombie: bool,
+    /// Its process group.
+    pub group: i32,
+    /// When it started, in clock ticks since boot.
+    pub started: u64,
+}
+
+impl ProcStat {
+    /// Reads `stat` (the contents of `/proc/PID/stat`).
+    fn parse(stat: &str) -> Option<ProcStat> {
+        // The command name (field 2) may hold spaces and parentheses: count from its end.
+        let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split(' ').collect();
+        // Fields 3 (state), 5 (process group) and 22 (start time).
+        Some(ProcStat {
+            zombie: *fields.first()? == "Z",
+            group: fields.get(2)?.parse().ok()?,
+            started: fields.get(19)?.parse().ok()?,
+        })
+    }
+
+    /// Process `pid`, if it exists.
+    pub fn of(pid: i32) -> Option<ProcStat> {
+        ProcStat::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    }
+}
+
 /// When process `pid` started (clock ticks since boot), if it runs (a zombie does not).
 fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: count from its end.
-    let mut fields = stat.rsplit_once(") ")?.1.split(' ');
-    if fields.next()? == "Z" {
-        return None;
-    }
-    fields.nth(18)?.parse().ok()
+    ProcStat::of(pid).filter(|s| !s.zombie).map(|s| s.started)
 }
 
 /// Whether process group `pgid` still has a member that runs (zombies waiting for a parent
@@ -146,11 +170,8 @@ fn group_alive(pgid: i32) -> bool {
         return false;
     }
     let Ok(procs) = std::fs::read_dir("/proc") else { return true };
-    let pgid = pgid.to_string();
     procs.flatten().any(|entry| {
         let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let mut fields = stat.rsplit_once(") ").map_or("", |(_, rest)| rest).split(' ');
-        // Field 3: the state; field 5: the process group.
-        fields.next().is_some_and(|state| state != "Z") && fields.nth(1) == Some(pgid.as_str())
+        ProcStat::parse(&stat).is_some_and(|s| !s.zombie && s.group == pgid)
     })
 }

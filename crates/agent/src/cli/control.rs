@@ -132,8 +132,5 @@ pub fn stop(args: ControlArgs) -> Result<ExitCode, String> {
 
 /// An exited process its parent has not reaped yet.
 fn zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| rest.starts_with('Z')))
-        .unwrap_or(false)
+    crate::children::ProcStat::of(pid).is_some_and(|s| s.zombie)
 }

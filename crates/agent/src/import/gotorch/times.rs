@@ -157,27 +157,17 @@ fn cron_values(field: &Field, text: &str) -> Option<Vec<i64>> {
     Some(field.values.clone().filter(|&v| at(v).is_some_and(|z| schedule.matches(&z))).collect())
 }
 
-/// How a time in a field's value is said: "at second 59", "on Sundays", "in December".
+/// How a time in a field's value is said: "at second 59", "on Sundays", "in December" (the
+/// names from jiff's `%A` and `%B`).
 fn value_name(field: &Field, v: i64) -> String {
-    const DAYS: [&str; 7] =
-        ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
-    const MONTHS: [&str; 12] = [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ];
+    // 2023-01-01 was a Sunday: day `v` of that week has weekday `v` (0: Sunday).
+    let named = |month: i64, day: i64, format: &str| {
+        jiff::civil::Date::new(2023, month as i8, day as i8)
+            .map_or_else(|_| v.to_string(), |d| d.strftime(format).to_string())
+    };
     match field.name {
-        "day-of-week" => format!("on {}s", DAYS[v as usize]),
-        "month" => format!("in {}", MONTHS[v as usize - 1]),
+        "day-of-week" => format!("on {}s", named(1, 1 + v, "%A")),
+        "month" => format!("in {}", named(v, 1, "%B")),
         "day-of-month" => format!("on day {v}"),
         name => format!("at {name} {v}"),
     }
